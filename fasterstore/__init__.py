@@ -1,0 +1,1 @@
+"""FasterStore: an S3-compatible object store built on Twisted."""

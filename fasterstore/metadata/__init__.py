@@ -1,0 +1,1 @@
+"""The metadata engine: in-memory indexes made durable by a WAL and snapshots."""

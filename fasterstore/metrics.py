@@ -1,0 +1,45 @@
+"""
+Prometheus metrics, in a registry of our own (never the global one), so two
+servers in one process (tests, embedding) do not collide.
+Tests: tests/unit/test_metrics.py.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric FasterStore exports.  Create one per server."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "fasterstore_requests", "S3 requests by operation and status.", ["operation", "status"], registry=r
+        )
+        self.requestLatency = Histogram(
+            "fasterstore_request_seconds", "S3 request latency by operation.", ["operation"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.errors = Counter("fasterstore_errors", "S3 error responses by code.", ["code"], registry=r)
+        self.bytesIn = Counter("fasterstore_received_bytes", "Object bytes received.", registry=r)
+        self.bytesOut = Counter("fasterstore_sent_bytes", "Object bytes sent.", registry=r)
+        self.objects = Gauge("fasterstore_objects", "Objects stored.", registry=r)
+        self.storedBytes = Gauge("fasterstore_stored_bytes", "Logical bytes of stored objects.", registry=r)
+        self.fsyncLatency = Histogram(
+            "fasterstore_fsync_seconds", "Duration of one group-commit fsync round.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.groupCommitBatch = Histogram(
+            "fasterstore_group_commit_batch", "Writes made durable by one fsync round.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r,
+        )
+        self.corruption = Counter(
+            "fasterstore_corrupt_reads", "Reads that found a checksum mismatch in a segment.", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)

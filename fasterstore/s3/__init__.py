@@ -1,0 +1,1 @@
+"""HTTP <-> S3 operations: routing, authentication, XML, streaming requests."""

@@ -1,0 +1,1 @@
+"""Long-running background services (snapshots today; compaction, scrub later)."""

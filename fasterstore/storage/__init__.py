@@ -1,0 +1,1 @@
+"""The segment engine: append-only segment files holding checksummed records."""

@@ -1,0 +1,1 @@
+"""FasterStore tests, run with trial."""

@@ -1,0 +1,1 @@
+"""Synchronous unit tests, one module per subject."""
