@@ -1,0 +1,478 @@
+"""
+FasterStore's settings: one typed, frozen L{Settings} object, and the rules
+that build it from the command line, C{FASTERSTORE_*} environment variables
+and a TOML config file.
+
+Every option exists once, in L{OPTIONS}; the command line, the environment
+and the config file are the same options in other clothes.  Precedence:
+command line > environment > config file > default.
+Tests: tests/unit/test_config.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, Tuple
+
+import attrs
+from twisted.internet.endpoints import serverFromString
+from twisted.python.filepath import FilePath
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+DEFAULT_LISTEN = "tcp:9000:interface=127.0.0.1"
+ENV_PREFIX = "FASTERSTORE_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or inconsistent; the text says which."""
+
+
+# -- value parsers -----------------------------------------------------------
+
+_SIZE_UNITS: Dict[str, int] = {
+    "": 1,
+    "b": 1,
+    "k": KiB,
+    "kib": KiB,
+    "m": MiB,
+    "mib": MiB,
+    "g": GiB,
+    "gib": GiB,
+    "t": 1024 * GiB,
+    "tib": 1024 * GiB,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_DURATION_UNITS: Dict[str, float] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smh]?)\s*$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parseSize(value: object) -> int:
+    """
+    A byte count: an integer, or a string such as C{"256MiB"}, C{"5G"} or
+    C{"4096"}.  K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024 (the way disks
+    and segment sizes are usually thought of); KB/MB/GB/TB are powers of 1000.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size in bytes, not {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if match is not None:
+            number, unit = match.groups()
+            multiplier = _SIZE_UNITS.get(unit.lower())
+            if multiplier is not None:
+                return int(float(number) * multiplier) if "." in number else int(number) * multiplier
+    raise ValueError(f"expected a size such as 4096, 256MiB or 5GiB, not {value!r}")
+
+
+def parseDuration(value: object) -> float:
+    """Seconds: a number, or a string such as C{"30"}, C{"2.5s"}, C{"5m"}, C{"1h"}."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of seconds, not {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match is not None:
+            number, unit = match.groups()
+            return float(number) * _DURATION_UNITS[unit]
+    raise ValueError(f"expected a number of seconds such as 30, 2.5s or 5m, not {value!r}")
+
+
+def parseCount(value: object) -> int:
+    """A whole number, given as an integer or its decimal text."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, not {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ValueError(f"expected a whole number, not {value!r}")
+
+
+def parseFlag(value: object) -> bool:
+    """A boolean: TOML C{true}/C{false}, 1/0, or 1/0, true/false, yes/no, on/off as text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError(f"expected true or false, not {value!r}")
+
+
+def parseText(value: object) -> str:
+    """A string, as given."""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, not {value!r}")
+
+
+def parseList(value: object) -> Tuple[str, ...]:
+    """
+    A list of strings.  A TOML array, or (environment, single TOML string)
+    a comma-separated string: endpoint strings never contain commas.
+    """
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError(f"expected a list of strings, not {value!r}")
+
+
+# -- the option table --------------------------------------------------------
+
+Kind = Literal["text", "path", "size", "duration", "count", "flag", "list", "paths"]
+
+_PARSERS: Dict[str, Callable[[object], Any]] = {
+    "text": parseText,
+    "path": parseText,
+    "size": parseSize,
+    "duration": parseDuration,
+    "count": parseCount,
+    "flag": parseFlag,
+    "list": parseList,
+    "paths": parseList,
+}
+
+
+@attrs.frozen
+class OptionSpec:
+    """
+    One option, in all its clothes.
+
+    @ivar name: the long option (C{--name}) and the config-file key.
+    @ivar field: the L{Settings} attribute it fills.
+    @ivar kind: how its text is parsed; C{"list"}/C{"paths"} are repeatable.
+    @ivar help: one line for C{--help}.
+    @ivar short: a one-letter option, if any.
+    """
+
+    name: str
+    field: str
+    kind: Kind
+    help: str
+    short: Optional[str] = None
+
+    @property
+    def envVar(self) -> str:
+        """C{FASTERSTORE_<NAME_IN_UPPER_SNAKE>}."""
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether the option may be given more than once (and is a list)."""
+        return self.kind in ("list", "paths")
+
+    def parse(self, value: object) -> Any:
+        """Turn a raw value (text or TOML) into this option's type."""
+        return _PARSERS[self.kind](value)
+
+
+OPTIONS: Tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "listen", "listen", "list",
+        f"Endpoint string to serve S3 on; repeatable. [default: {DEFAULT_LISTEN}]", "l",
+    ),
+    OptionSpec("data-dir", "dataDir", "path", "Directory holding segments, metadata and credentials. [default: ./data]", "d"),
+    OptionSpec("region", "region", "text", "Region name reported to clients and required in signatures. [default: us-east-1]"),
+    OptionSpec("access-key", "accessKey", "text", "Access key id (with --secret-key); generated on first start if absent."),
+    OptionSpec("secret-key", "secretKey", "text", "Secret access key (with --access-key)."),
+    OptionSpec("domain", "domains", "list", "Base domain for virtual-hosted-style bucket addressing; repeatable."),
+    OptionSpec("config", "configFile", "path", "TOML file with the same options (keys are the long option names)."),
+    OptionSpec("no-fsync", "noFsync", "flag", "Never fsync: acknowledged writes may be lost. Unsafe, benchmarks only."),
+    OptionSpec("segment-size", "segmentSize", "size", "Target segment file size before rotation, in bytes. [default: 256MiB]"),
+    OptionSpec("snapshot-interval", "snapshotInterval", "duration", "Seconds between metadata snapshots. [default: 60]"),
+    OptionSpec(
+        "shutdown-timeout", "shutdownTimeout", "duration",
+        "Seconds in-flight requests get to finish on SIGTERM. [default: 30]",
+    ),
+    OptionSpec("max-object-size", "maxObjectSize", "size", "Largest single PUT accepted, in bytes. [default: 5GiB]"),
+    OptionSpec("drive", "drives", "paths", "Existing directory to store object data on; repeatable (one for now)."),
+    OptionSpec("threads", "threads", "count", "Size of the disk thread pool. [default: 8]"),
+)
+OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
+
+
+# -- the settings ------------------------------------------------------------
+
+
+def _positive(what: str) -> Callable[[Any, "attrs.Attribute[Any]", Any], None]:
+    """An attrs validator: the value must be a number above zero."""
+
+    def check(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+        if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
+            raise ConfigError(f"{attribute.name} must be a positive {what}, not {value!r}")
+
+    return check
+
+
+def _nonNegative(instance: Any, attribute: "attrs.Attribute[Any]", value: float) -> None:
+    """An attrs validator: a finite number of seconds, zero or more."""
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{attribute.name} must be zero or more seconds, not {value!r}")
+
+
+def _defaultDataDir() -> FilePath[str]:
+    """C{./data}, resolved against the working directory at construction."""
+    return FilePath(os.path.abspath("data"))
+
+
+@attrs.frozen
+class Settings:
+    """
+    Everything a FasterStore server is told at startup, already validated.
+
+    Built by L{fasterstore.tap.Options} for C{twistd}, or directly by code
+    embedding FasterStore (every field has the documented default).
+
+    @ivar listen: server endpoint strings (C{tcp:}, C{ssl:}, C{systemd:},
+        C{unix:}...), each already checked to parse.
+    @ivar dataDir: absolute path of the data directory (may not exist yet).
+    @ivar region: the region in SigV4 credential scopes and GetBucketLocation.
+    @ivar accessKey: explicit access key id, or C{None} to use the stored or
+        generated pair (see L{fasterstore.credentials}).
+    @ivar secretKey: explicit secret key, given exactly when C{accessKey} is.
+    @ivar domains: lower-case base domains for virtual-hosted-style requests.
+    @ivar configFile: the config file that was read, if any.
+    @ivar fsync: C{False} only under C{--no-fsync}.
+    @ivar segmentSize: target segment size in bytes.
+    @ivar snapshotInterval: seconds between metadata snapshots.
+    @ivar shutdownTimeout: seconds in-flight requests get on SIGTERM.
+    @ivar maxObjectSize: largest single PUT body in bytes.
+    @ivar drives: directories for object data, never empty: the data
+        directory itself when no C{--drive} is given.  One entry until
+        erasure coding lands.
+    @ivar threads: disk thread pool size.
+    """
+
+    listen: Tuple[str, ...] = attrs.field(default=(DEFAULT_LISTEN,))
+    dataDir: FilePath[str] = attrs.field(factory=_defaultDataDir)
+    region: str = "us-east-1"
+    accessKey: Optional[str] = attrs.field(default=None)
+    secretKey: Optional[str] = attrs.field(default=None, repr=False)
+    domains: Tuple[str, ...] = ()
+    configFile: Optional[FilePath[str]] = None
+    fsync: bool = True
+    segmentSize: int = attrs.field(default=256 * MiB, validator=_positive("number of bytes"))
+    snapshotInterval: float = attrs.field(default=60.0, validator=_positive("number of seconds"))
+    shutdownTimeout: float = attrs.field(default=30.0, validator=_nonNegative)
+    maxObjectSize: int = attrs.field(default=5 * GiB, validator=_positive("number of bytes"))
+    drives: Tuple[FilePath[str], ...] = attrs.field()
+    threads: int = attrs.field(default=8, validator=_positive("number of threads"))
+
+    @drives.default
+    def _drivesDefault(self) -> Tuple[FilePath[str], ...]:
+        """One drive, the data directory, until more are configured."""
+        return (self.dataDir,)
+
+    @listen.validator
+    def _checkListen(self, attribute: "attrs.Attribute[Any]", value: Tuple[str, ...]) -> None:
+        """At least one listener."""
+        if not value:
+            raise ConfigError("at least one listen endpoint is required")
+
+    @accessKey.validator
+    def _checkKeys(self, attribute: "attrs.Attribute[Any]", value: Optional[str]) -> None:
+        """Both keys or neither; a key id that survives an Authorization header."""
+        if (self.accessKey is None) != (self.secretKey is None):
+            raise ConfigError("access-key and secret-key must be given together (or neither, to use generated ones)")
+        if self.accessKey is not None:
+            if not self.accessKey or re.search(r"[\s,=]", self.accessKey):
+                raise ConfigError("access-key must be non-empty, without spaces, ',' or '='")
+            if not self.secretKey:
+                raise ConfigError("secret-key must be non-empty")
+
+    @drives.validator
+    def _checkDrives(self, attribute: "attrs.Attribute[Any]", value: Tuple[FilePath[str], ...]) -> None:
+        """Exactly one drive until erasure coding spreads data over several."""
+        if len(value) != 1:
+            raise ConfigError(
+                f"only one drive is supported until erasure coding lands; {len(value)} were given"
+            )
+
+
+# -- resolving ---------------------------------------------------------------
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def checkEndpoint(description: str) -> None:
+    """
+    Parse an endpoint string the way the server will, against a reactor that
+    never listens, so a typo or a missing TLS key fails at startup with a
+    clear message rather than a traceback from deep in the service.
+    """
+    from twisted.internet.testing import MemoryReactor
+
+    try:
+        serverFromString(MemoryReactor(), description)
+    except Exception as e:
+        hint = ""
+        if description.startswith("systemd:"):
+            hint = " (systemd: endpoints need a socket passed in by systemd socket activation)"
+        raise ConfigError(f"listen endpoint {description!r} is not usable: {e or type(e).__name__}{hint}") from e
+
+
+def checkDomain(domain: str) -> str:
+    """A base domain, normalised to lower case without a leading or trailing dot."""
+    normal = domain.strip().strip(".").lower()
+    if not normal or not all(_HOSTNAME_LABEL.match(label) for label in normal.split(".")):
+        raise ConfigError(f"domain {domain!r} is not a valid host name")
+    return normal
+
+
+def readConfigFile(path: FilePath[str]) -> Dict[str, Any]:
+    """
+    The options in a TOML config file, keyed by long option name and parsed;
+    relative paths are taken relative to the file's own directory.
+    """
+    try:
+        with path.open("r") as f:
+            document = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path.path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path.path} is not valid TOML: {e}") from e
+    values: Dict[str, Any] = {}
+    base = path.parent()
+    for key, raw in document.items():
+        spec = OPTIONS_BY_NAME.get(key)
+        if spec is None or spec.name == "config":
+            known = ", ".join(s.name for s in OPTIONS if s.name != "config")
+            raise ConfigError(f"config file {path.path}: unknown option {key!r} (known: {known})")
+        try:
+            value = spec.parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"config file {path.path}: {key}: {e}") from e
+        if spec.kind == "path":
+            value = _resolvePath(base, value)
+        elif spec.kind == "paths":
+            value = tuple(_resolvePath(base, v) for v in value)
+        values[key] = value
+    return values
+
+
+def _resolvePath(base: FilePath[str], path: str) -> str:
+    """C{path}, made absolute against C{base} if it is relative; C{~} expanded."""
+    return os.path.join(base.path, os.path.expanduser(path))
+
+
+def readEnvironment(environ: Mapping[str, str]) -> Dict[str, Any]:
+    """The options set in C{FASTERSTORE_*} variables; an empty variable counts as unset."""
+    values: Dict[str, Any] = {}
+    for spec in OPTIONS:
+        raw = environ.get(spec.envVar)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[spec.name] = spec.parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"environment variable {spec.envVar}: {e}") from e
+    return values
+
+
+def resolveSettings(
+    commandLine: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> Settings:
+    """
+    Merge the three sources, highest precedence first, and validate.
+
+    @param commandLine: options given on the command line, by long name,
+        already parsed (absent or C{None} or an empty list when not given).
+    @param environ: the process environment (only C{FASTERSTORE_*} is read).
+    """
+    given = {k: v for k, v in commandLine.items() if v not in (None, (), [], False)}
+    parsedCommandLine: Dict[str, Any] = {}
+    for key, raw in given.items():
+        spec = OPTIONS_BY_NAME[key]
+        try:
+            parsedCommandLine[key] = spec.parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"--{key}: {e}") from e
+    fromEnvironment = readEnvironment(environ)
+
+    configPath: Optional[str] = parsedCommandLine.get("config", fromEnvironment.get("config"))
+    configFile = FilePath(os.path.abspath(os.path.expanduser(configPath))) if configPath else None
+    fromFile = readConfigFile(configFile) if configFile is not None else {}
+
+    merged: Dict[str, Any] = {}
+    for source in (fromFile, fromEnvironment, parsedCommandLine):
+        merged.update(source)
+    return _build(merged, configFile)
+
+
+def _build(values: Mapping[str, Any], configFile: Optional[FilePath[str]]) -> Settings:
+    """Turn merged option values into L{Settings}, checking what attrs cannot."""
+    kwargs: Dict[str, Any] = {"configFile": configFile}
+    for name, value in values.items():
+        if name == "config":
+            continue
+        kwargs[OPTIONS_BY_NAME[name].field] = value
+
+    if "listen" in kwargs:
+        kwargs["listen"] = tuple(kwargs["listen"])
+    for endpoint in kwargs.get("listen", (DEFAULT_LISTEN,)):
+        checkEndpoint(endpoint)
+
+    if "dataDir" in kwargs:
+        if not kwargs["dataDir"]:
+            raise ConfigError("data-dir must not be empty")
+        kwargs["dataDir"] = FilePath(os.path.abspath(os.path.expanduser(kwargs["dataDir"])))
+        dataDir = kwargs["dataDir"]
+    else:
+        dataDir = _defaultDataDir()
+    if dataDir.exists() and not dataDir.isdir():
+        raise ConfigError(f"data-dir {dataDir.path} exists and is not a directory")
+
+    if "drives" in kwargs:
+        drives = []
+        for drive in kwargs["drives"]:
+            path = FilePath(os.path.abspath(os.path.expanduser(drive)))
+            if not path.isdir():
+                raise ConfigError(f"drive {path.path} is not an existing directory")
+            drives.append(path)
+        kwargs["drives"] = tuple(drives)
+
+    region = kwargs.get("region")
+    if region is not None and not _REGION.match(region):
+        raise ConfigError(f"region {region!r} must be lower-case letters, digits and '-'")
+
+    if "domains" in kwargs:
+        kwargs["domains"] = tuple(dict.fromkeys(checkDomain(d) for d in kwargs["domains"]))
+
+    noFsync = kwargs.pop("noFsync", False)
+    kwargs["fsync"] = not noFsync
+
+    try:
+        return Settings(**kwargs)
+    except ConfigError as e:
+        # Name the option as the user wrote it, not the attribute.
+        message = str(e)
+        for spec in OPTIONS:
+            message = re.sub(rf"^{spec.field}\b", spec.name, message)
+        raise ConfigError(message) from None
+
+
+def describeOptions() -> Sequence[Tuple[str, str, str]]:
+    """(option, config key, environment variable) for every option, for docs and tests."""
+    return [(f"--{spec.name}", spec.name, spec.envVar) for spec in OPTIONS]

@@ -1,0 +1,364 @@
+"""
+The metadata engine's in-memory state, and the one function that changes it.
+
+Every change is a I{mutation}: a plain JSON-able dict with an C{"op"} key.
+L{MetadataState.apply} is the only code path that applies one, whether the
+engine is committing live, replaying the write-ahead log at startup, or
+building a snapshot by replay, so all three always agree.
+
+C{apply} is I{total}: every mutation has a defined effect on every state (see
+its docstring), so one unexpected record can never make a log unreplayable.
+Validation (bucket exists, bucket empty, preconditions) is the engine's job,
+done before a mutation is logged.
+
+Mutations::
+
+    {"op": "create_bucket", "bucket": BucketRecord.toJSON()}
+    {"op": "delete_bucket", "name": str}
+    {"op": "put_object", "object": ObjectRecord.toJSON(),
+     "extents": [[segment, offset, length], ...], "size": int}
+    {"op": "delete_object", "bucket": str, "key": str}
+    {"op": "discard_extents", "extents": [[segment, offset, length], ...]}
+
+Tests: tests/unit/test_metadata_state.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import attrs
+from sortedcontainers import SortedDict
+
+from fasterstore.errors import S3Error
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord
+from fasterstore.storage.blob import Extent
+
+Mutation = Dict[str, Any]
+
+_MAX_CHAR = "\U0010ffff"
+
+# Snapshots serialise millions of object records: read the fields directly
+# instead of going through attrs.asdict (tuples encode as JSON arrays and
+# ObjectRecord.fromJSON accepts them back).
+_OBJECT_FIELDS = tuple(f.name for f in attrs.fields(ObjectRecord))
+
+
+def _objectJSON(record: ObjectRecord) -> Dict[str, Any]:
+    return {name: getattr(record, name) for name in _OBJECT_FIELDS}
+
+
+def extentsToJSON(extents: Iterable[Extent]) -> List[List[int]]:
+    """Extents as the C{[segment, offset, length]} triples mutations carry."""
+    return [[e.segment, e.offset, e.length] for e in extents]
+
+
+def _extents(triples: Iterable[Sequence[int]]) -> Tuple[Extent, ...]:
+    return tuple(Extent(int(s), int(o), int(n)) for s, o, n in triples)
+
+
+def prefixSuccessor(prefix: str) -> Optional[str]:
+    """
+    The smallest string greater than every string starting with C{prefix},
+    or C{None} if there is none: lets a listing jump past a whole common
+    prefix with one bisection instead of walking the keys under it.
+    """
+    stripped = prefix.rstrip(_MAX_CHAR)
+    if not stripped:
+        return None
+    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
+
+
+@attrs.frozen
+class ListPage:
+    """
+    One page of a bucket listing.
+
+    @ivar objects: the objects returned, in key order.
+    @ivar commonPrefixes: the rolled-up prefixes returned, in order.
+    @ivar isTruncated: whether more entries follow this page.
+    @ivar nextAfter: the last key or common prefix returned (C{""} if none):
+        pass it as C{after} to get the next page (NextMarker /
+        NextContinuationToken).
+    """
+
+    objects: List[ObjectRecord]
+    commonPrefixes: List[str]
+    isTruncated: bool
+    nextAfter: str
+
+
+@attrs.define(eq=True)
+class MetadataState:
+    """
+    Buckets, objects and blobs, with garbage accounting.
+
+    @ivar buckets: bucket records by name.
+    @ivar objects: per bucket, object records by key in key order.
+    @ivar blobs: blob records by content address.
+    @ivar garbage: per segment number, payload bytes no longer referenced
+        (what compaction can reclaim).  Never holds zero entries.
+    @ivar objectCount: number of objects in all buckets.
+    @ivar logicalBytes: sum of the sizes of all objects.
+    """
+
+    buckets: Dict[str, BucketRecord] = attrs.field(factory=dict)
+    objects: Dict[str, "SortedDict[str, ObjectRecord]"] = attrs.field(factory=dict)
+    blobs: Dict[str, BlobRecord] = attrs.field(factory=dict)
+    garbage: Dict[int, int] = attrs.field(factory=dict)
+    objectCount: int = 0
+    logicalBytes: int = 0
+
+    # -- mutations -------------------------------------------------------
+
+    def apply(self, mutation: Mutation) -> None:
+        """
+        Apply one mutation.  Deterministic and total:
+
+          - C{create_bucket} of an existing bucket replaces its record and
+            keeps its objects;
+          - C{delete_bucket} of a missing bucket does nothing; of a non-empty
+            one deletes its objects first (the engine never logs that, but a
+            log holding it stays replayable);
+          - C{put_object} into a missing bucket only counts its extents as
+            garbage;
+          - C{delete_object} of a missing key does nothing.
+
+        @raise ValueError: for an unknown C{op}.
+        """
+        op = mutation["op"]
+        if op == "put_object":
+            self._putObject(
+                ObjectRecord.fromJSON(mutation["object"]),
+                _extents(mutation["extents"]),
+                int(mutation["size"]),
+            )
+        elif op == "delete_object":
+            self._deleteObject(mutation["bucket"], mutation["key"])
+        elif op == "discard_extents":
+            self._addGarbage(_extents(mutation["extents"]))
+        elif op == "create_bucket":
+            record = BucketRecord.fromJSON(mutation["bucket"])
+            self.buckets[record.name] = record
+            self.objects.setdefault(record.name, SortedDict())
+        elif op == "delete_bucket":
+            self._deleteBucket(mutation["name"])
+        else:
+            raise ValueError(f"unknown metadata mutation {op!r}")
+
+    def _addGarbage(self, extents: Iterable[Extent]) -> None:
+        for e in extents:
+            if e.length:
+                self.garbage[e.segment] = self.garbage.get(e.segment, 0) + e.length
+
+    def _putObject(self, record: ObjectRecord, extents: Tuple[Extent, ...], size: int) -> None:
+        keys = self.objects.get(record.bucket)
+        if keys is None:
+            self._addGarbage(extents)
+            return
+        blob = self.blobs.get(record.blob)
+        if blob is None:
+            self.blobs[record.blob] = BlobRecord(record.blob, size, extents, 1)
+        else:
+            # Deduplicated: the bytes just written are a second copy.
+            known = set(blob.extents)
+            self._addGarbage(e for e in extents if e not in known)
+            self.blobs[record.blob] = attrs.evolve(blob, refs=blob.refs + 1)
+        old = keys.get(record.key)
+        keys[record.key] = record
+        if old is None:
+            self.objectCount += 1
+            self.logicalBytes += record.size
+        else:
+            self.logicalBytes += record.size - old.size
+            self._release(old.blob)
+
+    def _release(self, address: str) -> None:
+        """Drop one reference to a blob; unreferenced bytes become garbage."""
+        blob = self.blobs.get(address)
+        if blob is None:
+            return
+        if blob.refs <= 1:
+            del self.blobs[address]
+            self._addGarbage(blob.extents)
+        else:
+            self.blobs[address] = attrs.evolve(blob, refs=blob.refs - 1)
+
+    def _deleteObject(self, bucket: str, key: str) -> None:
+        keys = self.objects.get(bucket)
+        if keys is None:
+            return
+        old = keys.pop(key, None)
+        if old is None:
+            return
+        self.objectCount -= 1
+        self.logicalBytes -= old.size
+        self._release(old.blob)
+
+    def _deleteBucket(self, name: str) -> None:
+        keys = self.objects.get(name)
+        if keys is not None:
+            for key in list(keys):
+                self._deleteObject(name, key)
+            del self.objects[name]
+        self.buckets.pop(name, None)
+
+    # -- reads -----------------------------------------------------------
+
+    def getBucket(self, name: str) -> Optional[BucketRecord]:
+        """The bucket called C{name}, if it exists."""
+        return self.buckets.get(name)
+
+    def listBuckets(self) -> List[BucketRecord]:
+        """Every bucket, sorted by name (as ListBuckets returns them)."""
+        return [self.buckets[name] for name in sorted(self.buckets)]
+
+    def getObject(self, bucket: str, key: str) -> Optional[ObjectRecord]:
+        """The current version of an object, if it exists."""
+        keys = self.objects.get(bucket)
+        if keys is None:
+            return None
+        return keys.get(key)
+
+    def getBlob(self, address: str) -> Optional[BlobRecord]:
+        """The blob with this content address, if any object references it."""
+        return self.blobs.get(address)
+
+    def bucketIsEmpty(self, name: str) -> bool:
+        """Whether a bucket holds no objects (a missing bucket is empty)."""
+        return not self.objects.get(name)
+
+    def objectsIn(self, bucket: str) -> int:
+        """How many objects a bucket holds."""
+        return len(self.objects.get(bucket, ()))
+
+    def listObjects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        maxKeys: int = 1000,
+    ) -> ListPage:
+        """
+        One page of ListObjects(V2) results.
+
+        The listing is the key-ordered sequence of I{entries}: each key
+        starting with C{prefix} is an entry, except that a key with
+        C{delimiter} somewhere after the prefix is rolled into the common
+        prefix ending at that delimiter, which is one entry sitting at its own
+        string position.  The page holds the first C{maxKeys} entries greater
+        than C{after}.  Because a common prefix is only returned when greater
+        than C{after}, passing C{nextAfter} back never repeats a prefix and
+        skips the keys under it.  C{maxKeys <= 0} gives an empty page that is
+        not truncated, as S3 does.
+
+        Cost is O(log n) per entry returned: the walk starts at
+        C{max(after, prefix)} and jumps over each common prefix by bisection.
+
+        @raise S3Error: C{NoSuchBucket}.
+        """
+        keys = self.objects.get(bucket)
+        if keys is None:
+            raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
+        objects: List[ObjectRecord] = []
+        prefixes: List[str] = []
+        if maxKeys <= 0:
+            return ListPage(objects, prefixes, False, "")
+        last = ""
+        count = 0
+        truncated = False
+        for entry in _entries(keys, prefix, delimiter, after):
+            if count == maxKeys:
+                truncated = True
+                break
+            count += 1
+            if isinstance(entry, str):
+                prefixes.append(entry)
+                last = entry
+            else:
+                objects.append(entry)
+                last = entry.key
+        return ListPage(objects, prefixes, truncated, last)
+
+    # -- serialisation ---------------------------------------------------
+
+    def iterRecords(self) -> Iterator[Dict[str, Any]]:
+        """
+        The state as a stream of small records for C{json.dumps} (sequences
+        may be tuples), for snapshots that never build one huge document: C{{"bucket": ...}}, C{{"object": ...}},
+        C{{"blob": ...}} and one C{{"garbage": [[segment, bytes], ...]}}.
+        """
+        for name in sorted(self.buckets):
+            yield {"bucket": self.buckets[name].toJSON()}
+            for record in self.objects.get(name, {}).values():
+                yield {"object": _objectJSON(record)}
+        for blob in self.blobs.values():
+            yield {"blob": blob.toJSON()}
+        yield {"garbage": [[segment, n] for segment, n in sorted(self.garbage.items())]}
+
+    @classmethod
+    def fromRecords(cls, records: Iterable[Dict[str, Any]]) -> "MetadataState":
+        """Rebuild a state from L{iterRecords} output; totals are recomputed."""
+        state = cls()
+        pending: Dict[str, List[Tuple[str, ObjectRecord]]] = {}
+        for item in records:
+            if "object" in item:
+                record = ObjectRecord.fromJSON(item["object"])
+                pending.setdefault(record.bucket, []).append((record.key, record))
+                state.objectCount += 1
+                state.logicalBytes += record.size
+            elif "blob" in item:
+                blob = BlobRecord.fromJSON(item["blob"])
+                state.blobs[blob.address] = blob
+            elif "bucket" in item:
+                bucket = BucketRecord.fromJSON(item["bucket"])
+                state.buckets[bucket.name] = bucket
+            elif "garbage" in item:
+                for segment, n in item["garbage"]:
+                    if n:
+                        state.garbage[int(segment)] = int(n)
+            else:
+                raise ValueError(f"unknown snapshot record {sorted(item)!r}")
+        for name in state.buckets:
+            state.objects[name] = SortedDict(pending.pop(name, ()))
+        if pending:
+            raise ValueError(f"objects in unknown buckets: {sorted(pending)!r}")
+        return state
+
+    def toJSON(self) -> Dict[str, Any]:
+        """The whole state as one JSON-able dict (see L{iterRecords})."""
+        return {"records": list(self.iterRecords())}
+
+    @classmethod
+    def fromJSON(cls, d: Dict[str, Any]) -> "MetadataState":
+        """Inverse of L{toJSON}."""
+        return cls.fromRecords(d["records"])
+
+
+def _entries(
+    keys: "SortedDict[str, ObjectRecord]", prefix: str, delimiter: str, after: str
+) -> Iterator[Union[str, ObjectRecord]]:
+    """Listing entries greater than C{after}, in order (see C{listObjects})."""
+    start = max(after, prefix)
+    # ``after`` itself is excluded; ``prefix`` (when greater) may be a key.
+    inclusive = start != after
+    while True:
+        jumped = False
+        for key in keys.irange(minimum=start, inclusive=(inclusive, True)):
+            if not key.startswith(prefix):
+                return
+            if delimiter:
+                i = key.find(delimiter, len(prefix))
+                if i >= 0:
+                    common = key[: i + len(delimiter)]
+                    if common > after:
+                        yield common
+                    following = prefixSuccessor(common)
+                    if following is None:
+                        return
+                    start, inclusive, jumped = following, True, True
+                    break
+            yield keys[key]
+        if not jumped:
+            return

@@ -1,0 +1,144 @@
+"""
+Service and bucket operations: ListBuckets, CreateBucket, HeadBucket,
+DeleteBucket, GetBucketLocation, ListObjects (v1) and ListObjectsV2.
+Tests: tests/unit/test_resource.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Tuple
+
+from twisted.web.iweb import IRequest
+
+from fasterstore.errors import S3Error
+from fasterstore.metadata.records import BucketRecord
+from fasterstore.s3 import xml
+from fasterstore.s3.context import S3Context
+from fasterstore.s3.names import validateBucketName
+from fasterstore.s3.responses import sendEmpty, sendXML
+
+if TYPE_CHECKING:
+    from fasterstore.s3.resource import Call
+
+MAX_KEYS = 1000
+
+
+def ownedBucket(ctx: S3Context, call: "Call") -> BucketRecord:
+    """The addressed bucket, if it exists and the caller owns it."""
+    name = call.route.bucket
+    assert name is not None
+    bucket = ctx.engine.getBucket(name)
+    if bucket is None:
+        raise S3Error("NoSuchBucket", extra={"BucketName": name})
+    if call.auth is None or bucket.owner != call.auth.credentials.owner:
+        raise S3Error("AccessDenied")
+    return bucket
+
+
+def _owner(call: "Call") -> Tuple[str, str]:
+    assert call.auth is not None
+    return call.auth.credentials.owner, call.auth.credentials.displayName
+
+
+async def listBuckets(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """ListBuckets: the caller's buckets, by name."""
+    ownerId, ownerName = _owner(call)
+    mine = [b for b in ctx.engine.listBuckets() if b.owner == ownerId]
+    sendXML(request, xml.listAllMyBuckets(mine, ownerId, ownerName))
+
+
+async def createBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """CreateBucket, with an optional LocationConstraint document."""
+    name = call.route.bucket
+    assert name is not None
+    validateBucketName(name)
+    body = await call.body.finish() if call.body is not None else b""
+    constraint = xml.parseCreateBucketConfiguration(body)
+    if constraint and constraint != ctx.region:
+        raise S3Error(
+            "IllegalLocationConstraintException",
+            f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.",
+        )
+    ownerId, _ = _owner(call)
+    record = BucketRecord(name=name, owner=ownerId, region=ctx.region, created=ctx.clock.seconds())
+    await ctx.engine.createBucket(record)
+    sendEmpty(request, 200, {"Location": "/" + name})
+
+
+async def headBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """HeadBucket: 200 with the region, or a bodiless error."""
+    bucket = ownedBucket(ctx, call)
+    sendEmpty(request, 200, {"x-amz-bucket-region": bucket.region})
+
+
+async def deleteBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """DeleteBucket: only an empty bucket."""
+    bucket = ownedBucket(ctx, call)
+    await ctx.engine.deleteBucket(bucket.name, bucket.owner)
+    sendEmpty(request, 204)
+
+
+async def getBucketLocation(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """GetBucketLocation: empty for us-east-1, as AWS answers."""
+    bucket = ownedBucket(ctx, call)
+    sendXML(request, xml.locationConstraint(bucket.region))
+
+
+def _maxKeys(call: "Call") -> int:
+    raw = call.route.query.get("max-keys")
+    if raw is None:
+        return MAX_KEYS
+    try:
+        value = int(raw)
+        if value < 0:
+            raise ValueError(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
+                      extra={"ArgumentName": "max-keys", "ArgumentValue": raw}) from None
+    return min(value, MAX_KEYS)
+
+
+async def listObjectsV1(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """ListObjects (v1): Marker / NextMarker pagination."""
+    bucket = ownedBucket(ctx, call)
+    q = call.route.query
+    prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
+    maxKeys = _maxKeys(call)
+    encoding = xml.validateEncodingType(call.route.query.get("encoding-type"))
+    page = ctx.engine.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=marker, maxKeys=maxKeys)
+    sendXML(
+        request,
+        xml.listObjectsV1(
+            bucket=bucket.name, prefix=prefix, marker=marker, delimiter=delimiter,
+            maxKeys=maxKeys, isTruncated=page.isTruncated, objects=page.objects,
+            commonPrefixes=page.commonPrefixes,
+            nextMarker=page.nextAfter if page.isTruncated else None,
+            encodingType=encoding, owner=_owner(call),
+        ),
+    )
+
+
+async def listObjectsV2(ctx: S3Context, call: "Call", request: IRequest) -> None:
+    """ListObjectsV2: continuation tokens, start-after, fetch-owner."""
+    bucket = ownedBucket(ctx, call)
+    q = call.route.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    token = q.get("continuation-token")
+    startAfter = q.get("start-after", "")
+    after = xml.decodeContinuationToken(token) if token is not None else startAfter
+    maxKeys = _maxKeys(call)
+    encoding = xml.validateEncodingType(call.route.query.get("encoding-type"))
+    fetchOwner = q.get("fetch-owner", "").lower() == "true"
+    page = ctx.engine.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=after, maxKeys=maxKeys)
+    sendXML(
+        request,
+        xml.listObjectsV2(
+            bucket=bucket.name, prefix=prefix, delimiter=delimiter, maxKeys=maxKeys,
+            keyCount=len(page.objects) + len(page.commonPrefixes),
+            isTruncated=page.isTruncated, objects=page.objects,
+            commonPrefixes=page.commonPrefixes, continuationToken=token,
+            nextContinuationToken=xml.encodeContinuationToken(page.nextAfter) if page.isTruncated else None,
+            startAfter=q.get("start-after"), encodingType=encoding,
+            owner=_owner(call) if fetchOwner else None,
+        ),
+    )

@@ -1,0 +1,41 @@
+"""
+What every S3 operation works with: the engines, the clock, the settings.
+Tests: tests/unit/test_resource.py.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import attrs
+from twisted.internet.interfaces import IReactorTime
+
+from fasterstore.metadata.engine import MetadataEngine
+from fasterstore.metrics import Metrics
+from fasterstore.s3.sigv4 import Credentials
+from fasterstore.storage.segments import SegmentStore
+
+#: AWS's limit for a single PUT.
+MAX_OBJECT_SIZE = 5 * 1024**3
+
+
+@attrs.define
+class S3Context:
+    """
+    The server-side state an S3 request is served from.
+
+    @ivar lookup: finds the credentials of an access key.
+    @ivar region: the region this server answers for.
+    @ivar domains: base domains for virtual-hosted-style addressing.
+    @ivar draining: set during shutdown; new requests are refused.
+    """
+
+    engine: MetadataEngine
+    segments: SegmentStore
+    clock: IReactorTime
+    lookup: Callable[[str], Optional[Credentials]]
+    metrics: Metrics
+    region: str = "us-east-1"
+    domains: Sequence[str] = ()
+    maxObjectSize: int = MAX_OBJECT_SIZE
+    draining: bool = False

@@ -1,0 +1,280 @@
+"""
+The S3 resource: one leaf that routes every request on its raw URI.
+
+A request becomes a L{Call} as soon as its headers are complete (when served
+by L{StreamingRequest}) or when it renders (in a plain twisted.web Site): it
+is routed, authenticated, matched to an operation and, for an upload, given
+a body receiver that streams into the segment engine.  Then the operation's
+handler writes the response.  Errors become S3 error documents; errors found
+before a body is read are answered before it is read.
+Tests: tests/unit/test_resource.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
+
+from fasterstore.errors import S3Error
+from fasterstore.s3 import admin, buckets, objects
+from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
+from fasterstore.s3.context import S3Context
+from fasterstore.s3.names import validateBucketName, validateKey, validateUserMetadata
+from fasterstore.s3.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
+from fasterstore.s3.responses import errorBody, newRequestId, sendError
+from fasterstore.s3.routing import Route, route
+from fasterstore.s3.sigv4 import Authenticated, PayloadMode, RequestHead, authenticate
+
+log = Logger()
+
+Handler = Callable[[S3Context, "Call", IRequest], Awaitable[None]]
+
+#: Sub-resources S3 defines that this server does not implement yet: a
+#: request naming one gets 501 NotImplemented, never a wrong answer.
+UNIMPLEMENTED = frozenset(
+    """accelerate acl analytics attributes cors delete encryption
+    intelligent-tiering inventory legal-hold lifecycle logging metrics
+    notification object-lock ownershipControls partNumber policy policyStatus
+    publicAccessBlock replication requestPayment restore retention select
+    tagging torrent uploadId uploads versioning versions website
+    session renameObject metadataTable""".split()
+)
+
+
+@attrs.define
+class Call:
+    """
+    One S3 request, resolved.
+
+    @ivar operation: the S3 operation name (for metrics and logs).
+    @ivar handler: the coroutine that answers it.
+    @ivar body: where the body goes, for operations that take one.
+    """
+
+    route: Route
+    auth: Optional[Authenticated]
+    operation: str
+    handler: Handler
+    headers: Dict[str, str]
+    requestId: str
+    body: Optional[Any] = None
+
+
+def headerMap(request: IRequest) -> Dict[str, List[str]]:
+    """Request headers by lower-case name, latin-1 decoded."""
+    return {
+        name.decode("latin-1").lower(): [v.decode("latin-1") for v in values]
+        for name, values in request.requestHeaders.getAllRawHeaders()
+    }
+
+
+def _operation(method: bytes, r: Route, headers: Mapping[str, str]) -> Tuple[str, Handler]:
+    """Match method and sub-resource to an operation."""
+    named = [name for name in r.query if name in UNIMPLEMENTED]
+    if named:
+        raise S3Error("NotImplemented", f"The {named[0]} sub-resource is not implemented yet.")
+    if r.bucket is None:
+        if method == b"GET":
+            return "ListBuckets", buckets.listBuckets
+        raise S3Error("MethodNotAllowed")
+    if r.key is None:
+        if method == b"GET":
+            if "location" in r.query:
+                return "GetBucketLocation", buckets.getBucketLocation
+            if r.query.get("list-type") == "2":
+                return "ListObjectsV2", buckets.listObjectsV2
+            return "ListObjects", buckets.listObjectsV1
+        table = {
+            b"PUT": ("CreateBucket", buckets.createBucket),
+            b"HEAD": ("HeadBucket", buckets.headBucket),
+            b"DELETE": ("DeleteBucket", buckets.deleteBucket),
+        }
+    else:
+        if method == b"PUT" and "x-amz-copy-source" in headers:
+            raise S3Error("NotImplemented", "CopyObject is not implemented yet.")
+        table = {
+            b"PUT": ("PutObject", objects.putObject),
+            b"GET": ("GetObject", objects.getObject),
+            b"HEAD": ("HeadObject", objects.headObject),
+            b"DELETE": ("DeleteObject", objects.deleteObject),
+        }
+    if method == b"POST":
+        raise S3Error("NotImplemented", "This POST operation is not implemented yet.")
+    if method not in table:
+        raise S3Error("MethodNotAllowed")
+    return table[method]
+
+
+def _hasBody(request: IRequest) -> bool:
+    length = request.requestHeaders.getRawHeaders(b"content-length", [b"0"])[0]
+    chunked = request.requestHeaders.hasHeader(b"transfer-encoding")
+    return chunked or length.strip() not in (b"0", b"")
+
+
+@implementer(IStreamingBodyResource)
+class S3Resource(Resource):
+    """
+    The S3 API (plus the reserved C{/_fasterstore/} paths) as a leaf resource.
+
+    Mount it as a Site's root, or as a child anywhere in an existing tree:
+    it routes on the raw URI below its mount point.
+    """
+
+    isLeaf = True
+
+    def __init__(self, context: S3Context) -> None:
+        super().__init__()
+        self.context = context
+        self.inFlight = 0
+        self._idle: List[Deferred[None]] = []
+
+    # -- header time -------------------------------------------------------
+
+    def bodyReceiver(self, request: IRequest) -> Optional[IBodyReceiver]:
+        """Resolve the call once headers are in; refuse early if we can."""
+        call = self._resolve(request)
+        request.fasterstoreCall = call
+        if isinstance(call, S3Error):
+            if _hasBody(request):
+                requestId = newRequestId()
+                body = errorBody(call, request.uri.decode("latin-1"), requestId)
+                headers = {
+                    b"Content-Type": b"application/xml",
+                    b"x-amz-request-id": requestId.encode(),
+                    b"x-amz-id-2": requestId.encode(),
+                }
+                self.context.metrics.errors.labels(call.code).inc()
+                raise EarlyResponse(call.status, headers, body)
+            return None
+        return call.body
+
+    def _resolve(self, request: IRequest) -> Call | S3Error:
+        ctx = self.context
+        try:
+            r = route(
+                request.uri,
+                len(request.prepath or ()),
+                request.getHeader(b"host"),
+                ctx.domains,
+            )
+            allHeaders = headerMap(request)
+            headers = {name: values[0] for name, values in allHeaders.items()}
+            requestId = newRequestId()
+            if r.bucket == "_fasterstore" and not r.virtualHost:
+                return Call(r, None, "Admin", admin.handle, headers, requestId)
+            if ctx.draining:
+                raise S3Error("ServiceUnavailable", "The server is shutting down.")
+            head = RequestHead(
+                method=request.method.decode("latin-1"),
+                rawPath=r.rawPath,
+                rawQuery=r.rawQuery,
+                headers=allHeaders,
+                virtualBucket=r.bucket if r.virtualHost else None,
+            )
+            auth = authenticate(head, ctx.lookup, ctx.region, ctx.clock.seconds())
+            if auth is None:
+                raise S3Error("AccessDenied", "Anonymous access is not allowed.")
+            operation, handler = _operation(request.method, r, headers)
+            call = Call(r, auth, operation, handler, headers, requestId)
+            if r.bucket is not None and operation != "CreateBucket":
+                try:
+                    validateBucketName(r.bucket)
+                except S3Error:
+                    raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
+            if r.key is not None:
+                validateKey(r.key)
+            if operation == "PutObject":
+                call.body = self._objectBody(call)
+            elif _hasBody(request):
+                call.body = SmallBody()
+            return call
+        except S3Error as e:
+            return e
+
+    def _objectBody(self, call: Call) -> ObjectBody:
+        ctx = self.context
+        assert call.route.bucket is not None
+        buckets.ownedBucket(ctx, call)
+        validateUserMetadata(objects.userMetadata(call.headers))
+        spec = uploadSpec(call.headers, call.auth, ctx.maxObjectSize)
+        algorithms = {spec.algorithm}
+        if call.auth is not None and call.auth.payload is PayloadMode.SIGNED:
+            algorithms.add("sha256")
+        writer = ctx.segments.openWriter(algorithms)
+        return ObjectBody(writer, spec, call.auth, ctx.maxObjectSize, ctx.engine.discard)
+
+    # -- render time -------------------------------------------------------
+
+    def render(self, request: IRequest) -> object:
+        """Answer asynchronously; the request is always finished."""
+        self.inFlight += 1
+        d = Deferred.fromCoroutine(self._serve(request))
+        d.addBoth(self._done)
+        return NOT_DONE_YET
+
+    def _done(self, result: object) -> None:
+        self.inFlight -= 1
+        if self.inFlight == 0:
+            waiting, self._idle = self._idle, []
+            for d in waiting:
+                d.callback(None)
+
+    def whenIdle(self) -> Deferred[None]:
+        """Fires when no request is being served (for graceful stop)."""
+        if self.inFlight == 0:
+            return Deferred.fromCoroutine(_nothing())
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
+
+    async def _serve(self, request: IRequest) -> None:
+        ctx = self.context
+        started = ctx.clock.seconds()
+        call = getattr(request, "fasterstoreCall", None)
+        if call is None:
+            call = self._resolve(request)
+            if isinstance(call, Call) and call.body is not None:
+                await _pump(request.content, call.body)
+        operation = call.operation if isinstance(call, Call) else "Unknown"
+        requestId = call.requestId if isinstance(call, Call) else newRequestId()
+        request.setHeader(b"x-amz-request-id", requestId.encode())
+        request.setHeader(b"x-amz-id-2", requestId.encode())
+        request.setHeader(b"Server", b"FasterStore")
+        try:
+            if isinstance(call, S3Error):
+                raise call
+            await call.handler(ctx, call, request)
+        except S3Error as e:
+            ctx.metrics.errors.labels(e.code).inc()
+            resource = call.route.resource if isinstance(call, Call) else request.path.decode("latin-1")
+            sendError(request, e, resource, requestId)
+        except Exception:
+            log.failure("{operation} {uri} failed", operation=operation, uri=request.uri)
+            ctx.metrics.errors.labels("InternalError").inc()
+            sendError(request, S3Error("InternalError"), request.path.decode("latin-1"), requestId)
+        if operation != "Admin":
+            ctx.metrics.requests.labels(operation, str(request.code)).inc()
+            ctx.metrics.requestLatency.labels(operation).observe(ctx.clock.seconds() - started)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _pump(content: Any, body: Any, size: int = 1 << 20) -> None:
+    """Feed a body twisted.web already buffered through the same receiver."""
+    content.seek(0)
+    while True:
+        data = content.read(size)
+        if not data:
+            return
+        wait = body.dataReceived(data)
+        if wait is not None:
+            await wait

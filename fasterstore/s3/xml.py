@@ -1,0 +1,492 @@
+"""
+S3 XML in and out.
+
+In: request bodies are parsed with defusedxml (no DTDs, no entity
+expansion, no external references) under a size cap, and every failure is
+the S3 ``MalformedXML`` error.  Elements are looked up by local name so a
+body with or without the S3 namespace is read the same way.
+
+Out: response documents are built with L{xml.etree.ElementTree}, so any
+key is escaped correctly, and shaped (element names, order, presence rules)
+as AWS emits them.  XML 1.0 cannot carry most C0 control characters; like
+AWS, they are written as numeric character references (``&#x1;``), which
+strict XML 1.0 parsers reject: clients that may meet such keys ask for
+``encoding-type=url``, as botocore always does.  Carriage returns are
+written as ``&#xD;`` so that parsers do not normalise them to line feeds.
+
+Tests: tests/unit/test_xml.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Iterable, Optional, Sequence, Tuple
+from xml.etree import ElementTree
+
+from defusedxml import ElementTree as SafeElementTree
+
+from fasterstore.errors import S3Error
+from fasterstore.metadata.records import BucketRecord, ObjectRecord
+from fasterstore.s3.httpdates import formatISO8601
+
+__all__ = [
+    "S3_NAMESPACE",
+    "MAX_XML_SIZE",
+    "parseXML",
+    "localName",
+    "findChild",
+    "findChildren",
+    "childText",
+    "parseCreateBucketConfiguration",
+    "serialize",
+    "errorDocument",
+    "listAllMyBuckets",
+    "locationConstraint",
+    "validateEncodingType",
+    "urlEncode",
+    "listObjectsV1",
+    "listObjectsV2",
+    "encodeContinuationToken",
+    "decodeContinuationToken",
+]
+
+S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+MAX_XML_SIZE = 1024 * 1024
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+Owner = Tuple[str, str]
+
+
+# -- parsing ---------------------------------------------------------------
+
+
+def parseXML(body: bytes, maxSize: int = MAX_XML_SIZE) -> ElementTree.Element:
+    """
+    Parse an untrusted request body.
+
+    @raise S3Error: C{MalformedXML} if the body is larger than C{maxSize},
+        is not well-formed, or uses DTDs or entities.
+    """
+    if len(body) > maxSize:
+        raise S3Error("MalformedXML")
+    try:
+        root = SafeElementTree.fromstring(
+            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except (ElementTree.ParseError, ValueError, LookupError):
+        # ValueError covers defusedxml's refusals, LookupError an unknown
+        # encoding in the XML declaration.
+        raise S3Error("MalformedXML") from None
+    return root  # type: ignore[no-any-return]
+
+
+def localName(tag: str) -> str:
+    """
+    An element name without its C{{namespace}} part.
+    """
+    return tag.rpartition("}")[2]
+
+
+def findChildren(element: ElementTree.Element, name: str) -> Iterable[ElementTree.Element]:
+    """
+    The direct children called C{name}, in any namespace or none.
+    """
+    return (child for child in element if localName(child.tag) == name)
+
+
+def findChild(element: ElementTree.Element, name: str) -> Optional[ElementTree.Element]:
+    """
+    The first direct child called C{name}, in any namespace or none.
+    """
+    for child in findChildren(element, name):
+        return child
+    return None
+
+
+def childText(element: ElementTree.Element, name: str) -> Optional[str]:
+    """
+    The text of the first child called C{name}: C{None} when there is no
+    such child, C{""} when it is empty.
+    """
+    child = findChild(element, name)
+    if child is None:
+        return None
+    return child.text or ""
+
+
+def parseCreateBucketConfiguration(body: bytes) -> Optional[str]:
+    """
+    The ``LocationConstraint`` of a CreateBucket body.
+
+    @return: C{None} for an empty body or one without the element, else the
+        element's text with surrounding whitespace removed (possibly
+        C{""}; the caller decides what an empty constraint means).
+    @raise S3Error: C{MalformedXML} if the body is not a
+        ``CreateBucketConfiguration`` document.
+    """
+    if not body.strip():
+        return None
+    root = parseXML(body)
+    if localName(root.tag) != "CreateBucketConfiguration":
+        raise S3Error("MalformedXML")
+    text = childText(root, "LocationConstraint")
+    return None if text is None else text.strip()
+
+
+# -- serialising -----------------------------------------------------------
+
+# Characters XML 1.0 cannot carry literally (plus lone surrogates, which
+# cannot even be encoded), and "\r", which parsers would turn into "\n".
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _charRef(match: "re.Match[str]") -> str:
+    """
+    The numeric character reference AWS writes for an unsafe character.
+    """
+    return "&#x%X;" % (ord(match.group()),)
+
+
+def serialize(root: ElementTree.Element) -> bytes:
+    """
+    A complete UTF-8 document for C{root}, with the declaration AWS sends.
+
+    User text only ever appears in element content, and markup never
+    contains control characters, so character references can be applied to
+    the serialised text as a whole.
+    """
+    text = ElementTree.tostring(
+        root, encoding="unicode", short_empty_elements=False
+    )
+    return (XML_DECLARATION + _UNSAFE.sub(_charRef, text)).encode("utf-8")
+
+
+def _root(name: str) -> ElementTree.Element:
+    """
+    A response root element in the S3 namespace.
+    """
+    return ElementTree.Element(name, xmlns=S3_NAMESPACE)
+
+
+def _add(parent: ElementTree.Element, name: str, text: Optional[str] = None) -> ElementTree.Element:
+    """
+    Append a child element, with text if given.
+    """
+    child = ElementTree.SubElement(parent, name)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _bool(value: bool) -> str:
+    """
+    An XML schema boolean, as S3 writes it.
+    """
+    return "true" if value else "false"
+
+
+def _addOwner(parent: ElementTree.Element, owner: Owner) -> None:
+    """
+    Append an ``<Owner>`` with ``ID`` and ``DisplayName``.
+    """
+    element = _add(parent, "Owner")
+    _add(element, "ID", owner[0])
+    _add(element, "DisplayName", owner[1])
+
+
+def errorDocument(error: S3Error, resource: str, requestId: str, hostId: str) -> bytes:
+    """
+    The ``<Error>`` body for C{error}.
+
+    As on AWS the root has no namespace, and the error's extra elements
+    (``Key``, ``BucketName``, ``Condition``...) follow ``Message``.
+    ``Resource`` is omitted when empty or already among the extras.
+    """
+    root = ElementTree.Element("Error")
+    _add(root, "Code", error.code)
+    _add(root, "Message", error.message)
+    for name, value in error.extra.items():
+        _add(root, name, value)
+    if resource and "Resource" not in error.extra:
+        _add(root, "Resource", resource)
+    _add(root, "RequestId", requestId)
+    _add(root, "HostId", hostId)
+    return serialize(root)
+
+
+def listAllMyBuckets(
+    buckets: Sequence[BucketRecord],
+    ownerId: str,
+    ownerName: str,
+    *,
+    continuationToken: Optional[str] = None,
+    prefix: Optional[str] = None,
+    includeRegion: bool = False,
+) -> bytes:
+    """
+    The ListBuckets result.
+
+    @param continuationToken: the token for the next page, when paginated
+        with ``max-buckets``.
+    @param prefix: the ``prefix`` parameter, echoed when given.
+    @param includeRegion: emit ``BucketRegion``, which AWS does only when
+        the request carried a parameter.
+    """
+    root = _root("ListAllMyBucketsResult")
+    _addOwner(root, (ownerId, ownerName))
+    container = _add(root, "Buckets")
+    for bucket in buckets:
+        element = _add(container, "Bucket")
+        _add(element, "Name", bucket.name)
+        _add(element, "CreationDate", formatISO8601(bucket.created))
+        if includeRegion:
+            _add(element, "BucketRegion", bucket.region or "us-east-1")
+    if continuationToken is not None:
+        _add(root, "ContinuationToken", continuationToken)
+    if prefix is not None:
+        _add(root, "Prefix", prefix)
+    return serialize(root)
+
+
+def locationConstraint(region: str) -> bytes:
+    """
+    The GetBucketLocation result: empty for us-east-1, as AWS answers.
+    """
+    root = _root("LocationConstraint")
+    if region and region != "us-east-1":
+        root.text = region
+    return serialize(root)
+
+
+# -- listings --------------------------------------------------------------
+
+_URL_SAFE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.*/"
+)
+
+
+def validateEncodingType(value: Optional[str]) -> Optional[str]:
+    """
+    Check the ``encoding-type`` list parameter.
+
+    @return: C{None} (absent) or C{"url"}.
+    @raise S3Error: C{InvalidArgument} for any other value, as AWS does.
+    """
+    if value is None or value == "url":
+        return value
+    raise S3Error(
+        "InvalidArgument",
+        "Invalid Encoding Method specified in Request",
+        extra={"ArgumentName": "encoding-type", "ArgumentValue": value},
+    )
+
+
+def urlEncode(text: str) -> str:
+    """
+    Encode a key as S3 does for ``encoding-type=url``.
+
+    Form encoding of the UTF-8 bytes: letters, digits and ``-_.*/`` stay,
+    space becomes ``+``, everything else is ``%XX`` (the set MinIO adopted
+    to match AWS).  botocore undoes it with C{unquote_plus}.
+    """
+    out = []
+    for byte in text.encode("utf-8", "surrogatepass"):
+        if byte in _URL_SAFE:
+            out.append(chr(byte))
+        elif byte == 0x20:
+            out.append("+")
+        else:
+            out.append("%%%02X" % (byte,))
+    return "".join(out)
+
+
+_CHECKSUM_NAMES = (
+    ("crc32", "CRC32"),
+    ("crc32c", "CRC32C"),
+    ("crc64nvme", "CRC64NVME"),
+    ("sha1", "SHA1"),
+    ("sha256", "SHA256"),
+)
+
+
+def _addContents(
+    root: ElementTree.Element,
+    obj: ObjectRecord,
+    encode: bool,
+    owner: Optional[Owner],
+) -> None:
+    """
+    Append one ``<Contents>`` entry.
+    """
+    element = _add(root, "Contents")
+    _add(element, "Key", urlEncode(obj.key) if encode else obj.key)
+    _add(element, "LastModified", formatISO8601(obj.modified))
+    _add(element, "ETag", f'"{obj.etag}"')
+    algorithms = {name for name, _ in obj.checksums}
+    for name, wireName in _CHECKSUM_NAMES:
+        if name in algorithms:
+            _add(element, "ChecksumAlgorithm", wireName)
+    _add(element, "Size", str(obj.size))
+    _add(element, "StorageClass", "STANDARD")
+    if owner is not None:
+        _addOwner(element, owner)
+
+
+def _addListBody(
+    root: ElementTree.Element,
+    objects: Sequence[ObjectRecord],
+    commonPrefixes: Sequence[str],
+    encode: bool,
+    owner: Optional[Owner],
+) -> None:
+    """
+    Append the ``Contents`` then ``CommonPrefixes`` shared by both list
+    versions.
+    """
+    for obj in objects:
+        _addContents(root, obj, encode, owner)
+    for commonPrefix in commonPrefixes:
+        element = _add(root, "CommonPrefixes")
+        _add(element, "Prefix", urlEncode(commonPrefix) if encode else commonPrefix)
+
+
+def listObjectsV1(
+    bucket: str,
+    *,
+    prefix: str,
+    marker: str,
+    delimiter: Optional[str],
+    maxKeys: int,
+    isTruncated: bool,
+    objects: Sequence[ObjectRecord],
+    commonPrefixes: Sequence[str],
+    nextMarker: Optional[str],
+    encodingType: Optional[str],
+    owner: Optional[Owner],
+) -> bytes:
+    """
+    The ListObjects (version 1) result.
+
+    ``NextMarker`` is only emitted when a delimiter was given and the result
+    is truncated: without a delimiter AWS leaves clients to use the last
+    key.  C{owner} is the ``Owner`` of every entry (V1 always lists it).
+    With C{encodingType="url"} the key-valued elements (``Prefix``,
+    ``Marker``, ``NextMarker``, ``Delimiter``, ``Key`` and the common
+    prefixes) are L{urlEncode}d and ``EncodingType`` is echoed.
+    """
+    encode = encodingType == "url"
+
+    def key(text: str) -> str:
+        return urlEncode(text) if encode else text
+
+    root = _root("ListBucketResult")
+    _add(root, "Name", bucket)
+    _add(root, "Prefix", key(prefix))
+    _add(root, "Marker", key(marker))
+    if delimiter and isTruncated and nextMarker is not None:
+        _add(root, "NextMarker", key(nextMarker))
+    _add(root, "MaxKeys", str(maxKeys))
+    if delimiter:
+        _add(root, "Delimiter", key(delimiter))
+    if encodingType is not None:
+        _add(root, "EncodingType", encodingType)
+    _add(root, "IsTruncated", _bool(isTruncated))
+    _addListBody(root, objects, commonPrefixes, encode, owner)
+    return serialize(root)
+
+
+def listObjectsV2(
+    bucket: str,
+    *,
+    prefix: str,
+    delimiter: Optional[str],
+    maxKeys: int,
+    isTruncated: bool,
+    objects: Sequence[ObjectRecord],
+    commonPrefixes: Sequence[str],
+    continuationToken: Optional[str],
+    nextContinuationToken: Optional[str],
+    startAfter: Optional[str],
+    encodingType: Optional[str],
+    owner: Optional[Owner],
+    keyCount: Optional[int] = None,
+) -> bytes:
+    """
+    The ListObjectsV2 result.
+
+    @param owner: pass it only for ``fetch-owner=true``; V2 omits ``Owner``
+        otherwise.
+    @param keyCount: defaults to the number of entries plus common
+        prefixes, which is what AWS counts.
+    @param nextContinuationToken: emitted only when truncated.
+
+    With C{encodingType="url"}, ``Prefix``, ``Delimiter``, ``StartAfter``,
+    ``Key`` and the common prefixes are L{urlEncode}d (continuation tokens
+    are already URL-safe) and ``EncodingType`` is echoed.
+    """
+    encode = encodingType == "url"
+
+    def key(text: str) -> str:
+        return urlEncode(text) if encode else text
+
+    if keyCount is None:
+        keyCount = len(objects) + len(commonPrefixes)
+    root = _root("ListBucketResult")
+    _add(root, "Name", bucket)
+    _add(root, "Prefix", key(prefix))
+    if startAfter:
+        _add(root, "StartAfter", key(startAfter))
+    if continuationToken is not None:
+        _add(root, "ContinuationToken", continuationToken)
+    if isTruncated and nextContinuationToken is not None:
+        _add(root, "NextContinuationToken", nextContinuationToken)
+    _add(root, "KeyCount", str(keyCount))
+    _add(root, "MaxKeys", str(maxKeys))
+    if delimiter:
+        _add(root, "Delimiter", key(delimiter))
+    if encodingType is not None:
+        _add(root, "EncodingType", encodingType)
+    _add(root, "IsTruncated", _bool(isTruncated))
+    _addListBody(root, objects, commonPrefixes, encode, owner)
+    return serialize(root)
+
+
+# -- continuation tokens ---------------------------------------------------
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def encodeContinuationToken(key: str) -> str:
+    """
+    An opaque ListObjectsV2 continuation token resuming after C{key}:
+    unpadded base64url of its UTF-8, safe in a query string as is.
+    """
+    return base64.urlsafe_b64encode(key.encode("utf-8")).rstrip(b"=").decode("ascii")
+
+
+def decodeContinuationToken(token: str) -> str:
+    """
+    The key a token from L{encodeContinuationToken} resumes after.
+
+    Only tokens this module could have produced are accepted, so a
+    tampered or truncated one is refused rather than silently resuming
+    somewhere else.
+
+    @raise S3Error: C{InvalidArgument}, with AWS's message.
+    """
+    if _TOKEN.fullmatch(token) is not None and len(token) % 4 != 1:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            key = raw.decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            pass
+        else:
+            if key and encodeContinuationToken(key) == token:
+                return key
+    raise S3Error(
+        "InvalidArgument",
+        "The continuation token provided is incorrect",
+        extra={"ArgumentName": "continuation-token", "ArgumentValue": token},
+    )

@@ -1,0 +1,197 @@
+"""
+Assembling a FasterStore server: engines, the S3 resource, services.
+
+L{FasterStore} is the public way to build one, for C{twistd fasterstore}
+(via L{makeStoreService}) and for an existing Twisted application that wants
+to mount the S3 resource in its own Site and add the service to its own
+Application (see docs/embedding.md).
+Tests: tests/unit/test_service.py, tests/unit/test_embedding.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import attrs
+from twisted.application import strports
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from fasterstore.config import Settings
+from fasterstore.credentials import loadOrCreateCredentials
+from fasterstore.metadata.engine import MetadataEngine, SnapshotService
+from fasterstore.metrics import Metrics
+from fasterstore.s3.context import S3Context
+from fasterstore.s3.request import StreamingRequest
+from fasterstore.s3.resource import S3Resource
+from fasterstore.s3.sigv4 import Credentials
+from fasterstore.storage.segments import SegmentStore
+from fasterstore.threads import PoolRunner
+
+log = Logger()
+
+#: Idle seconds before an HTTP connection is dropped (a stalled upload
+#: releases its writer instead of holding it forever).
+IDLE_TIMEOUT = 120
+
+
+class StoreService(Service):
+    """
+    Starts the disk thread pool and loads the metadata; on stop, refuses new
+    requests, lets in-flight ones finish (up to a bound), then flushes,
+    snapshots and closes the engines.
+    """
+
+    def __init__(self, store: "FasterStore") -> None:
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        store = self.store
+        store.pool.start()
+        d = store.engine.load()
+        d.addErrback(self._loadFailed)
+
+    def _loadFailed(self, failure: Any) -> None:
+        log.failure("could not load the metadata; stopping", failure)
+        self.store.reactor.stop()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        store = self.store
+        store.context.draining = True
+        idle = store.resource.whenIdle()
+        timer = store.reactor.callLater(store.shutdownTimeout, idle.cancel)
+        try:
+            await idle
+        except Exception:
+            log.warn("{n} requests still running after the shutdown timeout", n=store.resource.inFlight)
+        if timer.active():
+            timer.cancel()
+        try:
+            await store.engine.close()
+        finally:
+            try:
+                await store.segments.close()
+            finally:
+                store.pool.stop()
+
+
+@attrs.define
+class FasterStore:
+    """
+    One FasterStore server's parts.
+
+    @ivar resource: the S3 API as a twisted.web resource; mount it at a
+        Site's root or anywhere below it.
+    @ivar service: a MultiService running the engines and periodic work (and
+        the listeners, when built by L{makeStoreService}); add it to your
+        Application.
+    @ivar requestFactory: give it to your Site so uploads stream instead of
+        being buffered by twisted.web (see L{site}).
+    """
+
+    reactor: Any
+    pool: ThreadPool
+    segments: SegmentStore
+    engine: MetadataEngine
+    context: S3Context
+    resource: S3Resource
+    service: MultiService
+    shutdownTimeout: float
+    requestFactory: Callable[..., StreamingRequest] = StreamingRequest
+
+    @classmethod
+    def create(
+        cls,
+        reactor: Any,
+        dataDir: FilePath[str],
+        credentials: Credentials,
+        *,
+        region: str = "us-east-1",
+        domains: tuple[str, ...] = (),
+        fsync: bool = True,
+        segmentSize: int = 256 * 1024 * 1024,
+        snapshotInterval: float = 60.0,
+        shutdownTimeout: float = 30.0,
+        maxObjectSize: int = 5 * 1024**3,
+        threads: int = 8,
+        drive: Optional[FilePath[str]] = None,
+        lookup: Optional[Callable[[str], Optional[Credentials]]] = None,
+    ) -> "FasterStore":
+        """
+        Build a server on a data directory (metadata) and a drive (object
+        data; the data directory itself by default): creates them and opens
+        the active segment; the metadata loads when C{service} starts.
+        """
+        if not dataDir.exists():
+            dataDir.makedirs()
+        metrics = Metrics()
+        pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
+        runner = PoolRunner(reactor, pool)
+        drive = drive if drive is not None else dataDir
+        if not drive.exists():
+            drive.makedirs()
+        segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
+        engine = MetadataEngine(
+            dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync
+        )
+        if lookup is None:
+            def lookup(accessKey: str) -> Optional[Credentials]:
+                return credentials if accessKey == credentials.accessKey else None
+        context = S3Context(
+            engine=engine,
+            segments=segments,
+            clock=reactor,
+            lookup=lookup,
+            metrics=metrics,
+            region=region,
+            domains=domains,
+            maxObjectSize=maxObjectSize,
+        )
+        resource = S3Resource(context)
+        service = MultiService()
+        store = cls(reactor, pool, segments, engine, context, resource, service, shutdownTimeout)
+        StoreService(store).setServiceParent(service)
+        snapshots = SnapshotService(engine, reactor, snapshotInterval)
+        snapshots.setServiceParent(service)
+        return store
+
+    def site(self, root: Optional[Resource] = None) -> Site:
+        """A Site serving C{root} (default: the S3 resource) with streaming uploads."""
+        site = Site(root if root is not None else self.resource, timeout=IDLE_TIMEOUT)
+        site.requestFactory = self.requestFactory
+        return site
+
+
+def makeStoreService(settings: Settings) -> IService:
+    """The whole server for C{twistd fasterstore}: engines plus listeners."""
+    from twisted.internet import reactor
+
+    credentials = loadOrCreateCredentials(settings.dataDir, settings.accessKey, settings.secretKey, log)
+    store = FasterStore.create(
+        reactor,
+        settings.dataDir,
+        credentials,
+        region=settings.region,
+        domains=settings.domains,
+        fsync=settings.fsync,
+        segmentSize=settings.segmentSize,
+        snapshotInterval=settings.snapshotInterval,
+        shutdownTimeout=settings.shutdownTimeout,
+        maxObjectSize=settings.maxObjectSize,
+        threads=settings.threads,
+        drive=settings.drives[0],
+    )
+    site = store.site()
+    for description in settings.listen:
+        strports.service(description, site, reactor=reactor).setServiceParent(store.service)
+    return store.service

@@ -1,0 +1,230 @@
+"""
+Streaming a byte range of a blob to an HTTP response, with backpressure.
+
+L{RangeProducer} is a push producer: it reads the blob in pieces of up to
+256 KiB through L{SegmentStore.readRange} (in the worker threads, verified
+against the block checksums), keeps at most one piece being written and one
+read ahead, and writes to its consumer in slices of at most 64 KiB.  While
+the consumer has it paused it issues no reads, so a slow client costs at
+most two pieces of memory.
+
+How the HTTP layer uses it::
+
+    producer = RangeProducer(store, extents, first, last + 1, request)
+    d = producer.prefetch()          # optional: first piece before headers
+    # on failure: send a clean 500; on success: set headers, then
+    d = producer.start()
+    # on success: request.finish() (unless the client went away);
+    # on failure (CorruptionError): abort the connection, never finish()
+    # cleanly, or the client would take a truncated body as complete.
+
+Tests: tests/unit/test_reader.py.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import attrs
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from fasterstore.storage.blob import Extent
+from fasterstore.storage.segments import ExtentMap, SegmentStore
+
+PIECE_SIZE = 256 * 1024
+WRITE_SIZE = 64 * 1024
+
+
+def _toExtentMap(extents: Union[ExtentMap, Sequence[Extent]]) -> ExtentMap:
+    return ExtentMap.of(extents)
+
+
+@implementer(IPushProducer)
+@attrs.define(eq=False)
+class RangeProducer:
+    """
+    Writes bytes C{[begin, end)} of a blob to C{consumer}.
+
+    @ivar store: where the blob's records are.
+    @ivar extents: the blob's records, in order.
+    @ivar begin: first byte to send.
+    @ivar end: one past the last byte to send.
+    @ivar consumer: usually a twisted.web C{Request}.
+    @ivar pieceSize: bytes per read.
+    @ivar writeSize: most bytes per C{consumer.write}.
+    """
+
+    store: SegmentStore
+    extents: ExtentMap = attrs.field(converter=_toExtentMap)
+    begin: int
+    end: int
+    consumer: IConsumer
+    pieceSize: int = PIECE_SIZE
+    writeSize: int = WRITE_SIZE
+
+    _position: int = attrs.field(init=False)
+    _current: memoryview = attrs.field(init=False, default=memoryview(b""))
+    _next: Optional[bytes] = attrs.field(init=False, default=None)
+    _reading: bool = attrs.field(init=False, default=False)
+    _paused: bool = attrs.field(init=False, default=False)
+    _stopped: bool = attrs.field(init=False, default=False)
+    _started: bool = attrs.field(init=False, default=False)
+    _finished: bool = attrs.field(init=False, default=False)
+    _pumping: bool = attrs.field(init=False, default=False)
+    _error: Optional[Failure] = attrs.field(init=False, default=None)
+    _done: Optional["Deferred[None]"] = attrs.field(init=False, default=None)
+    _prefetched: Optional["Deferred[None]"] = attrs.field(init=False, default=None)
+    _prefetchCalled: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.begin <= self.end <= self.extents.size:
+            raise ValueError(f"range [{self.begin}, {self.end}) of a {self.extents.size}-byte blob")
+        if self.pieceSize <= 0 or self.writeSize <= 0:
+            raise ValueError("pieceSize and writeSize must be positive")
+        self._position = self.begin
+
+    def prefetch(self) -> "Deferred[None]":
+        """
+        Read the first piece now, before L{start}: lets the HTTP layer find a
+        corrupt (small) object while it can still answer with a clean error.
+
+        @return: fires when the piece is in memory; fails with the read error
+            (L{CorruptionError}...), after which L{start} fails too.
+        """
+        if self._started or self._prefetchCalled:
+            raise RuntimeError("prefetch() must come first, and once")
+        self._prefetchCalled = True
+        self._prefetched = Deferred()
+        d = self._prefetched
+        if self._position < self.end:
+            self._read()
+        else:
+            self._prefetchDone(None)
+        return d
+
+    def start(self) -> "Deferred[None]":
+        """
+        Register with the consumer and stream the range.
+
+        @return: fires with L{None} when every byte was written or the
+            consumer stopped us (client gone), after unregistering; fails
+            with the read error (bytes written before it were good).
+        """
+        if self._started:
+            raise RuntimeError("start() called twice")
+        self._started = True
+        if self._error is not None:
+            return fail(self._error)
+        self._done = Deferred()
+        d = self._done
+        self.consumer.registerProducer(self, True)
+        self._pump()
+        return d
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        """The consumer's buffer is full: stop writing, and stop reading."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The consumer drained: go on."""
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        """The consumer went away: stop; not an error."""
+        if self._stopped or self._finished:
+            return
+        self._stopped = True
+        self._current = memoryview(b"")
+        self._next = None
+        self._finish(None)
+
+    # Internals
+
+    def _pump(self) -> None:
+        """
+        Write what can be written and keep one read ahead.  A loop, not
+        recursion: with a synchronous runner a read completes at once.
+        """
+        if self._pumping or not self._started:
+            return
+        self._pumping = True
+        try:
+            while not self._stopped and not self._finished and not self._paused:
+                if self._next is None and not self._reading and self._position < self.end:
+                    self._read()
+                    continue
+                if self._current:
+                    chunk = self._current[: self.writeSize]
+                    self._current = self._current[len(chunk) :]
+                    self.consumer.write(chunk.tobytes())
+                elif self._next is not None:
+                    self._current, self._next = memoryview(self._next), None
+                elif self._reading:
+                    return
+                else:
+                    self._finish(None)
+        finally:
+            self._pumping = False
+
+    def _read(self) -> None:
+        """Start reading the next piece."""
+        start = self._position
+        stop = min(start + self.pieceSize, self.end)
+        self._position = stop
+        self._reading = True
+        try:
+            d = self.store.readRange(self.extents, start, stop)
+        except Exception:
+            d = fail()
+        d.addCallbacks(self._readDone, self._readFailed)
+
+    def _readDone(self, data: bytes) -> None:
+        self._reading = False
+        if self._stopped or self._finished:
+            return
+        self._next = data
+        self._prefetchDone(None)
+        self._pump()
+
+    def _readFailed(self, failure: Failure) -> None:
+        self._reading = False
+        if self._stopped or self._finished:
+            return  # the client left; the store already logged any corruption
+        self._error = failure
+        self._prefetchDone(failure)
+        if self._started:
+            self._finish(failure)
+
+    def _prefetchDone(self, result: Optional[Failure]) -> None:
+        d, self._prefetched = self._prefetched, None
+        if d is None:
+            return
+        if result is None:
+            d.callback(None)
+        else:
+            d.errback(result)
+
+    def _finish(self, result: Optional[Failure]) -> None:
+        """Unregister (unless the consumer stopped us) and report, once."""
+        if self._finished:
+            return
+        self._finished = True
+        self._current = memoryview(b"")
+        self._next = None
+        if not self._stopped:
+            # After stopProducing the consumer may be gone (a Request whose
+            # connection was lost has no channel to unregister from).
+            self.consumer.unregisterProducer()
+        d, self._done = self._done, None
+        if d is not None:
+            if result is None:
+                d.callback(None)
+            else:
+                d.errback(result)
+

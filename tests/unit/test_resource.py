@@ -1,0 +1,376 @@
+"""
+Tests for L{fasterstore.s3.resource} and its operations, through the real
+Resource tree with StubTreq, real engines on a temporary directory, and
+requests signed by botocore's own signer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Dict, Optional, Tuple
+from xml.etree import ElementTree
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from fasterstore.metadata.engine import MetadataEngine
+from fasterstore.metrics import Metrics
+from fasterstore.s3.context import S3Context
+from fasterstore.s3.resource import S3Resource
+from fasterstore.s3.sigv4 import Credentials
+from fasterstore.storage.segments import SegmentStore
+from fasterstore.threads import ImmediateRunner
+
+ACCESS, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+OWNER = Credentials(ACCESS, SECRET, "owner-id", "owner")
+OTHER = Credentials("OTHERKEY", "othersecret", "other-id", "other")
+BASE = "http://s3.test"
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+class Server:
+    """A FasterStore resource on real engines in a temporary directory."""
+
+    def __init__(self, root: FilePath[str]) -> None:
+        self.root = root
+        self.clock = Clock()
+        self.clock.advance(time.time())
+        runner = ImmediateRunner()
+        self.metrics = Metrics()
+        self.segments = SegmentStore(root, runner, targetSize=4 << 20, metrics=self.metrics)
+        self.engine = MetadataEngine(
+            root.path, clock=self.clock, runner=runner, syncData=self.segments.prepareSync, metrics=self.metrics
+        )
+        self.engine.load()
+        keys = {OWNER.accessKey: OWNER, OTHER.accessKey: OTHER}
+        self.context = S3Context(
+            engine=self.engine, segments=self.segments, clock=self.clock,
+            lookup=keys.get, metrics=self.metrics, maxObjectSize=1 << 20,
+        )
+        self.resource = S3Resource(self.context)
+        self.stub = StubTreq(self.resource)
+
+
+class ResourceTestCase(SynchronousTestCase):
+    """Helpers: signed requests and response parsing."""
+
+    def setUp(self) -> None:
+        self.server = Server(FilePath(self.mktemp()))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Optional[Dict[str, str]] = None,
+        creds: Optional[Credentials] = OWNER,
+        payloadHash: Optional[str] = None,
+    ) -> Tuple[int, Dict[str, str], bytes]:
+        """Send a request signed like botocore signs it; return status, headers, body."""
+        url = BASE + path
+        headers = dict(headers or {})
+        if creds is not None:
+            aws = AWSRequest(method=method, url=url, data=body, headers=headers)
+            signer = S3SigV4Auth(BotoCredentials(creds.accessKey, creds.secretKey), "s3", "us-east-1")
+            if payloadHash is not None:
+                signer.payload = lambda request: payloadHash  # type: ignore[method-assign]
+            signer.add_auth(aws)
+            headers = dict(aws.headers.items())
+        stub = self.server.stub
+        response = self.successResultOf(
+            stub.request(method, url, data=body or None, headers={k: [v] for k, v in headers.items()})
+        )
+        content = self.successResultOf(stub.content(response))
+        flat = {k.decode().lower(): v[0].decode() for k, v in response.headers.getAllRawHeaders()}
+        if isinstance(response.length, int):
+            # Twisted's HTTP client moves Content-Length into .length.
+            flat.setdefault("content-length", str(response.length))
+        return response.code, flat, content
+
+    def assertError(self, result: Tuple[int, Dict[str, str], bytes], status: int, code: str) -> None:
+        """The response is the S3 error C{code} with C{status}."""
+        got, headers, body = result
+        self.assertEqual(got, status, body)
+        if body:
+            self.assertEqual(ElementTree.fromstring(body).findtext("Code"), code)
+            self.assertEqual(headers["content-type"], "application/xml")
+
+    def createBucket(self, name: str = "bucket") -> None:
+        status, _, body = self.request("PUT", "/" + name)
+        self.assertEqual(status, 200, body)
+
+
+class BucketTests(ResourceTestCase):
+    """Service and bucket operations."""
+
+    def test_listBucketsEmptyThenOne(self) -> None:
+        """ListBuckets shows the caller's buckets only."""
+        status, _, body = self.request("GET", "/")
+        self.assertEqual(status, 200)
+        self.assertEqual(ElementTree.fromstring(body).findall(f"{NS}Buckets/{NS}Bucket"), [])
+        self.createBucket("mine")
+        self.assertEqual(self.request("PUT", "/theirs", creds=OTHER)[0], 200)
+        names = [b.findtext(f"{NS}Name") for b in ElementTree.fromstring(self.request("GET", "/")[2]).iter(f"{NS}Bucket")]
+        self.assertEqual(names, ["mine"])
+
+    def test_createTwice(self) -> None:
+        """A second create by the owner is BucketAlreadyOwnedByYou; by another, BucketAlreadyExists."""
+        self.createBucket()
+        self.assertError(self.request("PUT", "/bucket"), 409, "BucketAlreadyOwnedByYou")
+        self.assertError(self.request("PUT", "/bucket", creds=OTHER), 409, "BucketAlreadyExists")
+
+    def test_invalidName(self) -> None:
+        """Bucket names follow AWS's rules."""
+        self.assertError(self.request("PUT", "/Bad_Name"), 400, "InvalidBucketName")
+
+    def test_locationConstraint(self) -> None:
+        """A matching LocationConstraint is accepted, another refused, garbage is MalformedXML."""
+        doc = b'<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>'
+        self.assertError(self.request("PUT", "/bucket", doc), 400, "IllegalLocationConstraintException")
+        self.assertError(self.request("PUT", "/bucket", b"<not xml"), 400, "MalformedXML")
+        self.assertEqual(self.server.engine.getBucket("bucket"), None)
+        status, _, body = self.request("GET", "/bucket?location")
+        self.assertEqual(status, 404)
+
+    def test_headAndDelete(self) -> None:
+        """HeadBucket and DeleteBucket, including BucketNotEmpty."""
+        self.assertEqual(self.request("HEAD", "/bucket")[0], 404)
+        self.createBucket()
+        status, headers, _ = self.request("HEAD", "/bucket/")
+        self.assertEqual((status, headers["x-amz-bucket-region"]), (200, "us-east-1"))
+        self.assertEqual(self.request("HEAD", "/bucket", creds=OTHER)[0], 403)
+        self.request("PUT", "/bucket/k", b"x")
+        self.assertError(self.request("DELETE", "/bucket"), 409, "BucketNotEmpty")
+        self.request("DELETE", "/bucket/k")
+        self.assertEqual(self.request("DELETE", "/bucket")[0], 204)
+        self.assertError(self.request("GET", "/bucket"), 404, "NoSuchBucket")
+
+    def test_listObjectsV2Pages(self) -> None:
+        """ListObjectsV2 pages with continuation tokens and groups by delimiter."""
+        self.createBucket()
+        for key in ["a/1", "a/2", "b", "c/x/y", "d"]:
+            self.request("PUT", "/bucket/" + key, key.encode())
+        status, _, body = self.request("GET", "/bucket?list-type=2&delimiter=/&max-keys=2")
+        doc = ElementTree.fromstring(body)
+        self.assertEqual([p.findtext(f"{NS}Prefix") for p in doc.iter(f"{NS}CommonPrefixes")], ["a/"])
+        self.assertEqual([c.findtext(f"{NS}Key") for c in doc.iter(f"{NS}Contents")], ["b"])
+        self.assertEqual(doc.findtext(f"{NS}IsTruncated"), "true")
+        token = doc.findtext(f"{NS}NextContinuationToken")
+        from urllib.parse import quote
+        body = self.request("GET", "/bucket?list-type=2&delimiter=/&continuation-token=" + quote(token, safe=""))[2]
+        doc = ElementTree.fromstring(body)
+        self.assertEqual([p.findtext(f"{NS}Prefix") for p in doc.iter(f"{NS}CommonPrefixes")], ["c/"])
+        self.assertEqual([c.findtext(f"{NS}Key") for c in doc.iter(f"{NS}Contents")], ["d"])
+        self.assertEqual(doc.findtext(f"{NS}IsTruncated"), "false")
+
+    def test_listObjectsV1Marker(self) -> None:
+        """ListObjects v1 starts after the marker."""
+        self.createBucket()
+        for key in ["a", "b", "c"]:
+            self.request("PUT", "/bucket/" + key, b"1")
+        doc = ElementTree.fromstring(self.request("GET", "/bucket?marker=a")[2])
+        self.assertEqual([c.findtext(f"{NS}Key") for c in doc.iter(f"{NS}Contents")], ["b", "c"])
+
+    def test_badMaxKeys(self) -> None:
+        """A non-numeric max-keys is InvalidArgument."""
+        self.createBucket()
+        self.assertError(self.request("GET", "/bucket?max-keys=x"), 400, "InvalidArgument")
+
+
+class ObjectTests(ResourceTestCase):
+    """Object operations, their checks and their errors."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.createBucket()
+
+    def test_roundTrip(self) -> None:
+        """PUT then GET returns the bytes, the MD5 ETag and the stored headers."""
+        data = bytes(range(256)) * 1000
+        status, headers, _ = self.request(
+            "PUT", "/bucket/dir/k%2Bey%20x", data,
+            {"Content-Type": "text/x-test", "x-amz-meta-Color": "blue", "Cache-Control": "no-cache"},
+        )
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["etag"], '"%s"' % hashlib.md5(data).hexdigest())
+        status, headers, body = self.request("GET", "/bucket/dir/k%2Bey%20x")
+        self.assertEqual((status, body), (200, data))
+        self.assertEqual(headers["content-type"], "text/x-test")
+        self.assertEqual(headers["x-amz-meta-color"], "blue")
+        self.assertEqual(headers["cache-control"], "no-cache")
+        self.assertEqual(headers["content-length"], str(len(data)))
+        self.assertIsNotNone(self.server.engine.getObject("bucket", "dir/k+ey x"))
+
+    def test_head(self) -> None:
+        """HEAD has GET's headers, including Content-Length, and no body."""
+        self.request("PUT", "/bucket/k", b"12345")
+        status, headers, body = self.request("HEAD", "/bucket/k")
+        self.assertEqual((status, headers["content-length"], body), (200, "5", b""))
+        status, _, body = self.request("HEAD", "/bucket/missing")
+        self.assertEqual((status, body), (404, b""))
+
+    def test_missing(self) -> None:
+        """GET of a missing key is NoSuchKey naming the key."""
+        status, _, body = self.request("GET", "/bucket/nope")
+        self.assertError((status, {"content-type": "application/xml"}, body), 404, "NoSuchKey")
+        self.assertEqual(ElementTree.fromstring(body).findtext("Key"), "nope")
+
+    def test_responseOverrides(self) -> None:
+        """response-* query parameters override the returned headers."""
+        self.request("PUT", "/bucket/k", b"x", {"Content-Type": "text/plain"})
+        _, headers, _ = self.request("GET", "/bucket/k?response-content-type=image/png&response-content-disposition=attachment")
+        self.assertEqual(headers["content-type"], "image/png")
+        self.assertEqual(headers["content-disposition"], "attachment")
+
+    def test_badContentMD5(self) -> None:
+        """A Content-MD5 mismatch is BadDigest and stores nothing."""
+        wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+        self.assertError(self.request("PUT", "/bucket/k", b"data", {"Content-MD5": wrong}), 400, "BadDigest")
+        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        self.assertError(self.request("PUT", "/bucket/k", b"data", {"Content-MD5": "nope"}), 400, "InvalidDigest")
+
+    def test_payloadHashMismatch(self) -> None:
+        """A body that does not match the signed SHA-256 stores nothing."""
+        self.assertError(
+            self.request("PUT", "/bucket/k", b"data", payloadHash=hashlib.sha256(b"else").hexdigest()),
+            400, "XAmzContentSHA256Mismatch",
+        )
+        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+
+    def test_checksums(self) -> None:
+        """A correct x-amz-checksum-* is stored and returned with checksum mode; a wrong one is BadDigest."""
+        import zlib
+
+        data = b"checksummed"
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        self.assertError(self.request("PUT", "/bucket/k", data, {"x-amz-checksum-crc32": "AAAAAA=="}), 400, "BadDigest")
+        status, headers, _ = self.request("PUT", "/bucket/k", data, {"x-amz-checksum-crc32": crc})
+        self.assertEqual((status, headers["x-amz-checksum-crc32"]), (200, crc))
+        _, headers, _ = self.request("GET", "/bucket/k", headers={"x-amz-checksum-mode": "ENABLED"})
+        self.assertEqual(headers["x-amz-checksum-crc32"], crc)
+        _, headers, _ = self.request("GET", "/bucket/k", headers={"x-amz-checksum-mode": "ENABLED", "Range": "bytes=0-1"})
+        self.assertNotIn("x-amz-checksum-crc32", headers)
+        _, headers, _ = self.request("GET", "/bucket/k")
+        self.assertNotIn("x-amz-checksum-crc32", headers)
+
+    def test_defaultChecksum(self) -> None:
+        """With no checksum named, CRC64NVME is computed and stored, as AWS does."""
+        self.request("PUT", "/bucket/k", b"abc")
+        _, headers, _ = self.request("HEAD", "/bucket/k", headers={"x-amz-checksum-mode": "ENABLED"})
+        self.assertIn("x-amz-checksum-crc64nvme", headers)
+
+    def test_ranges(self) -> None:
+        """Ranged GETs answer 206 with Content-Range; unsatisfiable ones 416."""
+        data = b"0123456789" * 10000
+        self.request("PUT", "/bucket/k", data)
+        for header, expected in [("bytes=5-9", data[5:10]), ("bytes=99990-", data[99990:]), ("bytes=-3", data[-3:])]:
+            status, headers, body = self.request("GET", "/bucket/k", headers={"Range": header})
+            self.assertEqual((status, body), (206, expected), header)
+        status, headers, _ = self.request("GET", "/bucket/k", headers={"Range": "bytes=100000-"})
+        self.assertEqual((status, headers["content-range"]), (416, "bytes */100000"))
+
+    def test_conditionalGet(self) -> None:
+        """If-None-Match gives 304, If-Match a 412."""
+        _, headers, _ = self.request("PUT", "/bucket/k", b"x")
+        etag = headers["etag"]
+        self.assertEqual(self.request("GET", "/bucket/k", headers={"If-None-Match": etag})[0], 304)
+        self.assertError(self.request("GET", "/bucket/k", headers={"If-Match": '"nope"'}), 412, "PreconditionFailed")
+        self.assertEqual(self.request("GET", "/bucket/k", headers={"If-Match": etag})[0], 200)
+
+    def test_conditionalPut(self) -> None:
+        """If-None-Match: * creates once; If-Match must match the current ETag."""
+        self.assertEqual(self.request("PUT", "/bucket/k", b"1", {"If-None-Match": "*"})[0], 200)
+        self.assertError(self.request("PUT", "/bucket/k", b"2", {"If-None-Match": "*"}), 412, "PreconditionFailed")
+        self.assertError(self.request("PUT", "/bucket/k", b"2", {"If-Match": '"nope"'}), 412, "PreconditionFailed")
+        self.assertEqual(self.request("GET", "/bucket/k")[2], b"1")
+
+    def test_tooLarge(self) -> None:
+        """A body over the limit is EntityTooLarge."""
+        self.assertError(self.request("PUT", "/bucket/k", b"x" * ((1 << 20) + 1)), 400, "EntityTooLarge")
+
+    def test_keyTooLong(self) -> None:
+        """Keys over 1024 UTF-8 bytes are refused."""
+        self.assertError(self.request("PUT", "/bucket/" + "k" * 1025, b"x"), 400, "KeyTooLongError")
+
+    def test_deleteIdempotent(self) -> None:
+        """DELETE answers 204 whether or not the key exists."""
+        self.request("PUT", "/bucket/k", b"x")
+        self.assertEqual(self.request("DELETE", "/bucket/k")[0], 204)
+        self.assertEqual(self.request("DELETE", "/bucket/k")[0], 204)
+        self.assertEqual(self.request("GET", "/bucket/k")[0], 404)
+
+    def test_versionIdNull(self) -> None:
+        """versionId=null names the only version; others do not exist."""
+        self.request("PUT", "/bucket/k", b"x")
+        self.assertEqual(self.request("GET", "/bucket/k?versionId=null")[0], 200)
+        self.assertError(self.request("GET", "/bucket/k?versionId=abc"), 404, "NoSuchVersion")
+
+    def test_otherAccount(self) -> None:
+        """Another account cannot read or write the bucket."""
+        self.request("PUT", "/bucket/k", b"x")
+        self.assertError(self.request("GET", "/bucket/k", creds=OTHER), 403, "AccessDenied")
+        self.assertError(self.request("PUT", "/bucket/j", b"x", creds=OTHER), 403, "AccessDenied")
+
+    def test_corruptionIsAnErrorNotWrongBytes(self) -> None:
+        """A flipped byte in a segment gives a 500, never the corrupted bytes."""
+        data = b"A" * 200000
+        self.request("PUT", "/bucket/k", data)
+        segment = self.server.root.child("segments").child("00000001.seg")
+        # In place: the store keeps its file open, so a rename would not do.
+        with segment.open("r+") as f:
+            offset = f.read().index(b"A" * 100) + 50000
+            f.seek(offset)
+            f.write(b"B")
+        status, _, body = self.request("GET", "/bucket/k")
+        self.assertEqual(status, 500)
+        self.assertNotIn(b"A" * 100, body)
+        self.assertEqual(self.server.metrics.corruption._value.get(), 1)
+
+
+class DispatchTests(ResourceTestCase):
+    """Authentication, sub-resources and reserved paths."""
+
+    def test_anonymous(self) -> None:
+        """Unsigned requests are AccessDenied."""
+        self.assertError(self.request("GET", "/", creds=None), 403, "AccessDenied")
+
+    def test_badSecret(self) -> None:
+        """A wrong secret is SignatureDoesNotMatch; an unknown key InvalidAccessKeyId."""
+        bad = Credentials(ACCESS, "wrong", "x", "x")
+        self.assertError(self.request("GET", "/", creds=bad), 403, "SignatureDoesNotMatch")
+        unknown = Credentials("NOBODY", "x", "x", "x")
+        self.assertError(self.request("GET", "/", creds=unknown), 403, "InvalidAccessKeyId")
+
+    def test_notImplemented(self) -> None:
+        """Sub-resources not built yet are 501 NotImplemented, never a 500."""
+        self.createBucket()
+        for path in ["/bucket?versioning", "/bucket?uploads", "/bucket/k?tagging", "/bucket?lifecycle"]:
+            self.assertError(self.request("GET", path), 501, "NotImplemented")
+
+    def test_unknownQueryIgnored(self) -> None:
+        """Query parameters S3 does not define are ignored."""
+        self.createBucket()
+        self.request("PUT", "/bucket/k?foo=bar", b"x")
+        self.assertEqual(self.request("GET", "/bucket/k?x-id=GetObject&zzz")[2], b"x")
+
+    def test_health(self) -> None:
+        """Health and metrics answer without credentials."""
+        self.assertEqual(self.request("GET", "/_fasterstore/health/live", creds=None)[0], 200)
+        self.assertEqual(self.request("GET", "/_fasterstore/health/ready", creds=None)[0], 200)
+        self.createBucket()
+        status, _, body = self.request("GET", "/_fasterstore/metrics", creds=None)
+        self.assertEqual(status, 200)
+        self.assertIn(b'fasterstore_requests_total{operation="CreateBucket",status="200"} 1.0', body)
+
+    def test_draining(self) -> None:
+        """During shutdown new requests get 503 and readiness goes down."""
+        self.server.context.draining = True
+        self.assertError(self.request("GET", "/"), 503, "ServiceUnavailable")
+        self.assertEqual(self.request("GET", "/_fasterstore/health/ready", creds=None)[0], 503)

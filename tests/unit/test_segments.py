@@ -1,0 +1,538 @@
+"""
+Tests for L{fasterstore.storage.segments}: the segment store.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any, Callable, Dict, List, Tuple, Union, cast
+
+import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.logger import ILogObserver, Logger, LogEvent
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from fasterstore.metrics import Metrics
+from fasterstore.storage import segments
+from fasterstore.storage.blob import Extent
+from fasterstore.storage.records import (
+    BLOCK_SIZE,
+    HEADER_SIZE,
+    RECORD_PAYLOAD,
+    encodeRecord,
+    recordLength,
+)
+from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentStore, StoreClosed
+from fasterstore.threads import ImmediateRunner
+
+
+REAL_FDATASYNC = segments._fdatasync
+REAL_FSYNC_DIRECTORY = segments._fsyncDirectory
+
+
+@attrs.define
+class ManualRunner:
+    """
+    A runner that queues work until the test runs it, in any order: the
+    interleavings a thread pool could produce, made deterministic.
+    """
+
+    jobs: List[Tuple["Deferred[Any]", Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]] = (
+        attrs.Factory(list)
+    )
+
+    def run(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> "Deferred[Any]":
+        d: "Deferred[Any]" = Deferred()
+        self.jobs.append((d, f, args, kwargs))
+        return d
+
+    def runOne(self, index: int = 0) -> None:
+        """Run the queued job at C{index} and fire its Deferred."""
+        d, f, args, kwargs = self.jobs.pop(index)
+        try:
+            result = f(*args, **kwargs)
+        except BaseException:
+            d.errback()
+        else:
+            d.callback(result)
+
+    def runAll(self) -> None:
+        """Run jobs, including ones queued meanwhile, until none are left."""
+        while self.jobs:
+            self.runOne()
+
+
+def payloadOf(length: int, seed: int = 0) -> bytes:
+    """Deterministic bytes that differ between seeds and positions."""
+    unit = bytes((i * 131 + seed * 7 + 1) & 0xFF for i in range(251))
+    return (unit * (length // 251 + 1))[:length]
+
+
+def flipByte(path: FilePath[str], offset: int) -> None:
+    """Corrupt one byte of a file, as a bad disk would."""
+    with open(path.path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x40]))
+
+
+class StoreTestCase(SynchronousTestCase):
+    """Helpers to make stores in a fresh directory."""
+
+    def setUp(self) -> None:
+        self.root = FilePath(self.mktemp())
+        self.root.makedirs()
+
+    def store(self, **kwargs: Any) -> SegmentStore:
+        kwargs.setdefault("runner", ImmediateRunner())
+        store = SegmentStore(self.root, **kwargs)
+        self.addCleanup(store.close)
+        return store
+
+    def append(self, store: SegmentStore, payload: bytes) -> Extent:
+        return self.successResultOf(store.append(payload))
+
+
+class LayoutTests(StoreTestCase):
+    """Files and where records land in them."""
+
+    def test_firstSegment(self) -> None:
+        """A new store creates C{segments/00000001.seg}, empty."""
+        store = self.store()
+        path = self.root.child("segments").child("00000001.seg")
+        self.assertTrue(path.exists())
+        self.assertEqual(path.getsize(), 0)
+        self.assertEqual(store.activeSegment, 1)
+        self.assertEqual(store.segmentPath(1), path)
+
+    def test_rootAsString(self) -> None:
+        """The root may be given as a path string."""
+        store = SegmentStore(self.root.path, ImmediateRunner())
+        self.addCleanup(store.close)
+        self.assertEqual(store.root, self.root)
+
+    def test_recordsAreAppended(self) -> None:
+        """Records go one after the other; the file holds header, payload, table."""
+        store = self.store()
+        a = self.append(store, b"hello")
+        b = self.append(store, payloadOf(BLOCK_SIZE + 1))
+        self.assertEqual(a, Extent(1, 0, 5))
+        self.assertEqual(b, Extent(1, recordLength(5), BLOCK_SIZE + 1))
+        header, table = encodeRecord(b"hello")
+        content = store.segmentPath(1).getContent()
+        self.assertEqual(content[: recordLength(5)], header + b"hello" + table)
+        self.assertEqual(len(content), recordLength(5) + recordLength(BLOCK_SIZE + 1))
+
+    def test_payloadLimits(self) -> None:
+        """Empty and over-1-MiB payloads are refused."""
+        store = self.store()
+        self.assertRaises(ValueError, store.append, b"")
+        self.assertRaises(ValueError, store.append, bytes(RECORD_PAYLOAD + 1))
+        self.assertEqual(self.append(store, bytes(RECORD_PAYLOAD)).length, RECORD_PAYLOAD)
+
+    def test_appendParts(self) -> None:
+        """A record can be given in pieces; beforeWrite sees the whole payload."""
+        store = self.store()
+        seen: List[bytes] = []
+        extent = self.successResultOf(
+            store.appendParts([b"ab", memoryview(b"xcdx")[1:3], bytearray(b"e")], seen.append)
+        )
+        self.assertEqual(seen, [b"abcde"])
+        self.assertEqual(self.successResultOf(store.readRange([extent], 0, 5)), b"abcde")
+
+    def test_rotation(self) -> None:
+        """
+        A record that would take the active segment past targetSize starts
+        a new one; older segments stay readable.
+        """
+        size = recordLength(1000)
+        store = self.store(targetSize=2 * size + 10)
+        extents = [self.append(store, payloadOf(1000, i)) for i in range(5)]
+        self.assertEqual([e.segment for e in extents], [1, 1, 2, 2, 3])
+        self.assertEqual([e.offset for e in extents], [0, size, 0, size, 0])
+        for i, extent in enumerate(extents):
+            self.assertEqual(
+                self.successResultOf(store.readRange([extent], 0, 1000)), payloadOf(1000, i)
+            )
+        for n in (1, 2):
+            self.assertEqual(store.segmentPath(n).getsize(), 2 * size)
+
+    def test_oversizedRecord(self) -> None:
+        """A record bigger than targetSize gets a segment of its own."""
+        store = self.store(targetSize=100)
+        extents = [self.append(store, payloadOf(500)) for _ in range(3)]
+        self.assertEqual([(e.segment, e.offset) for e in extents], [(1, 0), (2, 0), (3, 0)])
+
+
+class StartupTests(StoreTestCase):
+    """Reopening a store: no scan, append after the end."""
+
+    def test_reopen(self) -> None:
+        """A reopened store appends to the highest segment, after its end."""
+        first = self.store(targetSize=recordLength(100))
+        a = self.append(first, payloadOf(100, 1))
+        b = self.append(first, payloadOf(100, 2))
+        self.successResultOf(first.close())
+        second = self.store(targetSize=1 << 20)
+        self.assertEqual(second.activeSegment, 2)
+        c = self.append(second, payloadOf(100, 3))
+        self.assertEqual(c, Extent(2, recordLength(100), 100))
+        self.assertEqual(self.successResultOf(second.readRange([a, b, c], 0, 300)),
+                         payloadOf(100, 1) + payloadOf(100, 2) + payloadOf(100, 3))
+
+    def test_garbageAfterCrash(self) -> None:
+        """
+        A torn record left by a crash is skipped over, not parsed: new
+        records go after it and old ones still read.
+        """
+        first = self.store()
+        a = self.append(first, b"committed")
+        self.successResultOf(first.close())
+        with open(first.segmentPath(1).path, "ab") as f:
+            f.write(b"FSR1 torn record...")
+        end = first.segmentPath(1).getsize()
+        second = self.store()
+        b = self.append(second, b"after")
+        self.assertEqual(b, Extent(1, end, 5))
+        self.assertEqual(self.successResultOf(second.readRange([a, b], 0, 14)), b"committedafter")
+
+    def test_ignoresOtherFiles(self) -> None:
+        """Files not named like segments do not confuse startup."""
+        directory = self.root.child("segments")
+        directory.makedirs()
+        directory.child("00000007.seg.tmp").setContent(b"x")
+        directory.child("notes").setContent(b"x")
+        self.assertEqual(self.store().activeSegment, 1)
+
+
+class ConcurrencyTests(StoreTestCase):
+    """Reservations on the calling thread, writes completing in any order."""
+
+    def test_interleavedCompletion(self) -> None:
+        """
+        Appends issued together get disjoint places at once, whatever
+        order their writes finish in.
+        """
+        runner = ManualRunner()
+        store = self.store(runner=runner, targetSize=3 * recordLength(3000))
+        ds = [store.append(payloadOf(3000, i)) for i in range(7)]
+        self.assertEqual(len(runner.jobs), 7)
+        for index in (6, 0, 3, 1, 2, 0, 0):
+            runner.runOne(min(index, len(runner.jobs) - 1))
+        extents = [self.successResultOf(d) for d in ds]
+        self.assertEqual(
+            [(e.segment, e.offset // recordLength(3000)) for e in extents],
+            [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0)],
+        )
+        d = store.readRange(extents, 0, 7 * 3000)
+        runner.runAll()
+        self.assertEqual(self.successResultOf(d), b"".join(payloadOf(3000, i) for i in range(7)))
+
+    def test_shortWrites(self) -> None:
+        """Short pwritev results are resumed until the whole record is written."""
+        real = os.pwritev
+
+        def stingy(fd: int, buffers: List[memoryview], offset: int) -> int:
+            return real(fd, [memoryview(b"".join(buffers))[:777]], offset)
+
+        self.patch(segments.os, "pwritev", stingy)
+        store = self.store()
+        payload = payloadOf(5000)
+        extent = self.append(store, payload)
+        self.patch(segments.os, "pwritev", real)
+        self.assertEqual(self.successResultOf(store.readRange([extent], 0, 5000)), payload)
+
+    def test_writeError(self) -> None:
+        """A failed write (ENOSPC) fails the append."""
+
+        def full(fd: int, buffers: object, offset: int) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        self.patch(segments.os, "pwritev", full)
+        store = self.store()
+        failure = self.failureResultOf(store.append(b"data"), OSError)
+        self.assertEqual(failure.value.errno, errno.ENOSPC)
+        self.assertEqual(store._dirty, set(), "a failed write is not dirty")
+
+
+class SyncTests(StoreTestCase):
+    """prepareSync: which files a group commit must fdatasync."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.synced: List[Tuple[str, object]] = []
+        self.patch(segments, "_fdatasync", lambda fd: self.synced.append(("file", fd)))
+        self.patch(segments, "_fsyncDirectory", lambda p: self.synced.append(("dir", p)))
+
+    def fdOf(self, store: SegmentStore, segment: int) -> int:
+        return store._fds[segment]
+
+    def test_newStore(self) -> None:
+        """A new store's directories need syncing once: segments/ and the root."""
+        store = self.store()
+        store.prepareSync()()
+        self.assertEqual(
+            self.synced,
+            [("dir", store.directory.path), ("dir", self.root.path)],
+        )
+        del self.synced[:]
+        store.prepareSync()()
+        self.assertEqual(self.synced, [])
+
+    def test_writtenSegments(self) -> None:
+        """Exactly the segments written since the last call are synced, once."""
+        store = self.store(targetSize=recordLength(10))
+        store.prepareSync()()
+        del self.synced[:]
+        self.append(store, bytes(10))
+        store.prepareSync()()
+        self.assertEqual(self.synced, [("file", self.fdOf(store, 1))])
+        del self.synced[:]
+        self.append(store, bytes(10))  # rotates to segment 2
+        self.append(store, bytes(10))  # and 3
+        sync = store.prepareSync()
+        self.assertEqual(self.synced, [], "prepareSync itself must not block")
+        sync()
+        self.assertEqual(
+            self.synced,
+            [("file", self.fdOf(store, 2)), ("file", self.fdOf(store, 3)),
+             ("dir", store.directory.path)],
+        )
+
+    def test_inflightWriteNotLost(self) -> None:
+        """
+        A write still in flight during prepareSync is synced by the next
+        round (it was not acknowledged, so nothing depends on it yet).
+        """
+        runner = ManualRunner()
+        store = self.store(runner=runner)
+        store.prepareSync()()
+        del self.synced[:]
+        d = store.append(b"slow")
+        store.prepareSync()()
+        self.assertEqual(self.synced, [])
+        runner.runAll()
+        self.successResultOf(d)
+        store.prepareSync()()
+        self.assertEqual(self.synced, [("file", self.fdOf(store, 1))])
+
+    def test_noFsync(self) -> None:
+        """With fsync=False, the sync function does nothing at all."""
+        store = self.store(fsync=False)
+        self.append(store, b"x")
+        store.prepareSync()()
+        self.assertEqual(self.synced, [])
+
+    def test_realSync(self) -> None:
+        """Unpatched, the sync function really fdatasyncs (smoke test)."""
+        self.patch(segments, "_fdatasync", REAL_FDATASYNC)
+        self.patch(segments, "_fsyncDirectory", REAL_FSYNC_DIRECTORY)
+        store = self.store()
+        self.append(store, b"x")
+        store.prepareSync()()
+
+
+class ReadTests(StoreTestCase):
+    """Reading byte ranges of multi-extent blobs."""
+
+    def blob(self, store: SegmentStore, sizes: List[int]) -> Tuple[List[Extent], bytes]:
+        extents = []
+        data = []
+        for i, size in enumerate(sizes):
+            payload = payloadOf(size, i)
+            extents.append(self.append(store, payload))
+            data.append(payload)
+        return extents, b"".join(data)
+
+    def test_empty(self) -> None:
+        """An empty range (including of a zero-extent blob) is b''."""
+        store = self.store()
+        self.assertEqual(self.successResultOf(store.readRange([], 0, 0)), b"")
+
+    def test_badRange(self) -> None:
+        """A range outside the blob is a ValueError."""
+        store = self.store()
+        extents, _ = self.blob(store, [10])
+        self.assertRaises(ValueError, store.readRange, extents, 0, 11)
+        self.assertRaises(ValueError, store.readRange, extents, 5, 4)
+        self.assertRaises(ValueError, store.readRange, extents, -1, 4)
+
+    def test_acrossExtents(self) -> None:
+        """A range spanning record boundaries joins the right pieces."""
+        store = self.store()
+        extents, data = self.blob(store, [RECORD_PAYLOAD, 70000, 5, RECORD_PAYLOAD])
+        for start, end in [(0, len(data)), (RECORD_PAYLOAD - 3, RECORD_PAYLOAD + 70003),
+                           (RECORD_PAYLOAD + 69999, RECORD_PAYLOAD + 70005), (5, 6)]:
+            self.assertEqual(self.successResultOf(store.readRange(extents, start, end)),
+                             data[start:end])
+
+    def test_readsOnlyCoveringBlocks(self) -> None:
+        """A small range reads the header, one block and one table entry."""
+        store = self.store()
+        extents, data = self.blob(store, [RECORD_PAYLOAD])
+        reads: List[Tuple[int, int]] = []
+        real = os.pread
+
+        def pread(fd: int, n: int, offset: int) -> bytes:
+            reads.append((n, offset))
+            return real(fd, n, offset)
+
+        self.patch(segments.os, "pread", pread)
+        got = self.successResultOf(store.readRange(extents, 5 * BLOCK_SIZE + 1, 5 * BLOCK_SIZE + 9))
+        self.assertEqual(got, data[5 * BLOCK_SIZE + 1 : 5 * BLOCK_SIZE + 9])
+        self.assertEqual(sum(n for n, _ in reads), HEADER_SIZE + BLOCK_SIZE + 4)
+
+    def test_extentMap(self) -> None:
+        """ExtentMap finds the extents of a range and their local ranges."""
+        extents = [Extent(1, 0, 10), Extent(1, 100, 20), Extent(2, 0, 5)]
+        layout = ExtentMap.of(extents)
+        self.assertIs(ExtentMap.of(layout), layout)
+        self.assertEqual(layout.size, 35)
+        self.assertEqual(layout.locate(0, 35),
+                         [(extents[0], 0, 10), (extents[1], 0, 20), (extents[2], 0, 5)])
+        self.assertEqual(layout.locate(10, 30), [(extents[1], 0, 20)])
+        self.assertEqual(layout.locate(9, 11), [(extents[0], 9, 10), (extents[1], 0, 1)])
+        self.assertEqual(layout.locate(31, 32), [(extents[2], 1, 2)])
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        st.lists(st.integers(1, 3 * BLOCK_SIZE), min_size=1, max_size=5),
+        st.data(),
+    )
+    def test_roundTrip(self, sizes: List[int], data: st.DataObject) -> None:
+        """Any range of any blob reads back exactly the bytes written."""
+        store = SegmentStore(FilePath(self.mktemp()), ImmediateRunner(),
+                             targetSize=data.draw(st.integers(1, 4 * BLOCK_SIZE)))
+        try:
+            extents, blob = self.blob(store, sizes)
+            start = data.draw(st.integers(0, len(blob)))
+            end = data.draw(st.integers(start, len(blob)))
+            layout: Union[List[Extent], ExtentMap] = extents
+            if data.draw(st.booleans()):
+                layout = ExtentMap.of(extents)
+            self.assertEqual(self.successResultOf(store.readRange(layout, start, end)),
+                             blob[start:end])
+        finally:
+            store.close()
+
+
+class CorruptionTests(StoreTestCase):
+    """Never return a wrong byte."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.events: List[LogEvent] = []
+        self.patch(segments, "log", Logger(observer=cast(ILogObserver, self.events.append)))
+        self.metrics = Metrics()
+        self.store_ = self.store(metrics=self.metrics)
+        self.payloads = [payloadOf(RECORD_PAYLOAD, 1), payloadOf(3 * BLOCK_SIZE + 7, 2)]
+        self.extents = [self.append(self.store_, p) for p in self.payloads]
+        self.path = self.store_.segmentPath(1)
+
+    def corruptCount(self) -> float:
+        return self.metrics.registry.get_sample_value("fasterstore_corrupt_reads_total") or 0.0
+
+    def assertCorrupt(self, start: int, end: int, offset: int) -> CorruptionError:
+        failure = self.failureResultOf(self.store_.readRange(self.extents, start, end),
+                                       CorruptionError)
+        error = failure.value
+        assert isinstance(error, CorruptionError)
+        self.assertEqual((error.segment, error.offset), (1, offset))
+        self.assertIn("00000001", str(error))
+        return error
+
+    def test_payloadByte(self) -> None:
+        """
+        A flipped payload byte fails whole and ranged reads touching its
+        block, is logged and counted; ranges avoiding its block still read.
+        """
+        second = self.extents[1].offset
+        flipByte(self.path, second + HEADER_SIZE + BLOCK_SIZE + 10)
+        base = RECORD_PAYLOAD
+        self.assertIn("block 1", self.assertCorrupt(0, base + 3 * BLOCK_SIZE + 7, second).reason)
+        self.assertCorrupt(base + BLOCK_SIZE + 10, base + BLOCK_SIZE + 11, second)
+        self.assertCorrupt(base + BLOCK_SIZE - 1, base + BLOCK_SIZE + 1, second)
+        self.assertEqual(self.corruptCount(), 3)
+        self.assertEqual(len(self.events), 3)
+        self.assertEqual(self.events[0]["segment"], 1)
+        self.assertEqual(self.events[0]["offset"], second)
+        self.assertEqual(self.events[0]["log_level"].name, "error")
+        self.assertEqual(
+            self.successResultOf(self.store_.readRange(self.extents, 0, base + BLOCK_SIZE)),
+            self.payloads[0] + self.payloads[1][:BLOCK_SIZE],
+        )
+
+    def test_header(self) -> None:
+        """A flipped header byte fails any read of the record."""
+        flipByte(self.path, 6)
+        self.assertCorrupt(100, 101, 0)
+        self.assertEqual(self.corruptCount(), 1)
+
+    def test_table(self) -> None:
+        """A flipped checksum-table byte fails reads of the block it covers."""
+        flipByte(self.path, HEADER_SIZE + RECORD_PAYLOAD + 4 * 15 + 2)
+        self.assertCorrupt(RECORD_PAYLOAD - 1, RECORD_PAYLOAD, 0)
+        self.successResultOf(self.store_.readRange(self.extents, 0, 15 * BLOCK_SIZE))
+
+    def test_wrongExtent(self) -> None:
+        """An extent whose length disagrees with the record header is corrupt."""
+        extent = attrs.evolve(self.extents[1], length=5)
+        d = self.store_.readRange([extent], 0, 5)
+        self.assertIn("extent says 5", self.failureResultOf(d, CorruptionError).value.reason)
+
+    def test_misplacedExtent(self) -> None:
+        """An extent not pointing at a record header is corrupt."""
+        extent = attrs.evolve(self.extents[1], offset=self.extents[1].offset + 1)
+        self.failureResultOf(self.store_.readRange([extent], 0, 5), CorruptionError)
+
+    def test_truncated(self) -> None:
+        """A record cut short (lost tail of a file) is corrupt, not short data."""
+        with open(self.path.path, "r+b") as f:
+            f.truncate(self.extents[1].offset + 100)
+        self.assertCorrupt(RECORD_PAYLOAD, RECORD_PAYLOAD + 50, self.extents[1].offset)
+
+    def test_missingSegment(self) -> None:
+        """An extent in a segment file that does not exist is corrupt."""
+        d = self.store_.readRange([Extent(9, 0, 10)], 0, 10)
+        failure = self.failureResultOf(d, CorruptionError)
+        self.assertEqual(failure.value.segment, 9)
+        self.assertEqual(self.corruptCount(), 1)
+
+
+class CloseTests(StoreTestCase):
+    """close() waits for work in flight, then refuses more."""
+
+    def test_waitsForInflight(self) -> None:
+        """Files are closed only after in-flight writes and reads finish."""
+        runner = ManualRunner()
+        store = self.store(runner=runner)
+        d1 = store.append(b"abc")
+        closed = store.close()
+        self.assertNoResult(closed)
+        self.assertRaises(StoreClosed, store.append, b"more")
+        runner.runAll()
+        self.successResultOf(d1)
+        self.assertIsNone(self.successResultOf(closed))
+        self.assertEqual(store._fds, {})
+
+    def test_closeTwice(self) -> None:
+        """Closing a closed store is harmless."""
+        store = self.store()
+        self.successResultOf(store.close())
+        self.successResultOf(store.close())
+        self.assertRaises(StoreClosed, store.readRange, [], 0, 0)
+
+    def test_openWriter(self) -> None:
+        """openWriter gives a BlobWriter on this store and its runner."""
+        from fasterstore.storage.writer import BlobWriter
+
+        store = self.store()
+        writer = store.openWriter(["sha256"])
+        self.assertIsInstance(writer, BlobWriter)
+        self.assertIs(writer.store, store)
+        self.assertIs(writer.runner, store.runner)
