@@ -207,6 +207,7 @@ OPTIONS: Tuple[OptionSpec, ...] = (
     OptionSpec("max-object-size", "maxObjectSize", "size", "Largest single PUT accepted, in bytes. [default: 5GiB]"),
     OptionSpec("drive", "drives", "paths", "Existing directory to store object data on; repeatable (one for now)."),
     OptionSpec("threads", "threads", "count", "Size of the disk thread pool. [default: 8]"),
+    OptionSpec("access-log", "accessLog", "text", "Write a combined-format access log to this file ('-': the twistd log). [default: none]"),
 )
 OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
 
@@ -261,6 +262,8 @@ class Settings:
         directory itself when no C{--drive} is given.  One entry until
         erasure coding lands.
     @ivar threads: disk thread pool size.
+    @ivar accessLog: access log file, C{"-"} for the twistd log, or C{None}
+        for none (the default: a log line per request costs throughput).
     """
 
     listen: Tuple[str, ...] = attrs.field(default=(DEFAULT_LISTEN,))
@@ -277,6 +280,7 @@ class Settings:
     maxObjectSize: int = attrs.field(default=5 * GiB, validator=_positive("number of bytes"))
     drives: Tuple[FilePath[str], ...] = attrs.field()
     threads: int = attrs.field(default=8, validator=_positive("number of threads"))
+    accessLog: Optional[str] = None
 
     @drives.default
     def _drivesDefault(self) -> Tuple[FilePath[str], ...]:

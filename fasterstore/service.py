@@ -85,6 +85,18 @@ class StoreService(Service):
                 store.pool.stop()
 
 
+class _Site(Site):
+    """A Site whose access log is off unless asked for."""
+
+    def __init__(self, resource: Resource, logPath: Optional[str], timeout: float) -> None:
+        self._accessLog = logPath is not None
+        super().__init__(resource, logPath=None if logPath in (None, "-") else logPath, timeout=timeout)
+
+    def log(self, request: Any) -> None:
+        if self._accessLog:
+            super().log(request)
+
+
 @attrs.define
 class FasterStore:
     """
@@ -165,10 +177,14 @@ class FasterStore:
         snapshots.setServiceParent(service)
         return store
 
-    def site(self, root: Optional[Resource] = None) -> Site:
-        """A Site serving C{root} (default: the S3 resource) with streaming uploads."""
-        site = Site(root if root is not None else self.resource, timeout=IDLE_TIMEOUT)
-        site.requestFactory = self.requestFactory
+    def site(self, root: Optional[Resource] = None, accessLog: Optional[str] = None) -> Site:
+        """
+        A Site serving C{root} (default: the S3 resource) with streaming
+        uploads.  C{accessLog}: a file for the combined access log, C{"-"} for
+        the twisted log, None (the default) for no access log.
+        """
+        site = _Site(root if root is not None else self.resource, logPath=accessLog, timeout=IDLE_TIMEOUT)
+        site.requestFactory = self.requestFactory  # type: ignore[assignment]
         return site
 
 
@@ -191,7 +207,7 @@ def makeStoreService(settings: Settings) -> IService:
         threads=settings.threads,
         drive=settings.drives[0],
     )
-    site = store.site()
+    site = store.site(accessLog=settings.accessLog)
     for description in settings.listen:
         strports.service(description, site, reactor=reactor).setServiceParent(store.service)
     return store.service

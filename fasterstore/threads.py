@@ -35,7 +35,7 @@ class PoolRunner:
     pool: ThreadPool
 
     def run(self, f: Callable[..., T], *args: Any, **kwargs: Any) -> "Deferred[T]":
-        return deferToThreadPool(self.reactor, self.pool, f, *args, **kwargs)  # type: ignore[arg-type]
+        return deferToThreadPool(self.reactor, self.pool, f, *args, **kwargs)
 
 
 @attrs.define

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.s3.context import S3Context
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from fasterstore.s3.resource import Call
 
 
-def _send(request: IRequest, status: int, contentType: bytes, body: bytes) -> None:
+def _send(request: Request, status: int, contentType: bytes, body: bytes) -> None:
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", contentType)
     request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -30,7 +30,7 @@ def _send(request: IRequest, status: int, contentType: bytes, body: bytes) -> No
     finish(request)
 
 
-async def handle(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def handle(ctx: S3Context, call: "Call", request: Request) -> None:
     """Serve a reserved path."""
     if request.method not in (b"GET", b"HEAD"):
         raise S3Error("MethodNotAllowed")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 import attrs
 from twisted.internet.defer import Deferred, fail, succeed
@@ -128,11 +128,13 @@ def uploadSpec(
     return UploadSpec(size, contentMD5, algorithm, checksum, trailerAlgorithm is not None)
 
 
-class BlobWriterLike:
+class BlobWriterLike(Protocol):
     """The part of the segment engine's blob writer this module uses."""
 
     def write(self, data: bytes) -> Optional[Deferred[None]]: ...
+
     def finish(self) -> Deferred[WrittenBlob]: ...
+
     def abort(self) -> None: ...
 
 
@@ -152,7 +154,7 @@ class ObjectBody:
         spec: UploadSpec,
         auth: Optional[Authenticated],
         maxSize: int,
-        discard: Callable[[WrittenBlob], None],
+        discard: Callable[[WrittenBlob], Any],
     ) -> None:
         self._writer = writer
         self._spec = spec

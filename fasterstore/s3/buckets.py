@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Tuple
 
-from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import BucketRecord
 from fasterstore.s3 import xml
+from fasterstore.s3.body import SmallBody
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateBucketName
 from fasterstore.s3.responses import sendEmpty, sendXML
@@ -40,19 +41,19 @@ def _owner(call: "Call") -> Tuple[str, str]:
     return call.auth.credentials.owner, call.auth.credentials.displayName
 
 
-async def listBuckets(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def listBuckets(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListBuckets: the caller's buckets, by name."""
     ownerId, ownerName = _owner(call)
     mine = [b for b in ctx.engine.listBuckets() if b.owner == ownerId]
     sendXML(request, xml.listAllMyBuckets(mine, ownerId, ownerName))
 
 
-async def createBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     """CreateBucket, with an optional LocationConstraint document."""
     name = call.route.bucket
     assert name is not None
     validateBucketName(name)
-    body = await call.body.finish() if call.body is not None else b""
+    body = await call.body.finish() if isinstance(call.body, SmallBody) else b""
     constraint = xml.parseCreateBucketConfiguration(body)
     if constraint and constraint != ctx.region:
         raise S3Error(
@@ -65,20 +66,20 @@ async def createBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
     sendEmpty(request, 200, {"Location": "/" + name})
 
 
-async def headBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def headBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     """HeadBucket: 200 with the region, or a bodiless error."""
     bucket = ownedBucket(ctx, call)
     sendEmpty(request, 200, {"x-amz-bucket-region": bucket.region})
 
 
-async def deleteBucket(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def deleteBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteBucket: only an empty bucket."""
     bucket = ownedBucket(ctx, call)
     await ctx.engine.deleteBucket(bucket.name, bucket.owner)
     sendEmpty(request, 204)
 
 
-async def getBucketLocation(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def getBucketLocation(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetBucketLocation: empty for us-east-1, as AWS answers."""
     bucket = ownedBucket(ctx, call)
     sendXML(request, xml.locationConstraint(bucket.region))
@@ -98,7 +99,7 @@ def _maxKeys(call: "Call") -> int:
     return min(value, MAX_KEYS)
 
 
-async def listObjectsV1(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def listObjectsV1(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListObjects (v1): Marker / NextMarker pagination."""
     bucket = ownedBucket(ctx, call)
     q = call.route.query
@@ -118,7 +119,7 @@ async def listObjectsV1(ctx: S3Context, call: "Call", request: IRequest) -> None
     )
 
 
-async def listObjectsV2(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def listObjectsV2(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListObjectsV2: continuation tokens, start-after, fetch-owner."""
     bucket = ownedBucket(ctx, call)
     q = call.route.query

@@ -44,10 +44,10 @@ _TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
 _MONTH = r"(?P<month>[A-Za-z]{3})"
 
 # Sun, 06 Nov 1994 08:49:37 GMT  (IMF-fixdate; one-digit days tolerated, and
-# "UTC" / "+0000" which some clients send).
+# "UTC" / "+0000" / "-0000" which some clients send).
 _RFC1123 = re.compile(
     r"[A-Za-z]{3},\s+(?P<day>\d{1,2})\s+" + _MONTH + r"\s+(?P<year>\d{4})\s+"
-    + _TIME + r"\s+(?:GMT|UTC|\+0000)",
+    + _TIME + r"\s+(?:GMT|UTC|[+-]0000)",
     re.ASCII,
 )
 # Sunday, 06-Nov-94 08:49:37 GMT

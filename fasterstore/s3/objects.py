@@ -11,13 +11,16 @@ Tests: tests/unit/test_resource.py.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
+
+from twisted.internet.interfaces import IConsumer
 
 from twisted.logger import Logger
-from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord
+from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
@@ -96,14 +99,16 @@ def _current(ctx: S3Context, call: "Call") -> ObjectRecord:
     return record
 
 
-async def putObject(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutObject: verify the streamed body, commit durably, answer."""
     ownedBucket(ctx, call)
-    blob = await call.body.finish()
+    body = call.body
+    assert isinstance(body, ObjectBody), "PutObject always gets an ObjectBody"
+    blob = await body.finish()
     assert call.route.bucket is not None and call.route.key is not None
     checksums = tuple(
         (algorithm, base64.b64encode(blob.digests[algorithm]).decode())
-        for algorithm in sorted(call.body.algorithms)
+        for algorithm in sorted(body.algorithms)
     )
     record = ObjectRecord(
         bucket=call.route.bucket,
@@ -144,7 +149,7 @@ def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
     return headers
 
 
-def _prepareRead(ctx: S3Context, call: "Call", request: IRequest) -> Tuple[ObjectRecord, Optional[Tuple[int, int]], Dict[str, str]]:
+def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[ObjectRecord, Optional[Tuple[int, int]], Dict[str, str]]:
     """Look up, evaluate conditions and Range; set status and headers."""
     record = _current(ctx, call)
     if "partNumber" in call.route.query:
@@ -176,14 +181,14 @@ def _prepareRead(ctx: S3Context, call: "Call", request: IRequest) -> Tuple[Objec
     return record, span, headers
 
 
-async def headObject(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def headObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """HeadObject: GetObject's headers, no body."""
     _, _, headers = _prepareRead(ctx, call, request)
     setHeaders(request, headers)
     finish(request)
 
 
-async def getObject(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetObject: stream the (ranged) content with backpressure."""
     record, span, headers = _prepareRead(ctx, call, request)
     start, end = span if span is not None else (0, record.size)
@@ -191,7 +196,7 @@ async def getObject(ctx: S3Context, call: "Call", request: IRequest) -> None:
     if blob is None:
         log.error("object {bucket}/{key} points at missing blob {blob}", bucket=record.bucket, key=record.key, blob=record.blob)
         raise S3Error("InternalError")
-    producer = RangeProducer(ctx.segments, blob.extents, start, end, request)
+    producer = RangeProducer(ctx.segments, blob.extents, start, end, cast(IConsumer, request))
     try:
         await producer.prefetch()
     except CorruptionError:
@@ -202,13 +207,13 @@ async def getObject(ctx: S3Context, call: "Call", request: IRequest) -> None:
     except CorruptionError:
         # Headers and good bytes are out: cut the connection so the client
         # sees a short body, never wrong bytes.
-        request.channel.transport.abortConnection()
+        cast(Any, request.channel).transport.abortConnection()
         return
     ctx.metrics.bytesOut.inc(end - start)
     finish(request)
 
 
-async def deleteObject(ctx: S3Context, call: "Call", request: IRequest) -> None:
+async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteObject: 204 whether or not the key existed."""
     ownedBucket(ctx, call)
     _checkVersion(call)

@@ -14,7 +14,7 @@ Tests: tests/unit/test_request.py.
 from __future__ import annotations
 
 from io import BytesIO
-from typing import Optional
+from typing import Any, Optional, cast
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet.defer import Deferred
@@ -88,7 +88,7 @@ class StreamingRequest(server.Request):
         self.uri = channel._path
         self.path = self.uri.split(b"?", 1)[0]
         self.clientproto = channel._version
-        self.site = channel.site
+        self.site = cast(Any, channel).site
         self.prepath = []
         self.postpath = [unquote_to_bytes(s) for s in self.path[1:].split(b"/")]
         try:
@@ -116,15 +116,19 @@ class StreamingRequest(server.Request):
         wait = self.bodyReceiver.dataReceived(data)
         if wait is not None and not self._paused:
             self._paused = True
-            self.channel.transport.pauseProducing()
+            self._transport().pauseProducing()
             wait.addBoth(self._resume)
 
     def _resume(self, result: object) -> object:
         if self._paused:
             self._paused = False
             if not self._disconnected:
-                self.channel.transport.resumeProducing()
+                self._transport().resumeProducing()
         return result
+
+    def _transport(self) -> Any:
+        """The connection's transport (TCP or TLS), as a push producer."""
+        return cast(Any, self.channel).transport
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """The body is complete: render, unless the answer already went out."""
@@ -156,6 +160,6 @@ class StreamingRequest(server.Request):
         headers[b"Connection"] = b"close"
         lines = [b"HTTP/1.1 %d %s" % (early.status, reason)]
         lines += [name + b": " + value for name, value in headers.items()]
-        transport = self.channel.transport
+        transport = self._transport()
         transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + early.body)
         transport.loseConnection()

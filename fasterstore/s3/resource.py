@@ -12,12 +12,13 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from weakref import WeakKeyDictionary
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
@@ -28,13 +29,13 @@ from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateBucketName, validateKey, validateUserMetadata
 from fasterstore.s3.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
-from fasterstore.s3.responses import errorBody, newRequestId, sendError
+from fasterstore.s3.responses import errorBody, newRequestId, sendError, useS3Headers
 from fasterstore.s3.routing import Route, route
 from fasterstore.s3.sigv4 import Authenticated, PayloadMode, RequestHead, authenticate
 
 log = Logger()
 
-Handler = Callable[[S3Context, "Call", IRequest], Awaitable[None]]
+Handler = Callable[[S3Context, "Call", Request], Awaitable[None]]
 
 #: Sub-resources S3 defines that this server does not implement yet: a
 #: request naming one gets 501 NotImplemented, never a wrong answer.
@@ -64,10 +65,10 @@ class Call:
     handler: Handler
     headers: Dict[str, str]
     requestId: str
-    body: Optional[Any] = None
+    body: Optional[Union[ObjectBody, SmallBody]] = None
 
 
-def headerMap(request: IRequest) -> Dict[str, List[str]]:
+def headerMap(request: Request) -> Dict[str, List[str]]:
     """Request headers by lower-case name, latin-1 decoded."""
     return {
         name.decode("latin-1").lower(): [v.decode("latin-1") for v in values]
@@ -112,7 +113,7 @@ def _operation(method: bytes, r: Route, headers: Mapping[str, str]) -> Tuple[str
     return table[method]
 
 
-def _hasBody(request: IRequest) -> bool:
+def _hasBody(request: Request) -> bool:
     length = request.requestHeaders.getRawHeaders(b"content-length", [b"0"])[0]
     chunked = request.requestHeaders.hasHeader(b"transfer-encoding")
     return chunked or length.strip() not in (b"0", b"")
@@ -134,13 +135,15 @@ class S3Resource(Resource):
         self.context = context
         self.inFlight = 0
         self._idle: List[Deferred[None]] = []
+        # Calls resolved at header time, for render to pick up.
+        self._resolved: WeakKeyDictionary[Request, Union[Call, S3Error]] = WeakKeyDictionary()
 
     # -- header time -------------------------------------------------------
 
-    def bodyReceiver(self, request: IRequest) -> Optional[IBodyReceiver]:
+    def bodyReceiver(self, request: Request) -> Optional[IBodyReceiver]:
         """Resolve the call once headers are in; refuse early if we can."""
         call = self._resolve(request)
-        request.fasterstoreCall = call
+        self._resolved[request] = call
         if isinstance(call, S3Error):
             if _hasBody(request):
                 requestId = newRequestId()
@@ -155,7 +158,7 @@ class S3Resource(Resource):
             return None
         return call.body
 
-    def _resolve(self, request: IRequest) -> Call | S3Error:
+    def _resolve(self, request: Request) -> Call | S3Error:
         ctx = self.context
         try:
             r = route(
@@ -212,7 +215,7 @@ class S3Resource(Resource):
 
     # -- render time -------------------------------------------------------
 
-    def render(self, request: IRequest) -> object:
+    def render(self, request: Request) -> object:
         """Answer asynchronously; the request is always finished."""
         self.inFlight += 1
         d = Deferred.fromCoroutine(self._serve(request))
@@ -234,16 +237,17 @@ class S3Resource(Resource):
         self._idle.append(d)
         return d
 
-    async def _serve(self, request: IRequest) -> None:
+    async def _serve(self, request: Request) -> None:
         ctx = self.context
         started = ctx.clock.seconds()
-        call = getattr(request, "fasterstoreCall", None)
+        call = self._resolved.pop(request, None)
         if call is None:
             call = self._resolve(request)
             if isinstance(call, Call) and call.body is not None:
                 await _pump(request.content, call.body)
         operation = call.operation if isinstance(call, Call) else "Unknown"
         requestId = call.requestId if isinstance(call, Call) else newRequestId()
+        useS3Headers(request)
         request.setHeader(b"x-amz-request-id", requestId.encode())
         request.setHeader(b"x-amz-id-2", requestId.encode())
         request.setHeader(b"Server", b"FasterStore")

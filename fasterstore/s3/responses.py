@@ -7,12 +7,34 @@ Tests: tests/unit/test_resource.py.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional, Sequence, Tuple
 
-from twisted.web.iweb import IRequest
+from twisted.web.http_headers import Headers
+from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.s3 import xml
+
+
+class S3Headers(Headers):
+    """
+    Response headers that go out with C{x-amz-*} names in lower case, as
+    AWS sends them: twisted.web would write C{X-Amz-Meta-Color}, and SDKs
+    hand user-metadata names back to applications exactly as received.
+    """
+
+    def getAllRawHeaders(self) -> Iterator[Tuple[bytes, Sequence[bytes]]]:
+        for name, values in super().getAllRawHeaders():
+            yield (name.lower() if name[:6] == b"X-Amz-" else name), values
+
+
+def useS3Headers(request: Request) -> None:
+    """Give a request L{S3Headers}, keeping what was set already."""
+    if not isinstance(request.responseHeaders, S3Headers):
+        headers = S3Headers()
+        for name, values in request.responseHeaders.getAllRawHeaders():
+            headers.setRawHeaders(name, values)
+        request.responseHeaders = headers
 
 
 def newRequestId() -> str:
@@ -20,19 +42,19 @@ def newRequestId() -> str:
     return os.urandom(8).hex().upper()
 
 
-def setHeaders(request: IRequest, headers: Mapping[str, str]) -> None:
+def setHeaders(request: Request, headers: Mapping[str, str]) -> None:
     """Set response headers from a str mapping."""
     for name, value in headers.items():
         request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
 
 
-def finish(request: IRequest) -> None:
+def finish(request: Request) -> None:
     """Finish the response unless the client is already gone."""
     if not getattr(request, "_disconnected", False) and not request.finished:
         request.finish()
 
 
-def sendXML(request: IRequest, body: bytes, status: int = 200) -> None:
+def sendXML(request: Request, body: bytes, status: int = 200) -> None:
     """Send a complete XML document."""
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/xml")
@@ -41,7 +63,7 @@ def sendXML(request: IRequest, body: bytes, status: int = 200) -> None:
     finish(request)
 
 
-def sendEmpty(request: IRequest, status: int = 200, headers: Optional[Mapping[str, str]] = None) -> None:
+def sendEmpty(request: Request, status: int = 200, headers: Optional[Mapping[str, str]] = None) -> None:
     """Send a response with no body (Content-Length 0 unless HEAD set one)."""
     request.setResponseCode(status)
     if headers:
@@ -56,7 +78,7 @@ def errorBody(error: S3Error, resource: str, requestId: str) -> bytes:
     return xml.errorDocument(error, resource, requestId, requestId)
 
 
-def sendError(request: IRequest, error: S3Error, resource: str, requestId: str) -> None:
+def sendError(request: Request, error: S3Error, resource: str, requestId: str) -> None:
     """
     Send an S3 error.  HEAD responses carry no body; 304 is no error body
     either.  Headers set for a success response that never came are dropped.
@@ -64,7 +86,7 @@ def sendError(request: IRequest, error: S3Error, resource: str, requestId: str) 
     if request.startedWriting:
         # Too late for a status: cut the connection so the client sees a
         # truncated body rather than a wrong one.
-        transport = getattr(request.channel, "transport", None)
+        transport = getattr(getattr(request, "channel", None), "transport", None)
         if transport is not None:
             transport.abortConnection()
         return

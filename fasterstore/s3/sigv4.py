@@ -36,13 +36,13 @@ import hmac
 import itertools
 import re
 import time
-from email.utils import parsedate_tz
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 import attrs
 
 from fasterstore.errors import S3Error
+from fasterstore.s3 import httpdates
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "s3"
@@ -401,21 +401,19 @@ def formatAmzDate(t: float) -> str:
 
 def parseHTTPDate(s: str) -> float:
     """
-    Parse an HTTP C{Date} (RFC 1123, RFC 850 or asctime) into POSIX time.
+    Parse a C{Date} header for signing: an HTTP date, or an C{x-amz-date}
+    style timestamp as MinIO accepts.
 
-    An C{x-amz-date} style timestamp is accepted too, as MinIO does.
-
-    @raise ValueError: if C{s} is none of those.
+    @raise ValueError: if C{s} is neither.
     """
     try:
         return parseAmzDate(s.strip())
     except ValueError:
         pass
-    parsed = parsedate_tz(s)
+    parsed = httpdates.parseHTTPDate(s)
     if parsed is None:
         raise ValueError(f"not an HTTP date: {s!r}")
-    offset = parsed[9] or 0
-    return float(calendar.timegm(parsed[:6] + (0, 0, 0))) - offset
+    return parsed
 
 
 def _isoTime(t: float) -> str:

@@ -79,7 +79,7 @@ def parseXML(body: bytes, maxSize: int = MAX_XML_SIZE) -> ElementTree.Element:
         # ValueError covers defusedxml's refusals, LookupError an unknown
         # encoding in the XML declaration.
         raise S3Error("MalformedXML") from None
-    return root  # type: ignore[no-any-return]
+    return root
 
 
 def localName(tag: str) -> str:
