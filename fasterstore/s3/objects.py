@@ -213,6 +213,11 @@ async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
     finish(request)
 
 
+async def notImplemented(ctx: S3Context, call: "Call", request: Request) -> None:
+    """An operation that is routed but not built yet."""
+    raise S3Error("NotImplemented", f"{call.operation.name} is not implemented yet.")
+
+
 async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteObject: 204 whether or not the key existed."""
     ownedBucket(ctx, call)

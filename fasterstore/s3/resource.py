@@ -12,7 +12,7 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 from weakref import WeakKeyDictionary
 
 import attrs
@@ -24,9 +24,10 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from fasterstore.errors import S3Error
-from fasterstore.s3 import admin, buckets, objects
+from fasterstore.s3 import buckets, objects
 from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
 from fasterstore.s3.context import S3Context
+from fasterstore.s3.operations import ADMIN, Operation, levelOf, select
 from fasterstore.s3.names import validateBucketName, validateKey, validateUserMetadata
 from fasterstore.s3.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
 from fasterstore.s3.responses import errorBody, newRequestId, sendError, useS3Headers
@@ -35,34 +36,18 @@ from fasterstore.s3.sigv4 import Authenticated, PayloadMode, RequestHead, authen
 
 log = Logger()
 
-Handler = Callable[[S3Context, "Call", Request], Awaitable[None]]
-
-#: Sub-resources S3 defines that this server does not implement yet: a
-#: request naming one gets 501 NotImplemented, never a wrong answer.
-UNIMPLEMENTED = frozenset(
-    """accelerate acl analytics attributes cors delete encryption
-    intelligent-tiering inventory legal-hold lifecycle logging metrics
-    notification object-lock ownershipControls partNumber policy policyStatus
-    publicAccessBlock replication requestPayment restore retention select
-    tagging torrent uploadId uploads versioning versions website
-    session renameObject metadataTable""".split()
-)
-
-
 @attrs.define
 class Call:
     """
     One S3 request, resolved.
 
-    @ivar operation: the S3 operation name (for metrics and logs).
-    @ivar handler: the coroutine that answers it.
+    @ivar operation: the S3 operation and its handler.
     @ivar body: where the body goes, for operations that take one.
     """
 
     route: Route
     auth: Optional[Authenticated]
-    operation: str
-    handler: Handler
+    operation: Operation
     headers: Dict[str, str]
     requestId: str
     body: Optional[Union[ObjectBody, SmallBody]] = None
@@ -74,43 +59,6 @@ def headerMap(request: Request) -> Dict[str, List[str]]:
         name.decode("latin-1").lower(): [v.decode("latin-1") for v in values]
         for name, values in request.requestHeaders.getAllRawHeaders()
     }
-
-
-def _operation(method: bytes, r: Route, headers: Mapping[str, str]) -> Tuple[str, Handler]:
-    """Match method and sub-resource to an operation."""
-    named = [name for name in r.query if name in UNIMPLEMENTED]
-    if named:
-        raise S3Error("NotImplemented", f"The {named[0]} sub-resource is not implemented yet.")
-    if r.bucket is None:
-        if method == b"GET":
-            return "ListBuckets", buckets.listBuckets
-        raise S3Error("MethodNotAllowed")
-    if r.key is None:
-        if method == b"GET":
-            if "location" in r.query:
-                return "GetBucketLocation", buckets.getBucketLocation
-            if r.query.get("list-type") == "2":
-                return "ListObjectsV2", buckets.listObjectsV2
-            return "ListObjects", buckets.listObjectsV1
-        table = {
-            b"PUT": ("CreateBucket", buckets.createBucket),
-            b"HEAD": ("HeadBucket", buckets.headBucket),
-            b"DELETE": ("DeleteBucket", buckets.deleteBucket),
-        }
-    else:
-        if method == b"PUT" and "x-amz-copy-source" in headers:
-            raise S3Error("NotImplemented", "CopyObject is not implemented yet.")
-        table = {
-            b"PUT": ("PutObject", objects.putObject),
-            b"GET": ("GetObject", objects.getObject),
-            b"HEAD": ("HeadObject", objects.headObject),
-            b"DELETE": ("DeleteObject", objects.deleteObject),
-        }
-    if method == b"POST":
-        raise S3Error("NotImplemented", "This POST operation is not implemented yet.")
-    if method not in table:
-        raise S3Error("MethodNotAllowed")
-    return table[method]
 
 
 def _hasBody(request: Request) -> bool:
@@ -171,7 +119,7 @@ class S3Resource(Resource):
             headers = {name: values[0] for name, values in allHeaders.items()}
             requestId = newRequestId()
             if r.bucket == "_fasterstore" and not r.virtualHost:
-                return Call(r, None, "Admin", admin.handle, headers, requestId)
+                return Call(r, None, ADMIN, headers, requestId)
             if ctx.draining:
                 raise S3Error("ServiceUnavailable", "The server is shutting down.")
             head = RequestHead(
@@ -184,16 +132,16 @@ class S3Resource(Resource):
             auth = authenticate(head, ctx.lookup, ctx.region, ctx.clock.seconds())
             if auth is None:
                 raise S3Error("AccessDenied", "Anonymous access is not allowed.")
-            operation, handler = _operation(request.method, r, headers)
-            call = Call(r, auth, operation, handler, headers, requestId)
-            if r.bucket is not None and operation != "CreateBucket":
+            operation = select(levelOf(r), request.method, r, headers)
+            call = Call(r, auth, operation, headers, requestId)
+            if r.bucket is not None and operation.name != "CreateBucket":
                 try:
                     validateBucketName(r.bucket)
                 except S3Error:
                     raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
             if r.key is not None:
                 validateKey(r.key)
-            if operation == "PutObject":
+            if operation.body == "object":
                 call.body = self._objectBody(call)
             elif _hasBody(request):
                 call.body = SmallBody()
@@ -245,7 +193,7 @@ class S3Resource(Resource):
             call = self._resolve(request)
             if isinstance(call, Call) and call.body is not None:
                 await _pump(request.content, call.body)
-        operation = call.operation if isinstance(call, Call) else "Unknown"
+        operation = call.operation.name if isinstance(call, Call) else "Unknown"
         requestId = call.requestId if isinstance(call, Call) else newRequestId()
         useS3Headers(request)
         request.setHeader(b"x-amz-request-id", requestId.encode())
@@ -254,7 +202,7 @@ class S3Resource(Resource):
         try:
             if isinstance(call, S3Error):
                 raise call
-            await call.handler(ctx, call, request)
+            await call.operation.handler(ctx, call, request)
         except S3Error as e:
             ctx.metrics.errors.labels(e.code).inc()
             resource = call.route.resource if isinstance(call, Call) else request.path.decode("latin-1")

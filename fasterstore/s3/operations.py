@@ -1,0 +1,139 @@
+"""
+The table of S3 operations: which method, level and sub-resource select
+which handler, and what kind of body it takes.
+
+Rules are tried in order; the first that matches wins.  A request naming an
+S3 sub-resource that no rule claims gets 501 NotImplemented (never a wrong
+answer from a default rule, which only matches when no sub-resource is
+named).
+Tests: tests/unit/test_operations.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Awaitable, Callable, List, Literal, Mapping, Optional
+
+import attrs
+from twisted.web.server import Request
+
+from fasterstore.errors import S3Error
+from fasterstore.s3 import admin, buckets, objects
+from fasterstore.s3.context import S3Context
+from fasterstore.s3.routing import Route
+
+if TYPE_CHECKING:
+    from fasterstore.s3.resource import Call
+
+Handler = Callable[[S3Context, "Call", Request], Awaitable[None]]
+Level = Literal["service", "bucket", "object"]
+#: What the body of a request is for: none expected ("none": any body is
+#: still read into a bounded buffer and ignored), a bounded document
+#: ("small"), object data streamed into the segment engine ("object"), or an
+#: HTML form with a file part ("form").
+BodyKind = Literal["none", "small", "object", "form"]
+Predicate = Callable[[Route, Mapping[str, str]], bool]
+
+#: S3 sub-resources: query parameters that select an operation.  Parameters
+#: that only modify one (versionId, partNumber, response-*) are not here.
+SUBRESOURCES = frozenset(
+    """accelerate acl analytics attributes cors delete encryption
+    intelligent-tiering inventory legal-hold lifecycle location logging metrics
+    notification object-lock ownershipControls policy policyStatus
+    publicAccessBlock replication requestPayment restore retention select
+    tagging torrent uploadId uploads versioning versions website session
+    renameObject metadataTable""".split()
+)
+
+
+@attrs.frozen
+class Operation:
+    """
+    An S3 operation.
+
+    @ivar name: the S3 API name, for metrics and logs.
+    @ivar handler: the coroutine that answers it.
+    @ivar body: what its request body is.
+    """
+
+    name: str
+    handler: Handler
+    body: BodyKind = "none"
+
+
+@attrs.frozen
+class Rule:
+    """Selects C{operation} for C{method} at C{level} when C{when} holds."""
+
+    level: Level
+    method: bytes
+    operation: Operation
+    when: Optional[Predicate] = None
+
+    def matches(self, level: Level, method: bytes, route: Route, headers: Mapping[str, str]) -> bool:
+        """Whether this rule selects the request."""
+        if self.level != level or self.method != method:
+            return False
+        if self.when is None:
+            return not (route.query.keys() & SUBRESOURCES)
+        return self.when(route, headers)
+
+
+def query(*names: str) -> Predicate:
+    """The request names every one of these query parameters."""
+    return lambda route, headers: all(name in route.query for name in names)
+
+
+def header(name: str) -> Predicate:
+    """The request carries this header (lower-case name), and no sub-resource."""
+    return lambda route, headers: name in headers and not (route.query.keys() & SUBRESOURCES)
+
+
+def listType2(route: Route, headers: Mapping[str, str]) -> bool:
+    """ListObjectsV2 is a bucket GET with list-type=2."""
+    return route.query.get("list-type") == "2" and not (route.query.keys() & SUBRESOURCES)
+
+
+RULES: List[Rule] = [
+    # -- rules that name a sub-resource or a header: tried first -------------
+    Rule("bucket", b"GET", Operation("GetBucketLocation", buckets.getBucketLocation), query("location")),
+    Rule("bucket", b"GET", Operation("ListObjectsV2", buckets.listObjectsV2), listType2),
+    Rule("object", b"PUT", Operation("CopyObject", objects.notImplemented), header("x-amz-copy-source")),
+    # -- multipart uploads ---------------------------------------------------
+    # -- copy, batch delete, tagging, versions, inspection sub-resources ----
+    # -- browser POST uploads, CORS ------------------------------------------
+    # -- defaults: match only when no sub-resource is named -----------------
+    Rule("service", b"GET", Operation("ListBuckets", buckets.listBuckets)),
+    Rule("bucket", b"GET", Operation("ListObjects", buckets.listObjectsV1)),
+    Rule("bucket", b"PUT", Operation("CreateBucket", buckets.createBucket, "small")),
+    Rule("bucket", b"HEAD", Operation("HeadBucket", buckets.headBucket)),
+    Rule("bucket", b"DELETE", Operation("DeleteBucket", buckets.deleteBucket)),
+    Rule("object", b"PUT", Operation("PutObject", objects.putObject, "object")),
+    Rule("object", b"GET", Operation("GetObject", objects.getObject)),
+    Rule("object", b"HEAD", Operation("HeadObject", objects.headObject)),
+    Rule("object", b"DELETE", Operation("DeleteObject", objects.deleteObject)),
+]
+
+#: The reserved /_fasterstore/ paths: no credentials.
+ADMIN = Operation("Admin", admin.handle)
+
+
+def select(level: Level, method: bytes, route: Route, headers: Mapping[str, str]) -> Operation:
+    """The operation a request asks for, or the S3 error for none."""
+    for rule in RULES:
+        if rule.matches(level, method, route, headers):
+            return rule.operation
+    named = sorted(route.query.keys() & SUBRESOURCES)
+    if named:
+        raise S3Error("NotImplemented", f"The {named[0]} sub-resource is not implemented.")
+    if method == b"POST":
+        raise S3Error("NotImplemented", "This POST operation is not implemented.")
+    raise S3Error("MethodNotAllowed", extra={"Method": method.decode("latin-1"), "ResourceType": level.upper()})
+
+
+def levelOf(route: Route) -> Level:
+    """Whether a request addresses the service, a bucket or an object."""
+    if route.bucket is None:
+        return "service"
+    return "bucket" if route.key is None else "object"
+
+
