@@ -52,8 +52,8 @@ _SIZE_UNITS: Dict[str, int] = {
     "tb": 1000**4,
 }
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
-_DURATION_UNITS: Dict[str, float] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smh]?)\s*$")
+_DURATION_UNITS: Dict[str, float] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -79,7 +79,7 @@ def parseSize(value: object) -> int:
 
 
 def parseDuration(value: object) -> float:
-    """Seconds: a number, or a string such as C{"30"}, C{"2.5s"}, C{"5m"}, C{"1h"}."""
+    """Seconds: a number, or a string such as C{"30"}, C{"2.5s"}, C{"5m"}, C{"1h"}, C{"7d"}."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number of seconds, not {value!r}")
     if isinstance(value, (int, float)):
@@ -89,7 +89,7 @@ def parseDuration(value: object) -> float:
         if match is not None:
             number, unit = match.groups()
             return float(number) * _DURATION_UNITS[unit]
-    raise ValueError(f"expected a number of seconds such as 30, 2.5s or 5m, not {value!r}")
+    raise ValueError(f"expected a number of seconds such as 30, 2.5s, 5m or 7d, not {value!r}")
 
 
 def parseCount(value: object) -> int:
@@ -195,6 +195,10 @@ OPTIONS: Tuple[OptionSpec, ...] = (
     OptionSpec("region", "region", "text", "Region name reported to clients and required in signatures. [default: us-east-1]"),
     OptionSpec("access-key", "accessKey", "text", "Access key id (with --secret-key); generated on first start if absent."),
     OptionSpec("secret-key", "secretKey", "text", "Secret access key (with --access-key)."),
+    OptionSpec(
+        "credentials", "credentialsFile", "path",
+        "TOML file of accounts and their key pairs; re-read on SIGHUP. [default: none]",
+    ),
     OptionSpec("domain", "domains", "list", "Base domain for virtual-hosted-style bucket addressing; repeatable."),
     OptionSpec("config", "configFile", "path", "TOML file with the same options (keys are the long option names)."),
     OptionSpec("no-fsync", "noFsync", "flag", "Never fsync: acknowledged writes may be lost. Unsafe, benchmarks only."),
@@ -207,6 +211,10 @@ OPTIONS: Tuple[OptionSpec, ...] = (
     OptionSpec("max-object-size", "maxObjectSize", "size", "Largest single PUT accepted, in bytes. [default: 5GiB]"),
     OptionSpec("drive", "drives", "paths", "Existing directory to store object data on; repeatable (one for now)."),
     OptionSpec("threads", "threads", "count", "Size of the disk thread pool. [default: 8]"),
+    OptionSpec(
+        "multipart-ttl", "multipartTTL", "duration",
+        "Seconds an incomplete multipart upload is kept before its parts are reclaimed. [default: 7 days]",
+    ),
     OptionSpec("access-log", "accessLog", "text", "Write a combined-format access log to this file ('-': the twistd log). [default: none]"),
 )
 OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
@@ -251,6 +259,9 @@ class Settings:
     @ivar accessKey: explicit access key id, or C{None} to use the stored or
         generated pair (see L{fasterstore.credentials}).
     @ivar secretKey: explicit secret key, given exactly when C{accessKey} is.
+    @ivar credentialsFile: the TOML file of accounts (see
+        L{fasterstore.accounts}), or C{None}.  With it, the explicit pair (if
+        any) is one more account, C{default}, and no pair is generated.
     @ivar domains: lower-case base domains for virtual-hosted-style requests.
     @ivar configFile: the config file that was read, if any.
     @ivar fsync: C{False} only under C{--no-fsync}.
@@ -262,6 +273,7 @@ class Settings:
         directory itself when no C{--drive} is given.  One entry until
         erasure coding lands.
     @ivar threads: disk thread pool size.
+    @ivar multipartTTL: age at which incomplete multipart uploads are aborted.
     @ivar accessLog: access log file, C{"-"} for the twistd log, or C{None}
         for none (the default: a log line per request costs throughput).
     """
@@ -271,6 +283,7 @@ class Settings:
     region: str = "us-east-1"
     accessKey: Optional[str] = attrs.field(default=None)
     secretKey: Optional[str] = attrs.field(default=None, repr=False)
+    credentialsFile: Optional[FilePath[str]] = None
     domains: Tuple[str, ...] = ()
     configFile: Optional[FilePath[str]] = None
     fsync: bool = True
@@ -281,6 +294,7 @@ class Settings:
     drives: Tuple[FilePath[str], ...] = attrs.field()
     threads: int = attrs.field(default=8, validator=_positive("number of threads"))
     accessLog: Optional[str] = None
+    multipartTTL: float = attrs.field(default=7 * 86400.0, validator=_positive("number of seconds"))
 
     @drives.default
     def _drivesDefault(self) -> Tuple[FilePath[str], ...]:
@@ -457,6 +471,11 @@ def _build(values: Mapping[str, Any], configFile: Optional[FilePath[str]]) -> Se
             drives.append(path)
         kwargs["drives"] = tuple(drives)
 
+    if "credentialsFile" in kwargs:
+        kwargs["credentialsFile"] = _checkCredentialsFile(
+            kwargs["credentialsFile"], kwargs.get("accessKey"), kwargs.get("secretKey")
+        )
+
     region = kwargs.get("region")
     if region is not None and not _REGION.match(region):
         raise ConfigError(f"region {region!r} must be lower-case letters, digits and '-'")
@@ -475,6 +494,29 @@ def _build(values: Mapping[str, Any], configFile: Optional[FilePath[str]]) -> Se
         for spec in OPTIONS:
             message = re.sub(rf"^{spec.field}\b", spec.name, message)
         raise ConfigError(message) from None
+
+
+def _checkCredentialsFile(
+    path: str, accessKey: Optional[str], secretKey: Optional[str]
+) -> FilePath[str]:
+    """
+    The credentials file, absolute, after loading it the way the server will
+    (together with an explicit single pair), so a bad file stops C{twistd}
+    with a message instead of a traceback.
+    """
+    if not path.strip():
+        raise ConfigError("credentials must not be empty")
+    credentialsFile = FilePath(os.path.abspath(os.path.expanduser(path)))
+    from fasterstore.accounts import AccountsError, defaultAccount, loadAccounts
+
+    single = None
+    if accessKey and secretKey:
+        single = defaultAccount(accessKey, secretKey)
+    try:
+        loadAccounts(credentialsFile, single)
+    except AccountsError as e:
+        raise ConfigError(f"credentials: {e}") from None
+    return credentialsFile
 
 
 def describeOptions() -> Sequence[Tuple[str, str, str]]:

@@ -1,7 +1,9 @@
 """
-The server's access key pair: given explicitly, or generated on first start
-and kept in C{<data-dir>/credentials.json} (mode 0600) so that a restart does
-not lock clients out.
+The server's single access key pair: given explicitly, or generated on first
+start and kept in C{<data-dir>/credentials.json} (mode 0600) so that a restart
+does not lock clients out.  Several accounts come from a C{--credentials}
+file instead (L{fasterstore.accounts}); this pair then joins them as the
+account C{default} when it is given explicitly.
 Tests: tests/unit/test_credentials.py.
 """
 
@@ -36,13 +38,35 @@ class CredentialsError(Exception):
     """The credentials file exists but cannot be used; the text says why."""
 
 
+def ownerForAccessKey(accessKey: str) -> str:
+    """
+    The canonical owner id of the single pair: the SHA-256 of its access key,
+    stable across restarts and never revealing the secret.  An account in a
+    C{--credentials} file can take over that pair's buckets by giving this as
+    its C{id}.
+    """
+    return hashlib.sha256(accessKey.encode("utf-8")).hexdigest()
+
+
 def makeCredentials(accessKey: str, secretKey: str) -> Credentials:
+    """L{Credentials} for the single key pair, owned by L{ownerForAccessKey}."""
+    return Credentials(
+        accessKey=accessKey, secretKey=secretKey, owner=ownerForAccessKey(accessKey), displayName=DISPLAY_NAME
+    )
+
+
+def storedCredentials(dataDir: FilePath[str]) -> Optional[Credentials]:
     """
-    L{Credentials} for a key pair; the owner id is derived from the access key
-    so that it is stable across restarts and never reveals the secret.
+    The pair kept in C{<dataDir>/credentials.json}, if there is one; never
+    generates.  Used to tell an operator who switched to C{--credentials}
+    which owner id the old pair's buckets belong to.
+
+    @raise CredentialsError: the file exists but is unreadable or malformed.
     """
-    owner = hashlib.sha256(accessKey.encode("utf-8")).hexdigest()
-    return Credentials(accessKey=accessKey, secretKey=secretKey, owner=owner, displayName=DISPLAY_NAME)
+    path = dataDir.child(CREDENTIALS_FILE)
+    if not path.exists():
+        return None
+    return makeCredentials(*_read(path))
 
 
 def generateKeyPair() -> Tuple[str, str]:

@@ -38,6 +38,11 @@ ERRORS: Dict[str, Tuple[int, str]] = {
     "MissingSecurityHeader": (400, "Your request is missing a required header."),
     "NoSuchBucket": (404, "The specified bucket does not exist."),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."),
+    "InvalidPart": (400, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not have matched the part's entity tag."),
+    "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered by part number."),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold."),
     "ConditionalRequestConflict": (409, "A conflicting operation occurred. If using PutObject you can retry the request."),
@@ -54,7 +59,24 @@ ERRORS: Dict[str, Tuple[int, str]] = {
     "NoSuchVersion": (404, "The specified version does not exist."),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid."),
+    # copy, batch delete, tagging, inspection sub-resources (InvalidTag is above)
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
+    "MalformedACLError": (400, "The XML you provided was not well-formed or did not validate against our published schema"),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
+    "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption configuration was not found"),
+    "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not exist for this bucket"),
+    "NoSuchWebsiteConfiguration": (404, "The specified bucket does not have a website configuration"),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
     "InvalidEncryptionAlgorithmError": (400, "The encryption request you specified is not valid."),
+    # -- browser POST uploads, CORS --
+    "AccessForbidden": (403, "Access Forbidden"),
+    "BadRequest": (400, "Bad Request"),
+    "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
+    "InvalidPolicyDocument": (400, "The content of the form does not meet the conditions specified in the policy document."),
+    "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed multipart/form-data."),
+    "MaxPostPreDataLengthExceeded": (400, "Your POST request fields preceeding the upload file was too large."),
 }
 
 

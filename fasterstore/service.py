@@ -16,6 +16,7 @@ import attrs
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from twisted.python.threadpool import ThreadPool
@@ -23,13 +24,15 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from fasterstore.config import Settings
-from fasterstore.credentials import loadOrCreateCredentials
+from fasterstore.accounts import AccountStore, SignalReloadService
+from fasterstore.credentials import CredentialsError, loadOrCreateCredentials, storedCredentials
 from fasterstore.metadata.engine import MetadataEngine, SnapshotService
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.request import StreamingRequest
 from fasterstore.s3.resource import S3Resource
 from fasterstore.s3.sigv4 import Credentials
+from fasterstore.services.uploads import UploadExpiryService
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.threads import PoolRunner
 
@@ -126,7 +129,7 @@ class FasterStore:
         cls,
         reactor: Any,
         dataDir: FilePath[str],
-        credentials: Credentials,
+        credentials: Optional[Credentials],
         *,
         region: str = "us-east-1",
         domains: tuple[str, ...] = (),
@@ -137,12 +140,17 @@ class FasterStore:
         maxObjectSize: int = 5 * 1024**3,
         threads: int = 8,
         drive: Optional[FilePath[str]] = None,
+        multipartTTL: float = 7 * 86400.0,
         lookup: Optional[Callable[[str], Optional[Credentials]]] = None,
     ) -> "FasterStore":
         """
         Build a server on a data directory (metadata) and a drive (object
         data; the data directory itself by default): creates them and opens
         the active segment; the metadata loads when C{service} starts.
+
+        Authentication uses C{lookup} (access key -> credentials, e.g.
+        L{fasterstore.accounts.AccountStore.lookup}) when given, otherwise
+        the single pair C{credentials}; one of them is required.
         """
         if not dataDir.exists():
             dataDir.makedirs()
@@ -157,8 +165,12 @@ class FasterStore:
             dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync
         )
         if lookup is None:
+            if credentials is None:
+                raise ValueError("FasterStore.create needs credentials or a lookup")
+            single = credentials
+
             def lookup(accessKey: str) -> Optional[Credentials]:
-                return credentials if accessKey == credentials.accessKey else None
+                return single if accessKey == single.accessKey else None
         context = S3Context(
             engine=engine,
             segments=segments,
@@ -173,8 +185,8 @@ class FasterStore:
         service = MultiService()
         store = cls(reactor, pool, segments, engine, context, resource, service, shutdownTimeout)
         StoreService(store).setServiceParent(service)
-        snapshots = SnapshotService(engine, reactor, snapshotInterval)
-        snapshots.setServiceParent(service)
+        SnapshotService(engine, reactor, snapshotInterval).setServiceParent(service)
+        UploadExpiryService(engine, reactor, ttl=multipartTTL).setServiceParent(service)
         return store
 
     def site(self, root: Optional[Resource] = None, accessLog: Optional[str] = None) -> Site:
@@ -192,11 +204,12 @@ def makeStoreService(settings: Settings) -> IService:
     """The whole server for C{twistd fasterstore}: engines plus listeners."""
     from twisted.internet import reactor
 
-    credentials = loadOrCreateCredentials(settings.dataDir, settings.accessKey, settings.secretKey, log)
+    accounts = _loadAccounts(settings)
     store = FasterStore.create(
         reactor,
         settings.dataDir,
-        credentials,
+        None,
+        lookup=accounts.lookup,
         region=settings.region,
         domains=settings.domains,
         fsync=settings.fsync,
@@ -206,8 +219,54 @@ def makeStoreService(settings: Settings) -> IService:
         maxObjectSize=settings.maxObjectSize,
         threads=settings.threads,
         drive=settings.drives[0],
+        multipartTTL=settings.multipartTTL,
     )
+    # Always: a SIGHUP (systemctl reload) must never kill the server, even
+    # when there is no credentials file to reload.
+    SignalReloadService(IReactorFromThreads(reactor), accounts.reload, log=log).setServiceParent(store.service)
     site = store.site(accessLog=settings.accessLog)
     for description in settings.listen:
         strports.service(description, site, reactor=reactor).setServiceParent(store.service)
     return store.service
+
+
+def _loadAccounts(settings: Settings) -> AccountStore:
+    """
+    The accounts C{twistd fasterstore} serves: the C{--credentials} file plus
+    the explicit pair as account C{default}; or, without a file, the single
+    explicit, stored or generated pair, as before accounts existed.
+    """
+    if settings.credentialsFile is None:
+        only = loadOrCreateCredentials(settings.dataDir, settings.accessKey, settings.secretKey, log)
+        return AccountStore.fromFile(None, only, log)
+    single: Optional[Credentials] = None
+    if settings.accessKey is not None and settings.secretKey is not None:
+        single = loadOrCreateCredentials(settings.dataDir, settings.accessKey, settings.secretKey, log)
+    else:
+        _mentionStoredPair(settings.dataDir)
+    accounts = AccountStore.fromFile(settings.credentialsFile, single, log)
+    log.info(
+        "Accounts from {path} (SIGHUP reloads it):\n{accounts}",
+        path=settings.credentialsFile.path,
+        accounts=accounts.describe(),
+    )
+    return accounts
+
+
+def _mentionStoredPair(dataDir: FilePath[str]) -> None:
+    """
+    With a credentials file and no explicit pair, a generated pair in the
+    data directory no longer signs in; say whose buckets it owned.
+    """
+    try:
+        stored = storedCredentials(dataDir)
+    except CredentialsError as e:
+        log.warn("{error}", error=str(e))
+        return
+    if stored is not None:
+        log.warn(
+            "The key pair stored in the data directory ({accessKey}) is not used with --credentials; "
+            "buckets it created belong to id {owner}: give an account id = \"{owner}\" to keep them",
+            accessKey=stored.accessKey,
+            owner=stored.owner,
+        )

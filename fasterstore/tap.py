@@ -43,6 +43,7 @@ class Options(usage.Options):
             "data-dir": usage.CompleteDirs(descr="data directory"),
             "drive": usage.CompleteDirs(descr="drive directory"),
             "config": usage.CompleteFiles(descr="TOML config file", globPattern="*.toml"),
+            "credentials": usage.CompleteFiles(descr="TOML file of accounts and keys", globPattern="*.toml"),
         },
         multiUse=[spec.name for spec in OPTIONS if spec.repeatable],
     )

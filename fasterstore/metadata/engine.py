@@ -17,9 +17,14 @@ Writes arriving during a round wait for the next one, so one fsync serves
 every writer that arrived meanwhile.  Segment data is always synced before
 the WAL record that points at it: a logged object never outlives its bytes.
 
+Multipart uploads, copies, tags and bucket configuration follow the same
+rules: validated against the pending overlay (objects, buckets and uploads),
+then committed in order.  Because the queue is applied in order, a write that
+passed validation always finds at apply time the records and blobs it saw.
+
 Snapshots rotate the WAL between rounds, then build the checkpoint by replay
 in the runner (see L{fasterstore.metadata.snapshot}).
-Tests: tests/unit/test_metadata_engine.py.
+Tests: tests/unit/test_metadata_engine.py, tests/unit/test_metadata_multipart.py.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
 from fasterstore.metadata.snapshot import LoadedState, checkpoint, loadState
-from fasterstore.metadata.state import ListPage, MetadataState, Mutation, extentsToJSON
+from fasterstore.metadata.state import ListPage, MetadataState, Mutation, UploadPage, extentsToJSON
 from fasterstore.metadata.wal import WAL, encodeMutation
 from fasterstore.metrics import Metrics
 from fasterstore.storage.blob import WrittenBlob
@@ -62,6 +67,8 @@ class _Pending:
     result: Any
     objectKey: Optional[Tuple[str, str]] = None
     bucketName: Optional[str] = None
+    uploadIds: Tuple[str, ...] = ()
+    uploadLatest: Optional[UploadRecord] = None
 
 
 @attrs.define(eq=False)
@@ -107,6 +114,7 @@ class MetadataEngine:
     _pendingObjects: Dict[Tuple[str, str], List[Any]] = attrs.field(init=False, factory=dict)
     _pendingKeys: Dict[str, Set[str]] = attrs.field(init=False, factory=dict)
     _pendingBuckets: Dict[str, List[Any]] = attrs.field(init=False, factory=dict)
+    _pendingUploads: Dict[str, List[Any]] = attrs.field(init=False, factory=dict)
 
     # Snapshots.
     _walBytes: int = attrs.field(init=False, default=0)
@@ -233,6 +241,26 @@ class MetadataEngine:
         """Where the bytes with this content address are, if referenced."""
         return self._state.getBlob(address)
 
+    def getUpload(self, uploadId: str) -> Optional[UploadRecord]:
+        """The multipart upload with this id, if in progress (durable state)."""
+        return self._state.getUpload(uploadId)
+
+    def listUploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        keyMarker: str = "",
+        uploadIdMarker: str = "",
+        maxUploads: int = 1000,
+    ) -> UploadPage:
+        """One ListMultipartUploads page (see L{MetadataState.listUploads}); raises C{NoSuchBucket}."""
+        return self._state.listUploads(bucket, prefix, delimiter, keyMarker, uploadIdMarker, maxUploads)
+
+    def staleUploads(self, before: float) -> List[UploadRecord]:
+        """Uploads initiated before C{before}, oldest first (for expiry)."""
+        return self._state.staleUploads(before)
+
     # -- writes ----------------------------------------------------------
 
     def createBucket(self, record: BucketRecord) -> "Deferred[None]":
@@ -266,7 +294,35 @@ class MetadataEngine:
             return fail(S3Error("AccessDenied"))
         if self._effectiveObjectCount(name) > 0:
             return fail(S3Error("BucketNotEmpty", extra={"BucketName": name}))
-        return self._enqueue({"op": "delete_bucket", "name": name}, None, bucketName=name, latest=None)
+        # The mutation aborts the bucket's uploads: they are gone from now on.
+        uploads = set(self._state.uploadIndex.get(name, {}).values())
+        uploads.update(
+            uploadId for uploadId, (_, latest) in self._pendingUploads.items()
+            if latest is not None and latest.bucket == name
+        )
+        return self._enqueue(
+            {"op": "delete_bucket", "name": name}, None, bucketName=name, latest=None,
+            uploadIds=tuple(sorted(uploads)), uploadLatest=None,
+        )
+
+    def setBucketConfig(self, bucket: str, name: str, value: Optional[str]) -> "Deferred[BucketRecord]":
+        """
+        Set the bucket sub-resource document C{name} (C{"tagging"},
+        C{"cors"}, ...) to C{value}, or remove it if C{value} is C{None};
+        fires with the new bucket record once durable.  Fails with
+        C{NoSuchBucket}.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        existing = self._effectiveBucket(bucket)
+        if existing is None:
+            return fail(S3Error("NoSuchBucket", extra={"BucketName": bucket}))
+        updated = existing.withConfig(name, value)
+        return self._enqueue(
+            {"op": "set_bucket_config", "bucket": bucket, "name": name, "value": value},
+            updated, bucketName=bucket, latest=updated,
+        )
 
     def putObject(
         self,
@@ -290,6 +346,9 @@ class MetadataEngine:
         if refusal is not None:
             return fail(refusal)
         bucket, key = record.bucket, record.key
+        if record.blobAddresses() != (record.blob,):
+            self.discard(blob)
+            return fail(ValueError("putObject takes a single-blob record (no parts)"))
         if self._effectiveBucket(bucket) is None:
             self.discard(blob)
             return fail(S3Error("NoSuchBucket", extra={"BucketName": bucket}))
@@ -335,6 +394,187 @@ class MetadataEngine:
         return self._enqueue(
             {"op": "delete_object", "bucket": bucket, "key": key},
             current, objectKey=(bucket, key), latest=None,
+        )
+
+    def copyObject(
+        self,
+        sourceBucket: str,
+        sourceKey: str,
+        build: Callable[[ObjectRecord], ObjectRecord],
+        precondition: Optional[ObjectPrecondition] = None,
+    ) -> "Deferred[ObjectRecord]":
+        """
+        Make a new version that shares the bytes of an existing object (no
+        byte is copied: the new record takes references on the source's
+        blobs); fires with the new record once durable.
+
+        @param build: called at once with the source as it will be (writes
+            not yet durable included); returns the destination record, which
+            must reference exactly the source's blobs (C{blob} / C{parts}).
+            It may be the source's own key (a metadata replace).  Whatever
+            it raises refuses the copy.
+        @param precondition: as for L{putObject}, against the destination.
+        @raise S3Error: (as a failure) C{NoSuchBucket} for a missing source
+            or destination bucket, C{NoSuchKey} for a missing source
+            (including one whose deletion is pending).
+        @raise ValueError: (as a failure) if the record built references
+            other blobs than the source's.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        if self._effectiveBucket(sourceBucket) is None:
+            return fail(S3Error("NoSuchBucket", extra={"BucketName": sourceBucket}))
+        source = self._effectiveObject(sourceBucket, sourceKey)
+        if source is None:
+            return fail(S3Error("NoSuchKey", extra={"Key": sourceKey}))
+        try:
+            record = build(source)
+            if sorted(record.blobAddresses()) != sorted(source.blobAddresses()):
+                raise ValueError("a copy must reference exactly the source's blobs")
+            if self._effectiveBucket(record.bucket) is None:
+                raise S3Error("NoSuchBucket", extra={"BucketName": record.bucket})
+            if precondition is not None:
+                precondition(self._effectiveObject(record.bucket, record.key))
+        except Exception:
+            return fail()
+        return self._enqueue(
+            {"op": "copy_object", "object": record.toJSON()},
+            record, objectKey=(record.bucket, record.key), latest=record,
+        )
+
+    def setObjectTags(
+        self, bucket: str, key: str, tags: Tuple[Tuple[str, str], ...]
+    ) -> "Deferred[ObjectRecord]":
+        """
+        Replace the tag set of an object's current version; fires with the
+        updated record once durable.  Fails with C{NoSuchBucket} or
+        C{NoSuchKey}.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        if self._effectiveBucket(bucket) is None:
+            return fail(S3Error("NoSuchBucket", extra={"BucketName": bucket}))
+        current = self._effectiveObject(bucket, key)
+        if current is None:
+            return fail(S3Error("NoSuchKey", extra={"Key": key}))
+        tags = tuple((str(k), str(v)) for k, v in tags)
+        updated = attrs.evolve(current, tags=tags)
+        return self._enqueue(
+            {"op": "set_object_tags", "bucket": bucket, "key": key, "tags": [list(t) for t in tags]},
+            updated, objectKey=(bucket, key), latest=updated,
+        )
+
+    # -- multipart uploads -----------------------------------------------
+
+    def createUpload(self, record: UploadRecord) -> "Deferred[UploadRecord]":
+        """
+        Start a multipart upload; fires with the record (without parts: an
+        upload starts empty) once durable.  Fails with C{NoSuchBucket}, or
+        C{ValueError} if the upload id is already in use.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        if self._effectiveBucket(record.bucket) is None:
+            return fail(S3Error("NoSuchBucket", extra={"BucketName": record.bucket}))
+        if self._effectiveUpload(record.uploadId) is not None or record.uploadId in self._pendingUploads:
+            return fail(ValueError(f"upload id {record.uploadId!r} is already in use"))
+        record = attrs.evolve(record, parts=())
+        return self._enqueue(
+            {"op": "create_upload", "upload": record.toJSON()},
+            record, uploadIds=(record.uploadId,), uploadLatest=record,
+        )
+
+    def putPart(self, uploadId: str, part: PartRecord, blob: WrittenBlob) -> "Deferred[PartRecord]":
+        """
+        Add a part to an upload once C{blob}'s bytes and the record are
+        durable (a part with the same number is replaced and its bytes
+        released); fires with C{part}.
+
+        @param part: the part; C{part.blob} is the blob address.
+        @param blob: the bytes as written (see L{putObject}).
+        @raise S3Error: (as a failure) C{NoSuchUpload} if the upload is
+            unknown or its completion or abort is pending.  On any refusal
+            the blob's extents are discarded.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        upload = self._effectiveUpload(uploadId)
+        if upload is None:
+            self.discard(blob)
+            return fail(_noSuchUpload(uploadId))
+        mutation = {
+            "op": "put_part",
+            "uploadId": uploadId,
+            "part": part.toJSON(),
+            "extents": extentsToJSON(blob.extents),
+            "size": blob.size,
+        }
+        return self._enqueue(mutation, part, uploadIds=(uploadId,), uploadLatest=upload.withPart(part))
+
+    def completeUpload(
+        self,
+        uploadId: str,
+        build: Callable[[UploadRecord], ObjectRecord],
+        precondition: Optional[ObjectPrecondition] = None,
+    ) -> "Deferred[ObjectRecord]":
+        """
+        Complete an upload: the object built from its manifest becomes the
+        key's current version (no byte is rewritten), the upload goes away
+        and the parts the object does not use become garbage.  Fires with
+        the object record once durable.
+
+        @param build: called at once with the upload as it will be (parts
+            not yet durable included); returns the object record, whose
+            C{parts} (or C{blob}) must name blobs of the upload's parts, for
+            the upload's bucket and key; raises (e.g. C{S3Error("InvalidPart")})
+            to refuse.
+        @param precondition: as for L{putObject}, against the upload's key.
+        @raise S3Error: (as a failure) C{NoSuchUpload} if the upload is
+            unknown or another completion or an abort is pending: of racing
+            completes and aborts the first enqueued wins.
+        @raise ValueError: (as a failure) if the record built names another
+            key or blobs that are not the upload's parts.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        upload = self._effectiveUpload(uploadId)
+        if upload is None:
+            return fail(_noSuchUpload(uploadId))
+        try:
+            record = build(upload)
+            if (record.bucket, record.key) != (upload.bucket, upload.key):
+                raise ValueError("a completed upload's object must have the upload's bucket and key")
+            partBlobs = {p.blob for p in upload.parts}
+            if not set(record.blobAddresses()) <= partBlobs:
+                raise ValueError("a completed upload's object may only reference its parts")
+            if precondition is not None:
+                precondition(self._effectiveObject(record.bucket, record.key))
+        except Exception:
+            return fail()
+        return self._enqueue(
+            {"op": "complete_upload", "uploadId": uploadId, "object": record.toJSON()},
+            record, objectKey=(record.bucket, record.key), latest=record,
+            uploadIds=(uploadId,), uploadLatest=None,
+        )
+
+    def abortUpload(self, uploadId: str) -> "Deferred[None]":
+        """
+        Abort an upload: its parts' bytes become garbage (unless shared).
+        Fails with C{NoSuchUpload}, also when a completion or an abort of it
+        is pending.
+        """
+        refusal = self._refusal()
+        if refusal is not None:
+            return fail(refusal)
+        if self._effectiveUpload(uploadId) is None:
+            return fail(_noSuchUpload(uploadId))
+        return self._enqueue(
+            {"op": "abort_upload", "uploadId": uploadId}, None, uploadIds=(uploadId,), uploadLatest=None
         )
 
     def discard(self, blob: WrittenBlob) -> "Deferred[None]":
@@ -402,6 +642,17 @@ class MetadataEngine:
             return latest
         return self._state.getObject(bucket, key)
 
+    def _effectiveUpload(self, uploadId: str) -> Optional[UploadRecord]:
+        pending = self._pendingUploads.get(uploadId)
+        upload: Optional[UploadRecord]
+        if pending is not None:
+            upload = pending[1]
+        else:
+            upload = self._state.getUpload(uploadId)
+        if upload is None or self._effectiveBucket(upload.bucket) is None:
+            return None
+        return upload
+
     def _effectiveObjectCount(self, bucket: str) -> int:
         count = self._state.objectsIn(bucket)
         for key in self._pendingKeys.get(bucket, ()):
@@ -420,6 +671,10 @@ class MetadataEngine:
             entry = self._pendingBuckets.setdefault(p.bucketName, [0, None])
             entry[0] += 1
             entry[1] = latest
+        for uploadId in p.uploadIds:
+            entry = self._pendingUploads.setdefault(uploadId, [0, None])
+            entry[0] += 1
+            entry[1] = p.uploadLatest
 
     def _release(self, p: _Pending) -> None:
         if p.objectKey is not None:
@@ -437,6 +692,11 @@ class MetadataEngine:
             entry[0] -= 1
             if entry[0] == 0:
                 del self._pendingBuckets[p.bucketName]
+        for uploadId in p.uploadIds:
+            entry = self._pendingUploads[uploadId]
+            entry[0] -= 1
+            if entry[0] == 0:
+                del self._pendingUploads[uploadId]
 
     # -- group commit ----------------------------------------------------
 
@@ -455,12 +715,14 @@ class MetadataEngine:
         objectKey: Optional[Tuple[str, str]] = None,
         bucketName: Optional[str] = None,
         latest: Any = _ABSENT,
+        uploadIds: Tuple[str, ...] = (),
+        uploadLatest: Optional[UploadRecord] = None,
     ) -> "Deferred[Any]":
         try:
             encoded = encodeMutation(mutation)
         except (TypeError, ValueError):
             return fail()
-        p = _Pending(encoded, mutation, Deferred(), result, objectKey, bucketName)
+        p = _Pending(encoded, mutation, Deferred(), result, objectKey, bucketName, uploadIds, uploadLatest)
         self._hold(p, None if latest is _ABSENT else latest)
         self._queue.append(p)
         self._maybeStartRound()
@@ -581,6 +843,10 @@ class MetadataEngine:
         if self.metrics is not None:
             self.metrics.objects.set(self._state.objectCount)
             self.metrics.storedBytes.set(self._state.logicalBytes)
+
+
+def _noSuchUpload(uploadId: str) -> S3Error:
+    return S3Error("NoSuchUpload", extra={"UploadId": uploadId})
 
 
 class SnapshotService(TimerService):

@@ -1,20 +1,32 @@
 """
-The records the metadata engine keeps: buckets, objects and blobs.
+The records the metadata engine keeps: buckets, objects, multipart uploads
+and blobs.
 
 Records are immutable; a mutation replaces a record.  Each has a
-``toJSON``/``fromJSON`` pair, used by both the WAL and snapshots.
-Tests: tests/unit/test_metadata_engine.py.
+``toJSON``/``fromJSON`` pair, used by both the WAL and snapshots; fields added
+later have defaults, so ``fromJSON`` reads records written before they existed.
+Tests: tests/unit/test_metadata_engine.py, tests/unit/test_metadata_multipart.py.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import attrs
 
 from fasterstore.storage.blob import Extent
 
 JSONDict = Dict[str, Any]
+Pairs = Tuple[Tuple[str, str], ...]
+
+
+def _pairs(items: Iterable[Sequence[str]]) -> Pairs:
+    """JSON arrays of pairs back to a tuple of tuples."""
+    return tuple((str(a), str(b)) for a, b in items)
+
+
+def _pairsJSON(pairs: Pairs) -> Any:
+    return [list(pair) for pair in pairs]
 
 
 @attrs.frozen
@@ -26,19 +38,78 @@ class BucketRecord:
     @ivar owner: canonical id of the owning account.
     @ivar region: LocationConstraint given at creation (``""`` for us-east-1).
     @ivar created: creation time, seconds since the epoch.
+    @ivar config: bucket sub-resource documents (C{"tagging"}, C{"cors"},
+        ...) by name, sorted by name: opaque text owned by the HTTP layer.
     """
 
     name: str
     owner: str
     region: str
     created: float
+    config: Pairs = ()
+
+    def configValue(self, name: str) -> Optional[str]:
+        """The sub-resource document called C{name}, if set."""
+        for n, value in self.config:
+            if n == name:
+                return value
+        return None
+
+    def withConfig(self, name: str, value: Optional[str]) -> "BucketRecord":
+        """This record with C{name} set to C{value} (C{None} removes it)."""
+        config = [(n, v) for n, v in self.config if n != name]
+        if value is not None:
+            config.append((name, value))
+        return attrs.evolve(self, config=tuple(sorted(config)))
 
     def toJSON(self) -> JSONDict:
-        return attrs.asdict(self)
+        return {
+            "name": self.name, "owner": self.owner, "region": self.region,
+            "created": self.created, "config": _pairsJSON(self.config),
+        }
 
     @classmethod
     def fromJSON(cls, d: JSONDict) -> "BucketRecord":
+        d = dict(d)
+        d["config"] = _pairs(d.get("config", ()))
         return cls(**d)
+
+
+@attrs.frozen
+class PartRecord:
+    """
+    One part of a multipart upload, or of a multipart object's manifest.
+
+    @ivar number: the part number, 1 to 10,000.
+    @ivar size: the part's length in bytes.
+    @ivar etag: hex MD5 of the part, unquoted.
+    @ivar blob: content address (BLAKE3 hex) of the part's bytes.
+    @ivar modified: when the part was uploaded, seconds since the epoch.
+    @ivar checksums: S3 checksums of this part in base64 by algorithm name.
+    """
+
+    number: int
+    size: int
+    etag: str
+    blob: str
+    modified: float
+    checksums: Pairs = ()
+
+    def toJSON(self) -> JSONDict:
+        return {
+            "number": self.number, "size": self.size, "etag": self.etag, "blob": self.blob,
+            "modified": self.modified, "checksums": _pairsJSON(self.checksums),
+        }
+
+    @classmethod
+    def fromJSON(cls, d: JSONDict) -> "PartRecord":
+        d = dict(d)
+        d["checksums"] = _pairs(d.get("checksums", ()))
+        return cls(**d)
+
+
+def _parts(items: Iterable[JSONDict]) -> Tuple[PartRecord, ...]:
+    return tuple(PartRecord.fromJSON(p) for p in items)
 
 
 @attrs.frozen
@@ -59,6 +130,11 @@ class ObjectRecord:
     @ivar checksums: S3 checksums in base64 by algorithm name (``crc32``,
         ``crc32c``, ``crc64nvme``, ``sha1``, ``sha256``).
     @ivar versionId: ``None`` until versioning exists ("null" on the wire).
+    @ivar parts: for a multipart object, its manifest in order; then C{blob}
+        is C{""} and the bytes are the parts' blobs concatenated.
+    @ivar tags: the object's tag set, in order.
+    @ivar checksumType: C{"FULL_OBJECT"} or C{"COMPOSITE"}; C{None} means
+        C{"FULL_OBJECT"}.
     """
 
     bucket: str
@@ -71,18 +147,100 @@ class ObjectRecord:
     meta: Tuple[Tuple[str, str], ...] = ()
     checksums: Tuple[Tuple[str, str], ...] = ()
     versionId: Optional[str] = None
+    parts: Tuple[PartRecord, ...] = ()
+    tags: Pairs = ()
+    checksumType: Optional[str] = None
+
+    def blobAddresses(self) -> Tuple[str, ...]:
+        """
+        The blobs this record holds a reference on, one per occurrence:
+        C{blob} if it is set, else each part's blob in order.  Every
+        refcounting path uses this, so they always agree.
+        """
+        if self.blob:
+            return (self.blob,)
+        return tuple(p.blob for p in self.parts)
 
     def toJSON(self) -> JSONDict:
-        d = attrs.asdict(self)
-        for name in ("headers", "meta", "checksums"):
-            d[name] = [list(pair) for pair in d[name]]
-        return d
+        return {
+            "bucket": self.bucket, "key": self.key, "size": self.size, "etag": self.etag,
+            "blob": self.blob, "modified": self.modified,
+            "headers": _pairsJSON(self.headers), "meta": _pairsJSON(self.meta),
+            "checksums": _pairsJSON(self.checksums), "versionId": self.versionId,
+            "parts": [p.toJSON() for p in self.parts], "tags": _pairsJSON(self.tags),
+            "checksumType": self.checksumType,
+        }
 
     @classmethod
     def fromJSON(cls, d: JSONDict) -> "ObjectRecord":
         d = dict(d)
-        for name in ("headers", "meta", "checksums"):
-            d[name] = tuple(tuple(pair) for pair in d.get(name, ()))
+        for name in ("headers", "meta", "checksums", "tags"):
+            d[name] = _pairs(d.get(name, ()))
+        d["parts"] = _parts(d.get("parts", ()))
+        return cls(**d)
+
+
+@attrs.frozen
+class UploadRecord:
+    """
+    A multipart upload in progress.
+
+    @ivar uploadId: the upload's id.
+    @ivar bucket: bucket name.
+    @ivar key: the key the object will have.
+    @ivar owner: canonical id of the initiator.
+    @ivar initiated: creation time, seconds since the epoch.
+    @ivar headers: system headers for the object (as L{ObjectRecord.headers}).
+    @ivar meta: user metadata for the object (as L{ObjectRecord.meta}).
+    @ivar tags: tags for the object.
+    @ivar checksumAlgorithm: the checksum algorithm named at creation.
+    @ivar checksumType: C{"FULL_OBJECT"} or C{"COMPOSITE"}, if named.
+    @ivar parts: the parts uploaded so far, by number, one per number (a
+        re-uploaded number keeps the last); the upload holds one blob
+        reference per part.
+    """
+
+    uploadId: str
+    bucket: str
+    key: str
+    owner: str
+    initiated: float
+    headers: Pairs = ()
+    meta: Pairs = ()
+    tags: Pairs = ()
+    checksumAlgorithm: Optional[str] = None
+    checksumType: Optional[str] = None
+    parts: Tuple[PartRecord, ...] = ()
+
+    def getPart(self, number: int) -> Optional[PartRecord]:
+        """The part with this number, if uploaded."""
+        for p in self.parts:
+            if p.number == number:
+                return p
+        return None
+
+    def withPart(self, part: PartRecord) -> "UploadRecord":
+        """This upload with C{part} added, replacing any part with its number."""
+        parts = [p for p in self.parts if p.number != part.number]
+        parts.append(part)
+        parts.sort(key=lambda p: p.number)
+        return attrs.evolve(self, parts=tuple(parts))
+
+    def toJSON(self) -> JSONDict:
+        return {
+            "uploadId": self.uploadId, "bucket": self.bucket, "key": self.key, "owner": self.owner,
+            "initiated": self.initiated, "headers": _pairsJSON(self.headers),
+            "meta": _pairsJSON(self.meta), "tags": _pairsJSON(self.tags),
+            "checksumAlgorithm": self.checksumAlgorithm, "checksumType": self.checksumType,
+            "parts": [p.toJSON() for p in self.parts],
+        }
+
+    @classmethod
+    def fromJSON(cls, d: JSONDict) -> "UploadRecord":
+        d = dict(d)
+        for name in ("headers", "meta", "tags"):
+            d[name] = _pairs(d.get(name, ()))
+        d["parts"] = _parts(d.get("parts", ()))
         return cls(**d)
 
 

@@ -6,7 +6,7 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Tuple
 
 from twisted.web.server import Request
 

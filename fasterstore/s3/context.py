@@ -17,6 +17,8 @@ from fasterstore.storage.segments import SegmentStore
 
 #: AWS's limit for a single PUT.
 MAX_OBJECT_SIZE = 5 * 1024**3
+#: AWS's minimum size of every part of a multipart upload but the last.
+MIN_PART_SIZE = 5 * 1024**2
 
 
 @attrs.define
@@ -27,6 +29,7 @@ class S3Context:
     @ivar lookup: finds the credentials of an access key.
     @ivar region: the region this server answers for.
     @ivar domains: base domains for virtual-hosted-style addressing.
+    @ivar minPartSize: smallest part but the last (tests lower it).
     @ivar draining: set during shutdown; new requests are refused.
     """
 
@@ -38,4 +41,5 @@ class S3Context:
     region: str = "us-east-1"
     domains: Sequence[str] = ()
     maxObjectSize: int = MAX_OBJECT_SIZE
+    minPartSize: int = MIN_PART_SIZE
     draining: bool = False

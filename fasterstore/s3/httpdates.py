@@ -133,16 +133,22 @@ def formatHTTPDate(when: float) -> str:
 
 def formatISO8601(when: float) -> str:
     """
-    Format C{when} the way S3 XML bodies do: ``2006-02-03T16:45:09.000Z``.
+    Format C{when} the way S3 XML bodies do: ``2006-02-03T16:45:09.123Z``.
 
-    The milliseconds are always zero, matching ``Last-Modified``.
+    Milliseconds are kept (AWS shows C{.000}, MinIO the real value): sync
+    tools compare listing times with file times, and a file written in the
+    same second as its upload would otherwise look newer than its copy.
+    HTTP C{Last-Modified} has whole seconds, as HTTP dates do.
     """
-    t = time.gmtime(wholeSeconds(when))
-    return "%04d-%02d-%02dT%02d:%02d:%02d.000Z" % (
+    seconds = wholeSeconds(when)
+    millis = min(999, int((when - seconds) * 1000))
+    t = time.gmtime(seconds)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
         t.tm_year,
         t.tm_mon,
         t.tm_mday,
         t.tm_hour,
         t.tm_min,
         t.tm_sec,
+        millis,
     )

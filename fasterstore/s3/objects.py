@@ -1,18 +1,26 @@
 """
-Object operations: PutObject, GetObject, HeadObject, DeleteObject.
+Object operations: PutObject, GetObject, HeadObject, DeleteObject and
+GetObjectAttributes.
 
 A PUT's body has already streamed into the segment engine by the time its
 handler runs (see L{fasterstore.s3.body}); the handler checks it, commits the
 object record and answers once the record is durable.  A GET streams the
-blob's extents with a producer, verifying block checksums on the way.
-Tests: tests/unit/test_resource.py.
+object's extents with a producer, verifying block checksums on the way.  A
+multipart object is a manifest of parts: its bytes are its parts' blobs one
+after the other, which L{objectExtents} (the one way to find an object's
+bytes) lays end to end.  GET and HEAD take C{partNumber} to address one
+part, as AWS does.
+Tests: tests/unit/test_resource.py, tests/unit/test_multipart.py,
+tests/unit/test_object_attributes.py.
 """
 
 from __future__ import annotations
 
 import base64
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
+from xml.etree import ElementTree
 
+import attrs
 from twisted.internet.interfaces import IConsumer
 
 from twisted.logger import Logger
@@ -20,13 +28,17 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord
+from fasterstore.s3 import xml
 from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.httpdates import formatHTTPDate
+from fasterstore.s3.names import validateUserMetadata
 from fasterstore.s3.ranges import contentRange, parseRange
-from fasterstore.s3.responses import finish, sendEmpty, setHeaders
+from fasterstore.s3.responses import finish, sendEmpty, sendXML, setHeaders
+from fasterstore.s3.tagging import parseTaggingHeader
+from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.reader import RangeProducer
 from fasterstore.storage.segments import CorruptionError
 
@@ -56,6 +68,19 @@ OVERRIDES = {
 }
 
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+#: Part numbers S3 accepts, in GET/HEAD C{partNumber} and in multipart uploads.
+MAX_PART_NUMBER = 10000
+
+#: The S3 checksum algorithms by their wire spelling (element names,
+#: x-amz-checksum-algorithm values).
+WIRE_NAMES = {
+    "crc32": "CRC32",
+    "crc32c": "CRC32C",
+    "crc64nvme": "CRC64NVME",
+    "sha1": "SHA1",
+    "sha256": "SHA256",
+}
 
 
 def userMetadata(headers: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
@@ -99,28 +124,67 @@ def _current(ctx: S3Context, call: "Call") -> ObjectRecord:
     return record
 
 
+@attrs.frozen
+class StoredAttributes:
+    """What an upload stores besides its bytes, checked before the body is read."""
+
+    headers: Tuple[Tuple[str, str], ...]
+    meta: Tuple[Tuple[str, str], ...]
+    tags: Tuple[Tuple[str, str], ...]
+
+
+def storedAttributes(fields: Mapping[str, str], tags: Optional[Tuple[Tuple[str, str], ...]] = None) -> StoredAttributes:
+    """
+    The system headers, user metadata and tags an upload stores, from its
+    headers (or form fields): metadata within AWS's 2 KB, tags within its
+    limits (from C{x-amz-tagging} unless given).
+    """
+    meta = userMetadata(fields)
+    validateUserMetadata(meta)
+    if tags is None:
+        tagging = fields.get("x-amz-tagging")
+        tags = parseTaggingHeader(tagging) if tagging else ()
+    return StoredAttributes(systemHeaders(fields), meta, tags)
+
+
+def newObjectRecord(
+    ctx: S3Context, bucket: str, key: str, blob: WrittenBlob, algorithms: Tuple[str, ...], attributes: StoredAttributes
+) -> ObjectRecord:
+    """The record of a single-blob object just uploaded."""
+    return ObjectRecord(
+        bucket=bucket,
+        key=key,
+        size=blob.size,
+        etag=blob.digests["md5"].hex(),
+        blob=blob.contentAddress,
+        modified=ctx.clock.seconds(),
+        headers=attributes.headers,
+        meta=attributes.meta,
+        tags=attributes.tags,
+        checksums=tuple(
+            (algorithm, base64.b64encode(blob.digests[algorithm]).decode()) for algorithm in sorted(algorithms)
+        ),
+    )
+
+
+def uploadResponseHeaders(record: ObjectRecord) -> Dict[str, str]:
+    """ETag and checksum headers answering an upload."""
+    headers = {"ETag": f'"{record.etag}"'}
+    for algorithm, value in record.checksums:
+        headers[f"x-amz-checksum-{algorithm}"] = value
+        headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    return headers
+
+
 async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutObject: verify the streamed body, commit durably, answer."""
     ownedBucket(ctx, call)
     body = call.body
     assert isinstance(body, ObjectBody), "PutObject always gets an ObjectBody"
+    assert call.attributes is not None, "resolved with the body, at header time"
     blob = await body.finish()
     assert call.route.bucket is not None and call.route.key is not None
-    checksums = tuple(
-        (algorithm, base64.b64encode(blob.digests[algorithm]).decode())
-        for algorithm in sorted(body.algorithms)
-    )
-    record = ObjectRecord(
-        bucket=call.route.bucket,
-        key=call.route.key,
-        size=blob.size,
-        etag=blob.digests["md5"].hex(),
-        blob=blob.contentAddress,
-        modified=ctx.clock.seconds(),
-        headers=systemHeaders(call.headers),
-        meta=userMetadata(call.headers),
-        checksums=checksums,
-    )
+    record = newObjectRecord(ctx, call.route.bucket, call.route.key, blob, body.algorithms, call.attributes)
     conditions = _conditionHeaders(call.headers)
     precondition = None
     if "if-match" in conditions or "if-none-match" in conditions:
@@ -128,11 +192,7 @@ async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
             checkPutConditions(conditions, current)
     record = await ctx.engine.putObject(record, blob, precondition)
     ctx.metrics.bytesIn.inc(blob.size)
-    headers = {"ETag": f'"{record.etag}"'}
-    for algorithm, value in record.checksums:
-        headers[f"x-amz-checksum-{algorithm}"] = value
-        headers["x-amz-checksum-type"] = "FULL_OBJECT"
-    sendEmpty(request, 200, headers)
+    sendEmpty(request, 200, uploadResponseHeaders(record))
 
 
 def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
@@ -143,17 +203,94 @@ def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
     headers["Accept-Ranges"] = "bytes"
     for name, value in record.meta:
         headers["x-amz-meta-" + name] = value
+    if record.tags:
+        headers["x-amz-tagging-count"] = str(len(record.tags))
     for parameter, header in OVERRIDES.items():
         if parameter in call.route.query:
             headers[header] = call.route.query[parameter]
     return headers
 
 
+def objectExtents(ctx: S3Context, record: ObjectRecord) -> Tuple[Extent, ...]:
+    """
+    Where an object's bytes are, in order: its blob's extents, or for a
+    multipart object its parts' blobs' extents laid end to end.  Every read
+    of object bytes (GET, copies, UploadPartCopy) goes through here.
+
+    @raise S3Error: C{InternalError} if a blob the record names is missing
+        (logged: the metadata is inconsistent).
+    """
+    extents: List[Extent] = []
+    for address in record.blobAddresses():
+        blob = ctx.engine.getBlob(address)
+        if blob is None:
+            log.error(
+                "object {bucket}/{key} points at missing blob {blob}",
+                bucket=record.bucket, key=record.key, blob=address,
+            )
+            raise S3Error("InternalError")
+        extents.extend(blob.extents)
+    return tuple(extents)
+
+
+def parsePartNumber(value: str) -> int:
+    """
+    A C{partNumber} parameter: an integer from 1 to 10,000.
+
+    @raise S3Error: C{InvalidArgument} otherwise, with AWS's message.
+    """
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PART_NUMBER or not value.strip().isdigit():
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            extra={"ArgumentName": "partNumber", "ArgumentValue": value},
+        )
+    return number
+
+
+def partSpan(record: ObjectRecord, number: int) -> Tuple[int, int, Optional[int]]:
+    """
+    The bytes C{[start, end)} of part C{number} of an object, and its parts
+    count (C{None} for an object not uploaded in parts, whose only part is
+    number 1: the whole object, as AWS serves it).
+
+    @raise S3Error: C{InvalidPartNumber} (416) for a part the object does not
+        have.
+    """
+    if not record.parts:
+        if number != 1:
+            raise S3Error("InvalidPartNumber")
+        return 0, record.size, None
+    position = 0
+    for part in record.parts:
+        if part.number == number:
+            return position, position + part.size, len(record.parts)
+        position += part.size
+    raise S3Error("InvalidPartNumber")
+
+
+def _checksumHeaders(checksums: Tuple[Tuple[str, str], ...], checksumType: Optional[str]) -> Dict[str, str]:
+    headers: Dict[str, str] = {}
+    for algorithm, value in checksums:
+        headers[f"x-amz-checksum-{algorithm}"] = value
+        if checksumType is not None:
+            headers["x-amz-checksum-type"] = checksumType
+    return headers
+
+
 def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[ObjectRecord, Optional[Tuple[int, int]], Dict[str, str]]:
-    """Look up, evaluate conditions and Range; set status and headers."""
+    """Look up, evaluate conditions, Range or partNumber; set status and headers."""
     record = _current(ctx, call)
-    if "partNumber" in call.route.query:
-        raise S3Error("NotImplemented", "partNumber is not implemented yet.")
+    partNumber = call.route.query.get("partNumber")
+    number = None
+    if partNumber is not None:
+        number = parsePartNumber(partNumber)
+        if call.headers.get("range") is not None:
+            raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     headers = _objectHeaders(call, record)
     status = checkGetConditions(_conditionHeaders(call.headers), record.etag, record.modified)
     if status == 304:
@@ -161,24 +298,46 @@ def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[Object
             "NotModified",
             headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]},
         )
-    try:
-        span = parseRange(call.headers.get("range"), record.size)
-    except S3Error as e:
-        e.headers["Content-Range"] = f"bytes */{record.size}"
-        raise
+    checksumMode = call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    span: Optional[Tuple[int, int]]
+    if number is not None:
+        start, end, count = partSpan(record, number)
+        if count is not None:
+            headers["x-amz-mp-parts-count"] = str(count)
+            if checksumMode:
+                headers.update(_checksumHeaders(record.parts[_partIndex(record, number)].checksums, None))
+        elif checksumMode:
+            headers.update(_checksumHeaders(record.checksums, record.checksumType or "FULL_OBJECT"))
+        if end == start:
+            # An empty object has no byte range to name.
+            request.setResponseCode(200)
+            headers["Content-Length"] = "0"
+            return record, None, headers
+        span = (start, end)
+    else:
+        try:
+            span = parseRange(call.headers.get("range"), record.size)
+        except S3Error as e:
+            e.headers["Content-Range"] = f"bytes */{record.size}"
+            raise
     if span is None:
         request.setResponseCode(200)
         headers["Content-Length"] = str(record.size)
-        if call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-            for algorithm, value in record.checksums:
-                headers[f"x-amz-checksum-{algorithm}"] = value
-                headers["x-amz-checksum-type"] = "FULL_OBJECT"
+        if checksumMode:
+            headers.update(_checksumHeaders(record.checksums, record.checksumType or "FULL_OBJECT"))
     else:
         start, end = span
         request.setResponseCode(206)
         headers["Content-Length"] = str(end - start)
         headers["Content-Range"] = contentRange(start, end, record.size)
     return record, span, headers
+
+
+def _partIndex(record: ObjectRecord, number: int) -> int:
+    for index, part in enumerate(record.parts):
+        if part.number == number:
+            return index
+    raise S3Error("InvalidPartNumber")
 
 
 async def headObject(ctx: S3Context, call: "Call", request: Request) -> None:
@@ -189,14 +348,10 @@ async def headObject(ctx: S3Context, call: "Call", request: Request) -> None:
 
 
 async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
-    """GetObject: stream the (ranged) content with backpressure."""
+    """GetObject: stream the (ranged, or one part's) content with backpressure."""
     record, span, headers = _prepareRead(ctx, call, request)
     start, end = span if span is not None else (0, record.size)
-    blob = ctx.engine.getBlob(record.blob)
-    if blob is None:
-        log.error("object {bucket}/{key} points at missing blob {blob}", bucket=record.bucket, key=record.key, blob=record.blob)
-        raise S3Error("InternalError")
-    producer = RangeProducer(ctx.segments, blob.extents, start, end, cast(IConsumer, request))
+    producer = RangeProducer(ctx.segments, objectExtents(ctx, record), start, end, cast(IConsumer, request))
     try:
         await producer.prefetch()
     except CorruptionError:
@@ -211,6 +366,117 @@ async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
         return
     ctx.metrics.bytesOut.inc(end - start)
     finish(request)
+
+
+# -- GetObjectAttributes ------------------------------------------------------
+
+#: The attributes x-amz-object-attributes may name.
+OBJECT_ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
+
+#: The most parts one GetObjectAttributes (or ListParts) answer lists.
+MAX_PARTS = 1000
+
+
+def element(parent: ElementTree.Element, name: str, text: Optional[str] = None) -> ElementTree.Element:
+    """Append a child element, with text if given (for response documents)."""
+    child = ElementTree.SubElement(parent, name)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def document(name: str) -> ElementTree.Element:
+    """A response document's root element, in the S3 namespace."""
+    return ElementTree.Element(name, xmlns=xml.S3_NAMESPACE)
+
+
+def addChecksums(parent: ElementTree.Element, checksums: Tuple[Tuple[str, str], ...]) -> None:
+    """Append C{ChecksumCRC32}-style elements, in AWS's order."""
+    values = dict(checksums)
+    for algorithm, wire in WIRE_NAMES.items():
+        if algorithm in values:
+            element(parent, "Checksum" + wire, values[algorithm])
+
+
+def nonNegativeInt(value: Optional[str], name: str, default: int) -> int:
+    """
+    A non-negative integer request parameter, or C{default} when absent.
+
+    @raise S3Error: C{InvalidArgument} naming the parameter.
+    """
+    if value is None:
+        return default
+    if not value.strip().isdigit():
+        raise S3Error(
+            "InvalidArgument",
+            f"Provided {name} not an integer or within integer range",
+            extra={"ArgumentName": name, "ArgumentValue": value},
+        )
+    return int(value)
+
+
+def objectAttributesDocument(
+    record: ObjectRecord, attributes: Tuple[str, ...], partNumberMarker: int, maxParts: int
+) -> bytes:
+    """
+    The GetObjectAttributesResponse for C{record}: only the elements named in
+    C{attributes}.  C{ObjectParts} is left out for an object not uploaded in
+    parts, as AWS does.
+    """
+    root = document("GetObjectAttributesResponse")
+    if "ETag" in attributes:
+        element(root, "ETag", record.etag)
+    if "Checksum" in attributes and record.checksums:
+        checksum = element(root, "Checksum")
+        addChecksums(checksum, record.checksums)
+        element(checksum, "ChecksumType", record.checksumType or "FULL_OBJECT")
+    if "ObjectParts" in attributes and record.parts:
+        parts = element(root, "ObjectParts")
+        after = [p for p in record.parts if p.number > partNumberMarker]
+        page = after[:maxParts]
+        element(parts, "PartsCount", str(len(record.parts)))
+        element(parts, "PartNumberMarker", str(partNumberMarker))
+        element(parts, "NextPartNumberMarker", str(page[-1].number if page else partNumberMarker))
+        element(parts, "MaxParts", str(maxParts))
+        element(parts, "IsTruncated", "true" if len(after) > len(page) else "false")
+        for part in page:
+            entry = element(parts, "Part")
+            element(entry, "PartNumber", str(part.number))
+            element(entry, "Size", str(part.size))
+            addChecksums(entry, part.checksums)
+    if "StorageClass" in attributes:
+        element(root, "StorageClass", "STANDARD")
+    if "ObjectSize" in attributes:
+        element(root, "ObjectSize", str(record.size))
+    return xml.serialize(root)
+
+
+async def getObjectAttributes(ctx: S3Context, call: "Call", request: Request) -> None:
+    """
+    GetObjectAttributes: the attributes named in C{x-amz-object-attributes}
+    (ETag, Checksum, ObjectParts, StorageClass, ObjectSize); parts are paged
+    with C{x-amz-max-parts} and C{x-amz-part-number-marker} (or the query
+    parameters of the same names without the prefix).
+    """
+    record = _current(ctx, call)
+    named = [n.strip() for n in call.headers.get("x-amz-object-attributes", "").split(",") if n.strip()]
+    if not named:
+        raise S3Error("InvalidArgument", "Missing required header for this request: x-amz-object-attributes",
+                      extra={"ArgumentName": "x-amz-object-attributes", "ArgumentValue": ""})
+    for name in named:
+        if name not in OBJECT_ATTRIBUTES:
+            raise S3Error("InvalidArgument", "Invalid attribute name specified.",
+                          extra={"ArgumentName": "x-amz-object-attributes", "ArgumentValue": name})
+    query = call.route.query
+    maxParts = nonNegativeInt(
+        call.headers.get("x-amz-max-parts", query.get("max-parts")), "max-parts", MAX_PARTS
+    )
+    marker = nonNegativeInt(
+        call.headers.get("x-amz-part-number-marker", query.get("part-number-marker")), "part-number-marker", 0
+    )
+    body = objectAttributesDocument(record, tuple(named), marker, min(maxParts, MAX_PARTS))
+    setHeaders(request, {"Last-Modified": formatHTTPDate(record.modified)})
+    sendXML(request, body)
 
 
 async def notImplemented(ctx: S3Context, call: "Call", request: Request) -> None:

@@ -18,6 +18,9 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.s3 import admin, buckets, objects
+from fasterstore.s3 import cors, post
+from fasterstore.s3 import multipart
+from fasterstore.s3 import batch, copy, inspection, tagging, versions
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.routing import Route
 
@@ -97,10 +100,57 @@ RULES: List[Rule] = [
     # -- rules that name a sub-resource or a header: tried first -------------
     Rule("bucket", b"GET", Operation("GetBucketLocation", buckets.getBucketLocation), query("location")),
     Rule("bucket", b"GET", Operation("ListObjectsV2", buckets.listObjectsV2), listType2),
-    Rule("object", b"PUT", Operation("CopyObject", objects.notImplemented), header("x-amz-copy-source")),
     # -- multipart uploads ---------------------------------------------------
+    Rule("bucket", b"GET", Operation("ListMultipartUploads", multipart.listMultipartUploads), query("uploads")),
+    Rule("object", b"POST", Operation("CreateMultipartUpload", multipart.createMultipartUpload), query("uploads")),
+    Rule("object", b"POST", Operation("CompleteMultipartUpload", multipart.completeMultipartUpload, "small"), query("uploadId")),
+    Rule("object", b"PUT", Operation("UploadPartCopy", multipart.uploadPartCopy), multipart.isPartCopy),
+    Rule("object", b"PUT", Operation("UploadPart", multipart.uploadPart, "object"), query("partNumber", "uploadId")),
+    Rule("object", b"GET", Operation("ListParts", multipart.listParts), query("uploadId")),
+    Rule("object", b"DELETE", Operation("AbortMultipartUpload", multipart.abortMultipartUpload), query("uploadId")),
+    Rule("object", b"GET", Operation("GetObjectAttributes", objects.getObjectAttributes), query("attributes")),
     # -- copy, batch delete, tagging, versions, inspection sub-resources ----
+    Rule("object", b"PUT", Operation("CopyObject", copy.copyObject), header("x-amz-copy-source")),
+    Rule("bucket", b"POST", Operation("DeleteObjects", batch.deleteObjects, "small"), query("delete")),
+    Rule("object", b"PUT", Operation("PutObjectTagging", tagging.putObjectTagging, "small"), query("tagging")),
+    Rule("object", b"GET", Operation("GetObjectTagging", tagging.getObjectTagging), query("tagging")),
+    Rule("object", b"DELETE", Operation("DeleteObjectTagging", tagging.deleteObjectTagging), query("tagging")),
+    Rule("bucket", b"PUT", Operation("PutBucketTagging", tagging.putBucketTagging, "small"), query("tagging")),
+    Rule("bucket", b"GET", Operation("GetBucketTagging", tagging.getBucketTagging), query("tagging")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketTagging", tagging.deleteBucketTagging), query("tagging")),
+    Rule("bucket", b"GET", Operation("ListObjectVersions", versions.listObjectVersions), query("versions")),
+    Rule("bucket", b"GET", Operation("GetBucketAcl", inspection.getAcl), query("acl")),
+    Rule("bucket", b"PUT", Operation("PutBucketAcl", inspection.putAcl, "small"), query("acl")),
+    Rule("object", b"GET", Operation("GetObjectAcl", inspection.getAcl), query("acl")),
+    Rule("object", b"PUT", Operation("PutObjectAcl", inspection.putAcl, "small"), query("acl")),
+    Rule("bucket", b"GET", Operation("GetBucketPolicy", inspection.getBucketPolicy), query("policy")),
+    Rule("bucket", b"GET", Operation("GetBucketPolicyStatus", inspection.getBucketPolicyStatus), query("policyStatus")),
+    Rule("bucket", b"GET", Operation("GetBucketVersioning", inspection.getBucketVersioning), query("versioning")),
+    Rule("bucket", b"GET", Operation("GetBucketLifecycleConfiguration", inspection.getBucketLifecycle), query("lifecycle")),
+    Rule("bucket", b"GET", Operation("GetBucketEncryption", inspection.getBucketEncryption), query("encryption")),
+    Rule("bucket", b"GET", Operation("GetObjectLockConfiguration", inspection.getObjectLockConfiguration), query("object-lock")),
+    Rule("bucket", b"GET", Operation("GetBucketLogging", inspection.getBucketLogging), query("logging")),
+    Rule("bucket", b"GET", Operation("GetBucketWebsite", inspection.getBucketWebsite), query("website")),
+    Rule("bucket", b"GET", Operation("GetBucketNotificationConfiguration", inspection.getBucketNotification), query("notification")),
+    Rule("bucket", b"GET", Operation("GetBucketRequestPayment", inspection.getBucketRequestPayment), query("requestPayment")),
+    Rule("bucket", b"GET", Operation("GetBucketOwnershipControls", inspection.getBucketOwnershipControls), query("ownershipControls")),
+    Rule("bucket", b"GET", Operation("GetPublicAccessBlock", inspection.getPublicAccessBlock), query("publicAccessBlock")),
+    Rule("bucket", b"GET", Operation("GetBucketAccelerateConfiguration", inspection.getBucketAccelerate), query("accelerate")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketPolicy", inspection.deleteAbsent), query("policy")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketLifecycle", inspection.deleteAbsent), query("lifecycle")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketEncryption", inspection.deleteAbsent), query("encryption")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketWebsite", inspection.deleteAbsent), query("website")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketOwnershipControls", inspection.deleteAbsent), query("ownershipControls")),
+    Rule("bucket", b"DELETE", Operation("DeletePublicAccessBlock", inspection.deleteAbsent), query("publicAccessBlock")),
+    Rule("object", b"GET", Operation("GetObjectRetention", inspection.noObjectLock), query("retention")),
+    Rule("object", b"GET", Operation("GetObjectLegalHold", inspection.noObjectLock), query("legal-hold")),
     # -- browser POST uploads, CORS ------------------------------------------
+    Rule("bucket", b"POST", Operation("PostObject", post.postObject, "form")),
+    Rule("bucket", b"GET", Operation("GetBucketCors", cors.getBucketCors), query("cors")),
+    Rule("bucket", b"PUT", Operation("PutBucketCors", cors.putBucketCors, "small"), query("cors")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketCors", cors.deleteBucketCors), query("cors")),
+    Rule("bucket", b"OPTIONS", Operation(cors.PREFLIGHT, cors.preflight), cors.anyRequest),
+    Rule("object", b"OPTIONS", Operation(cors.PREFLIGHT, cors.preflight), cors.anyRequest),
     # -- defaults: match only when no sub-resource is named -----------------
     Rule("service", b"GET", Operation("ListBuckets", buckets.listBuckets)),
     Rule("bucket", b"GET", Operation("ListObjects", buckets.listObjectsV1)),

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.http import RESPONSES
-from zope.interface import Attribute, Interface
+from zope.interface import Interface
 
 log = Logger()
 

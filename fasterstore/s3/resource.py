@@ -24,11 +24,12 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from fasterstore.errors import S3Error
-from fasterstore.s3 import buckets, objects
+from fasterstore.s3 import buckets, multipart, objects
+from fasterstore.s3 import cors, post
 from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.operations import ADMIN, Operation, levelOf, select
-from fasterstore.s3.names import validateBucketName, validateKey, validateUserMetadata
+from fasterstore.s3.names import validateBucketName, validateKey
 from fasterstore.s3.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
 from fasterstore.s3.responses import errorBody, newRequestId, sendError, useS3Headers
 from fasterstore.s3.routing import Route, route
@@ -50,7 +51,8 @@ class Call:
     operation: Operation
     headers: Dict[str, str]
     requestId: str
-    body: Optional[Union[ObjectBody, SmallBody]] = None
+    attributes: Optional[objects.StoredAttributes] = None
+    body: Optional[Union[ObjectBody, SmallBody, "post.FormUpload"]] = None
 
 
 def headerMap(request: Request) -> Dict[str, List[str]]:
@@ -122,6 +124,14 @@ class S3Resource(Resource):
                 return Call(r, None, ADMIN, headers, requestId)
             if ctx.draining:
                 raise S3Error("ServiceUnavailable", "The server is shutting down.")
+            if r.bucket is None and request.method == b"POST":
+                # IAM and STS share S3's endpoint in some clients' eyes; their
+                # signatures name another service, so answer before auth.
+                raise S3Error("NotImplemented", "FasterStore serves the S3 API only; IAM and STS actions are not supported.")
+            # -- browser POST uploads, CORS: no Authorization header --------
+            unsigned = self._unsignedCall(request, r, headers, requestId)
+            if unsigned is not None:
+                return unsigned
             head = RequestHead(
                 method=request.method.decode("latin-1"),
                 rawPath=r.rawPath,
@@ -149,13 +159,48 @@ class S3Resource(Resource):
         except S3Error as e:
             return e
 
+    # -- browser POST uploads, CORS ----------------------------------------
+
+    def _unsignedCall(self, request: Request, r: Route, headers: Dict[str, str], requestId: str) -> Optional[Call]:
+        """
+        A form POST upload or a CORS preflight, which S3 answers without an
+        Authorization header (the form carries a signed policy, checked when
+        its file part begins; browsers send preflights without credentials).
+        None for every other request, which takes the signed path.
+        """
+        if r.bucket is None or request.method not in (b"POST", b"OPTIONS"):
+            return None
+        try:
+            operation = select(levelOf(r), request.method, r, headers)
+        except S3Error:
+            return None  # reported after authentication, as before
+        if operation.body != "form" and operation.name != cors.PREFLIGHT:
+            return None
+        call = Call(r, None, operation, headers, requestId)
+        if operation.body == "form":
+            try:
+                validateBucketName(r.bucket)
+            except S3Error:
+                raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
+            call.body = post.formBody(self.context, call)
+        elif _hasBody(request):
+            call.body = SmallBody()
+        return call
+
+    # ----------------------------------------------------------------------
+
     def _objectBody(self, call: Call) -> ObjectBody:
         ctx = self.context
         assert call.route.bucket is not None
         buckets.ownedBucket(ctx, call)
-        validateUserMetadata(objects.userMetadata(call.headers))
+        if call.operation.name == "PutObject":
+            call.attributes = objects.storedAttributes(call.headers)
         spec = uploadSpec(call.headers, call.auth, ctx.maxObjectSize)
         algorithms = {spec.algorithm}
+        if call.operation.name == "UploadPart":
+            # The part's checksum in the same pass; refuses a bad part
+            # number or an unknown upload before any body byte is read.
+            algorithms |= multipart.uploadPartAlgorithms(ctx, call)
         if call.auth is not None and call.auth.payload is PayloadMode.SIGNED:
             algorithms.add("sha256")
         writer = ctx.segments.openWriter(algorithms)
@@ -199,18 +244,24 @@ class S3Resource(Resource):
         request.setHeader(b"x-amz-request-id", requestId.encode())
         request.setHeader(b"x-amz-id-2", requestId.encode())
         request.setHeader(b"Server", b"FasterStore")
+        # -- browser POST uploads, CORS: Access-Control-* on actual requests --
+        corsHeaders = cors.applyCORSHeaders(
+            ctx, call.route if isinstance(call, Call) else None,
+            call.headers if isinstance(call, Call) else None, request,
+        )
         try:
             if isinstance(call, S3Error):
                 raise call
             await call.operation.handler(ctx, call, request)
         except S3Error as e:
             ctx.metrics.errors.labels(e.code).inc()
+            e.headers.update(corsHeaders)
             resource = call.route.resource if isinstance(call, Call) else request.path.decode("latin-1")
             sendError(request, e, resource, requestId)
         except Exception:
             log.failure("{operation} {uri} failed", operation=operation, uri=request.uri)
             ctx.metrics.errors.labels("InternalError").inc()
-            sendError(request, S3Error("InternalError"), request.path.decode("latin-1"), requestId)
+            sendError(request, S3Error("InternalError", headers=corsHeaders), request.path.decode("latin-1"), requestId)
         if operation != "Admin":
             ctx.metrics.requests.labels(operation, str(request.code)).inc()
             ctx.metrics.requestLatency.labels(operation).observe(ctx.clock.seconds() - started)

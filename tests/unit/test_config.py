@@ -56,13 +56,14 @@ class ParserTests(SynchronousTestCase):
             self.assertRaises(ValueError, parseSize, bad)
 
     def test_durations(self) -> None:
-        """Durations are seconds, with optional s/m/h units."""
+        """Durations are seconds, with optional s/m/h/d units."""
         self.assertEqual(parseDuration("30"), 30.0)
         self.assertEqual(parseDuration(2), 2.0)
         self.assertEqual(parseDuration("2.5s"), 2.5)
         self.assertEqual(parseDuration("5m"), 300.0)
         self.assertEqual(parseDuration("1h"), 3600.0)
-        for bad in ["soon", "-3", "3d", False]:
+        self.assertEqual(parseDuration("7d"), 604800.0)
+        for bad in ["soon", "-3", "3w", False]:
             self.assertRaises(ValueError, parseDuration, bad)
 
     def test_flags(self) -> None:
@@ -395,3 +396,65 @@ class ValidationTests(SynchronousTestCase):
     def test_badListen(self) -> None:
         """Every listen endpoint is checked."""
         self.assertRaises(ConfigError, resolve, {"listen": ["tcp:9000", "bogus:1"]})
+
+
+class CredentialsFileTests(SynchronousTestCase):
+    """C{--credentials}: the accounts file, in all three sources, checked at startup."""
+
+    GOOD = b'[accounts.alice]\nkeys = [{ access-key = "AKALICE", secret-key = "s" }]\n'
+
+    def setUp(self) -> None:
+        """A directory holding a valid credentials file."""
+        self.directory = FilePath(self.mktemp())
+        self.directory.makedirs()
+        self.path = self.directory.child("credentials.toml")
+        self.path.setContent(self.GOOD)
+
+    def test_default(self) -> None:
+        """No credentials file unless one is given."""
+        self.assertIsNone(Settings().credentialsFile)
+        self.assertIsNone(resolve().credentialsFile)
+
+    def test_everySource(self) -> None:
+        """The option, its variable and its config key all name the file."""
+        self.assertEqual(resolve({"credentials": self.path.path}).credentialsFile, self.path)
+        self.assertEqual(resolve({}, {"FASTERSTORE_CREDENTIALS": self.path.path}).credentialsFile, self.path)
+        config = self.directory.child("c.toml")
+        config.setContent(b'credentials = "credentials.toml"\n')
+        # Relative to the config file, like every path in it.
+        self.assertEqual(resolve({"config": config.path}).credentialsFile, self.path)
+
+    def test_madeAbsolute(self) -> None:
+        """A relative path is resolved now, before twistd may chdir (SIGHUP re-reads it later)."""
+        relative = os.path.relpath(self.path.path)
+        self.assertEqual(resolve({"credentials": relative}).credentialsFile, self.path)
+
+    def test_withSinglePair(self) -> None:
+        """--access-key/--secret-key may be given too (they become the account 'default')."""
+        settings = resolve({"credentials": self.path.path, "access-key": "AKONE", "secret-key": "s"})
+        self.assertEqual((settings.credentialsFile, settings.accessKey), (self.path, "AKONE"))
+
+    def test_singlePairCollides(self) -> None:
+        """A single pair whose key is also in the file is refused at startup."""
+        e = self.assertRaises(
+            ConfigError, resolve, {"credentials": self.path.path, "access-key": "AKALICE", "secret-key": "s"}
+        )
+        self.assertIn("'AKALICE'", str(e))
+
+    def test_missing(self) -> None:
+        """A file that does not exist stops startup, naming the option and the path."""
+        missing = self.directory.child("nope.toml")
+        e = self.assertRaises(ConfigError, resolve, {"credentials": missing.path})
+        self.assertTrue(str(e).startswith("credentials: "), str(e))
+        self.assertIn(missing.path, str(e))
+
+    def test_invalid(self) -> None:
+        """An invalid file stops startup with the file's own error."""
+        self.path.setContent(b'[accounts.alice]\nkeys = [{ access-key = "AKALICE", secret-key = "" }]\n')
+        e = self.assertRaises(ConfigError, resolve, {"credentials": self.path.path})
+        self.assertIn("secret-key is empty", str(e))
+        self.assertIn(self.path.path, str(e))
+
+    def test_empty(self) -> None:
+        """An empty value is refused rather than read as the working directory."""
+        self.assertRaises(ConfigError, resolve, {}, {"FASTERSTORE_CREDENTIALS": " "})

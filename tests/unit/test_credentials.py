@@ -1,6 +1,7 @@
 """
 Tests for L{fasterstore.credentials}: explicit keys, first-start generation,
-the 0600 credentials file, idempotence and bad files.
+the 0600 credentials file, idempotence, bad files, and reading the stored pair
+without generating one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from fasterstore.credentials import (
     _createExclusively,
     generateKeyPair,
     loadOrCreateCredentials,
+    makeCredentials,
+    ownerForAccessKey,
+    storedCredentials,
 )
 from fasterstore.s3.sigv4 import Credentials
 
@@ -175,3 +179,32 @@ class GenerateTests(SynchronousTestCase):
         accessKey, secretKey = generateKeyPair()
         self.assertTrue(re.fullmatch(r"[A-Z0-9]{20}", accessKey))
         self.assertTrue(re.fullmatch(r"[A-Za-z0-9]{40}", secretKey))
+
+
+class StoredCredentialsTests(SynchronousTestCase):
+    """L{storedCredentials} and L{ownerForAccessKey}, used next to a --credentials file."""
+
+    def setUp(self) -> None:
+        """A data directory that does not exist yet."""
+        self.dataDir = FilePath(self.mktemp())
+
+    def test_none(self) -> None:
+        """No stored pair: C{None}, and nothing is generated."""
+        self.assertIsNone(storedCredentials(self.dataDir))
+        self.assertFalse(self.dataDir.exists())
+
+    def test_stored(self) -> None:
+        """The stored pair, owned as the server always owned it."""
+        generated = loadOrCreateCredentials(self.dataDir, None, None, Logger(observer=cast(ILogObserver, lambda e: None)))
+        self.assertEqual(storedCredentials(self.dataDir), generated)
+
+    def test_corrupt(self) -> None:
+        """A corrupt file is the usual error, not a silent C{None}."""
+        self.dataDir.makedirs()
+        self.dataDir.child(CREDENTIALS_FILE).setContent(b"{")
+        self.assertRaises(CredentialsError, storedCredentials, self.dataDir)
+
+    def test_owner(self) -> None:
+        """The single pair's owner id is the SHA-256 of its access key (pinned: buckets are recorded under it)."""
+        self.assertEqual(ownerForAccessKey("AKIDEXAMPLE"), hashlib.sha256(b"AKIDEXAMPLE").hexdigest())
+        self.assertEqual(makeCredentials("AKIDEXAMPLE", "s").owner, ownerForAccessKey("AKIDEXAMPLE"))

@@ -19,14 +19,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from fasterstore.errors import S3Error
 from fasterstore.metadata import wal
 from fasterstore.metadata.engine import MetadataEngine, SnapshotService
-from fasterstore.metadata.records import BlobRecord, ObjectRecord
+from fasterstore.metadata.records import BlobRecord, ObjectRecord, PartRecord, UploadRecord
 from fasterstore.metadata.snapshot import listSnapshots
 from fasterstore.metadata.state import MetadataState
 from fasterstore.metadata.wal import listWALs, walPath
 from fasterstore.metrics import Metrics
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.threads import ImmediateRunner
-from tests.unit.test_metadata_state import bucket, obj
+from tests.unit.test_metadata_state import bucket, multipartObj, obj, uploadRecord
 
 
 @attrs.define
@@ -700,7 +700,28 @@ _ops = st.one_of(
     st.tuples(st.just("discard"), st.sampled_from([b"q", b"rr"])),
     st.tuples(st.just("snapshot")),
     st.tuples(st.just("round")),
+    st.tuples(st.just("createUpload"), _buckets, st.sampled_from(["k1", "a/k3"])),
+    st.tuples(st.just("part"), st.integers(0, 2), st.integers(1, 3), st.sampled_from([b"x", b"yy", b"p"])),
+    st.tuples(st.just("part"), st.integers(0, 2), st.integers(1, 3), st.sampled_from([b"x", b"yy", b"p"])),
+    st.tuples(st.just("complete"), st.integers(0, 2), st.booleans()),
+    st.tuples(st.just("abort"), st.integers(0, 2)),
+    st.tuples(st.just("copy"), _buckets, st.sampled_from(["k1", "k2", "a/k3"]), _buckets,
+              st.sampled_from(["k1", "k2"])),
+    st.tuples(st.just("tags"), _buckets, st.sampled_from(["k1", "k2", "a/k3"])),
+    st.tuples(st.just("config"), _buckets, st.sampled_from([None, "<x/>"])),
 )
+
+
+def _copyTo(bucketName: str, key: str) -> Callable[[ObjectRecord], ObjectRecord]:
+    def build(source: ObjectRecord) -> ObjectRecord:
+        return attrs.evolve(source, bucket=bucketName, key=key)
+    return build
+
+
+def _completeAll(upload: UploadRecord) -> ObjectRecord:
+    if not upload.parts:
+        raise S3Error("InvalidPart")
+    return multipartObj(upload.bucket, upload.key, upload.parts)
 
 
 class EquivalenceTests(EngineTestCase):
@@ -719,6 +740,7 @@ class EquivalenceTests(EngineTestCase):
         e = self.engine(runner)
         offset = 0
         results = []
+        uploads: List[str] = []
         for op in [("create", "b1", "alice")] + ops:
             kind = op[0]
             d: Deferred[Any]
@@ -737,6 +759,26 @@ class EquivalenceTests(EngineTestCase):
                 d = e.discard(written(op[1], 4, offset))
             elif kind == "snapshot":
                 d = e.snapshot()
+            elif kind == "createUpload":
+                uploads.append("u%d" % len(uploads))
+                d = e.createUpload(uploadRecord(uploads[-1], op[1], op[2], float(len(uploads))))
+            elif kind in ("part", "complete", "abort"):
+                uploadId = uploads[-1 - op[1]] if op[1] < len(uploads) else "none"
+                if kind == "part":
+                    offset += 10
+                    blob = written(op[3], 1 + offset % 3, offset)
+                    p = PartRecord(op[2], blob.size, "e" * 32, blob.contentAddress, 1.0, (("crc32", "AA=="),))
+                    d = e.putPart(uploadId, p, blob)
+                elif kind == "complete":
+                    d = e.completeUpload(uploadId, _completeAll, ifNoneMatch if op[2] else None)
+                else:
+                    d = e.abortUpload(uploadId)
+            elif kind == "copy":
+                d = e.copyObject(op[1], op[2], _copyTo(op[3], op[4]))
+            elif kind == "tags":
+                d = e.setObjectTags(op[1], op[2], (("t", "v"),))
+            elif kind == "config":
+                d = e.setBucketConfig(op[1], "cors", op[2])
             else:
                 runner.runAll()
                 continue

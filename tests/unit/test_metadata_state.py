@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
 from fasterstore.metadata.state import ListPage, MetadataState, Mutation, prefixSuccessor
 from fasterstore.storage.blob import Extent
 
@@ -54,6 +54,46 @@ def deleteObject(bucketName: str, key: str) -> Mutation:
     return {"op": "delete_object", "bucket": bucketName, "key": key}
 
 
+def partRecord(number: int, blob: str = "aa", size: int = 10) -> PartRecord:
+    """A part record pointing at blob C{blob}."""
+    return PartRecord(number=number, size=size, etag="%032x" % number, blob=blob, modified=1700000003.0,
+                      checksums=(("crc32", "AAAAAA=="),))
+
+
+def uploadRecord(uploadId: str, bucket: str = "b", key: str = "k", initiated: float = 1700000002.0) -> UploadRecord:
+    """An upload record, without parts."""
+    return UploadRecord(uploadId=uploadId, bucket=bucket, key=key, owner="alice", initiated=initiated,
+                        headers=(("Content-Type", "text/plain"),), meta=(("m", "v"),), tags=(("t", "1"),),
+                        checksumAlgorithm="CRC32", checksumType="COMPOSITE")
+
+
+def multipartObj(bucket: str, key: str, parts: Sequence[PartRecord]) -> ObjectRecord:
+    """A multipart object record whose manifest is C{parts}."""
+    return ObjectRecord(
+        bucket=bucket, key=key, size=sum(p.size for p in parts), etag="m" * 32 + "-%d" % len(parts), blob="",
+        modified=1700000004.0, parts=tuple(parts), tags=(("t", "1"),), checksumType="COMPOSITE",
+    )
+
+
+def createUpload(uploadId: str, bucket: str = "b", key: str = "k", initiated: float = 1700000002.0) -> Mutation:
+    """A create_upload mutation."""
+    return {"op": "create_upload", "upload": uploadRecord(uploadId, bucket, key, initiated).toJSON()}
+
+
+def putPart(
+    uploadId: str, number: int, blob: str = "aa", size: int = 10,
+    extents: Sequence[Tuple[int, int, int]] = ((1, 0, 10),),
+) -> Mutation:
+    """A put_part mutation."""
+    return {"op": "put_part", "uploadId": uploadId, "part": partRecord(number, blob, size).toJSON(),
+            "extents": [list(e) for e in extents], "size": size}
+
+
+def completeUpload(uploadId: str, bucket: str, key: str, parts: Sequence[PartRecord]) -> Mutation:
+    """A complete_upload mutation."""
+    return {"op": "complete_upload", "uploadId": uploadId, "object": multipartObj(bucket, key, parts).toJSON()}
+
+
 def stateOf(mutations: Sequence[Mutation]) -> MetadataState:
     """The state after applying C{mutations} to an empty one."""
     state = MetadataState()
@@ -65,6 +105,7 @@ def stateOf(mutations: Sequence[Mutation]) -> MetadataState:
 _names = st.sampled_from(["b1", "b2", "b3"])
 _keys = st.text(alphabet="ab/", min_size=1, max_size=4)
 _blobs = st.sampled_from(["x1", "x2", "x3", "x4"])
+_uploadIds = st.sampled_from(["u1", "u2", "u3"])
 _extents = st.lists(
     st.tuples(st.integers(1, 3), st.integers(0, 1000), st.integers(0, 50)).map(list), max_size=3
 )
@@ -73,7 +114,33 @@ _extents = st.lists(
 @st.composite
 def mutations(draw: Any) -> Mutation:
     """Any mutation, valid for the current state or not (apply is total)."""
-    kind = draw(st.sampled_from(["create", "delete_bucket", "put", "put", "put", "delete", "discard"]))
+    kind = draw(st.sampled_from([
+        "create", "delete_bucket", "put", "put", "put", "delete", "discard",
+        "create_upload", "put_part", "put_part", "complete", "abort", "copy", "tags", "config",
+    ]))
+    if kind == "create_upload":
+        return createUpload(draw(_uploadIds), draw(_names), draw(_keys), draw(st.integers(0, 3)))
+    if kind == "put_part":
+        m = putPart(draw(_uploadIds), draw(st.integers(1, 3)), draw(_blobs), draw(st.integers(0, 100)))
+        m["extents"] = draw(_extents)
+        return m
+    if kind == "complete":
+        blobs = draw(st.lists(_blobs, max_size=3))
+        return completeUpload(draw(_uploadIds), draw(_names), draw(_keys),
+                              [partRecord(i + 1, b) for i, b in enumerate(blobs)])
+    if kind == "abort":
+        return {"op": "abort_upload", "uploadId": draw(_uploadIds)}
+    if kind == "copy":
+        blobs = draw(st.lists(_blobs, min_size=1, max_size=3))
+        record = (obj(draw(_names), draw(_keys), blobs[0]) if len(blobs) == 1
+                  else multipartObj(draw(_names), draw(_keys), [partRecord(i + 1, b) for i, b in enumerate(blobs)]))
+        return {"op": "copy_object", "object": record.toJSON()}
+    if kind == "tags":
+        return {"op": "set_object_tags", "bucket": draw(_names), "key": draw(_keys),
+                "tags": draw(st.lists(st.tuples(st.sampled_from("xy"), st.sampled_from("12")).map(list), max_size=2))}
+    if kind == "config":
+        return {"op": "set_bucket_config", "bucket": draw(_names), "name": draw(st.sampled_from(["cors", "tagging"])),
+                "value": draw(st.sampled_from([None, "<a/>", "<b/>"]))}
     if kind == "create":
         return createBucket(draw(_names), draw(st.sampled_from(["alice", "bob"])))
     if kind == "delete_bucket":
@@ -254,16 +321,27 @@ class SerialisationTests(SynchronousTestCase):
     @given(mutationLists)
     @settings(max_examples=200, deadline=None)
     def test_totals(self, ms: List[Mutation]) -> None:
-        """Totals and refcounts always match the objects present."""
+        """
+        Totals and refcounts always match the objects and uploads present;
+        the upload index matches the uploads.
+        """
         state = stateOf(ms)
         objects = [o for keys in state.objects.values() for o in keys.values()]
         self.assertEqual(state.objectCount, len(objects))
         self.assertEqual(state.logicalBytes, sum(o.size for o in objects))
         refs: dict[str, int] = {}
         for o in objects:
-            refs[o.blob] = refs.get(o.blob, 0) + 1
+            for address in o.blobAddresses():
+                refs[address] = refs.get(address, 0) + 1
+        for u in state.uploads.values():
+            for p in u.parts:
+                refs[p.blob] = refs.get(p.blob, 0) + 1
         self.assertEqual({a: b.refs for a, b in state.blobs.items()}, refs)
         self.assertEqual(set(state.buckets), set(state.objects))
+        indexed = {i: (b, k) for b, index in state.uploadIndex.items() for k, i in index.items()}
+        self.assertEqual(indexed, {i: (u.bucket, (u.key, u.initiated, i)) for i, u in state.uploads.items()})
+        self.assertTrue(all(state.uploadIndex.values()))
+        self.assertLessEqual(set(state.uploadIndex), set(state.buckets))
 
 
 # -- listing -----------------------------------------------------------------

@@ -291,6 +291,19 @@ class ObjectTests(ResourceTestCase):
         self.assertError(self.request("PUT", "/bucket/k", b"2", {"If-Match": '"nope"'}), 412, "PreconditionFailed")
         self.assertEqual(self.request("GET", "/bucket/k")[2], b"1")
 
+    def test_taggingHeader(self) -> None:
+        """x-amz-tagging on PUT stores tags, counted on GET/HEAD; bad tags store nothing."""
+        self.assertEqual(self.request("PUT", "/bucket/k", b"x", {"x-amz-tagging": "a=1&b=two%20words"})[0], 200)
+        _, headers, _ = self.request("HEAD", "/bucket/k")
+        self.assertEqual(headers["x-amz-tagging-count"], "2")
+        record = self.server.engine.getObject("bucket", "k")
+        assert record is not None
+        self.assertEqual(dict(record.tags), {"a": "1", "b": "two words"})
+        self.assertError(self.request("PUT", "/bucket/j", b"x", {"x-amz-tagging": "aws:x=1"}), 400, "InvalidTag")
+        self.assertIsNone(self.server.engine.getObject("bucket", "j"))
+        _, headers, _ = self.request("PUT", "/bucket/plain", b"x")
+        self.assertNotIn("x-amz-tagging-count", self.request("HEAD", "/bucket/plain")[1])
+
     def test_tooLarge(self) -> None:
         """A body over the limit is EntityTooLarge."""
         self.assertError(self.request("PUT", "/bucket/k", b"x" * ((1 << 20) + 1)), 400, "EntityTooLarge")
@@ -351,8 +364,17 @@ class DispatchTests(ResourceTestCase):
     def test_notImplemented(self) -> None:
         """Sub-resources not built yet are 501 NotImplemented, never a 500."""
         self.createBucket()
-        for path in ["/bucket?versioning", "/bucket?uploads", "/bucket/k?tagging", "/bucket?lifecycle"]:
+        for path in ["/bucket?replication", "/bucket?inventory", "/bucket/k?restore", "/bucket?analytics"]:
             self.assertError(self.request("GET", path), 501, "NotImplemented")
+
+    def test_stsActionIsNotImplemented(self) -> None:
+        """A form-encoded POST / (an STS or IAM action) is a prompt 501."""
+        status, _, body = self.request(
+            "POST", "/", b"Action=AssumeRole&Version=2011-06-15",
+            {"Content-Type": "application/x-www-form-urlencoded"}, creds=None,
+        )
+        self.assertEqual(status, 501)
+        self.assertEqual(ElementTree.fromstring(body).findtext("Code"), "NotImplemented")
 
     def test_unknownQueryIgnored(self) -> None:
         """Query parameters S3 does not define are ignored."""

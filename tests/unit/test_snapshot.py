@@ -8,6 +8,7 @@ import json
 import os
 from typing import List, Sequence
 
+from awscrt.checksums import crc32c
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.metadata import snapshot as snapshotModule
@@ -20,9 +21,19 @@ from fasterstore.metadata.snapshot import (
     snapshotPath,
     writeSnapshot,
 )
+from fasterstore.metadata.records import ObjectRecord
 from fasterstore.metadata.state import MetadataState, Mutation
 from fasterstore.metadata.wal import WAL, WALCorruptError, listWALs, walPath
-from tests.unit.test_metadata_state import createBucket, deleteObject, putObject, stateOf
+from tests.unit.test_metadata_state import (
+    completeUpload,
+    createBucket,
+    createUpload,
+    deleteObject,
+    partRecord,
+    putObject,
+    putPart,
+    stateOf,
+)
 
 HISTORY: List[Mutation] = [
     createBucket("a"),
@@ -33,6 +44,17 @@ HISTORY: List[Mutation] = [
     deleteObject("a", "k1"),
     {"op": "discard_extents", "extents": [[3, 0, 8]]},
     putObject("a", "k1", "z", 7, [(3, 8, 7)]),
+    createUpload("u1", "a", "mp"),
+    putPart("u1", 1, "p1", 5, [(4, 0, 5)]),
+    putPart("u1", 2, "z", 7, [(4, 5, 7)]),
+    createUpload("u2", "b", "other"),
+    putPart("u2", 1, "p2", 3, [(4, 12, 3)]),
+    completeUpload("u1", "a", "mp", [partRecord(1, "p1", 5), partRecord(2, "z", 7)]),
+    createUpload("u3", "a", "pending"),
+    putPart("u3", 1, "x", 10, [(5, 0, 10)]),
+    {"op": "copy_object", "object": ObjectRecord.fromJSON(dict(putObject("a", "k1", "z", 7)["object"], key="copy")).toJSON()},
+    {"op": "set_object_tags", "bucket": "a", "key": "copy", "tags": [["t", "1"]]},
+    {"op": "set_bucket_config", "bucket": "a", "name": "cors", "value": "<CORS/>"},
 ]
 
 
@@ -72,6 +94,41 @@ class WriteReadTests(SnapshotTestCase):
         self.assertEqual(lines[0], {"format": "fasterstore-metadata-snapshot", "version": 1, "generation": 3})
         self.assertEqual([sorted(line)[0] for line in lines[1:]], ["bucket", "object", "blob", "garbage", "end"])
         self.assertEqual(lines[-1]["end"]["records"], 4)
+
+    def test_carriesUploadsAndConfig(self) -> None:
+        """Uploads, multipart objects, tags and bucket config survive a snapshot."""
+        state = stateOf(HISTORY)
+        self.assertEqual(sorted(state.uploads), ["u2", "u3"])
+        self.assertTrue(state.getObject("a", "mp").parts)  # type: ignore[union-attr]
+        again = readSnapshot(writeSnapshot(self.directory, 1, state))
+        self.assertEqual(again, state)
+        self.assertEqual(again.getBucket("a").configValue("cors"), "<CORS/>")  # type: ignore[union-attr]
+        self.assertEqual(again.getObject("a", "copy").tags, (("t", "1"),))  # type: ignore[union-attr]
+
+    def test_oldFormat(self) -> None:
+        """A snapshot written before uploads, parts, tags and bucket config existed still loads."""
+        path = snapshotPath(self.directory, 1)
+        lines = [
+            {"format": "fasterstore-metadata-snapshot", "version": 1, "generation": 1},
+            {"bucket": {"name": "a", "owner": "alice", "region": "", "created": 1.0}},
+            {"object": {"bucket": "a", "key": "k", "size": 3, "etag": "e", "blob": "x", "modified": 2.0,
+                        "headers": [["Content-Type", "text/plain"]], "meta": [], "checksums": [],
+                        "versionId": None}},
+            {"blob": {"address": "x", "size": 3, "extents": [[1, 0, 3]], "refs": 1}},
+            {"garbage": [[2, 5]]},
+        ]
+        data = b""
+        for line in lines:
+            data += json.dumps(line, separators=(",", ":")).encode() + b"\n"
+        data += json.dumps({"end": {"records": len(lines) - 1, "crc32c": crc32c(data)}}).encode() + b"\n"
+        with open(path, "wb") as f:
+            f.write(data)
+        state = readSnapshot(path, 1)
+        self.assertEqual((state.objectCount, state.logicalBytes, state.garbage), (1, 3, {2: 5}))
+        self.assertEqual(state.getBlob("x").refs, 1)  # type: ignore[union-attr]
+        self.assertEqual(state.getBucket("a").config, ())  # type: ignore[union-attr]
+        self.assertEqual(state.getObject("a", "k").parts, ())  # type: ignore[union-attr]
+        self.assertEqual(state.uploads, {})
 
     def test_truncated(self) -> None:
         """A snapshot missing its end line is rejected."""

@@ -406,7 +406,7 @@ class ListAllMyBucketsTests(SynchronousTestCase):
             + b'<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
             b"<Owner><ID>id</ID><DisplayName>name</DisplayName></Owner>"
             b"<Buckets><Bucket><Name>a-bucket</Name>"
-            b"<CreationDate>2006-02-03T16:45:09.000Z</CreationDate></Bucket></Buckets>"
+            b"<CreationDate>2006-02-03T16:45:09.700Z</CreationDate></Bucket></Buckets>"
             b"</ListAllMyBucketsResult>",
         )
 
@@ -524,7 +524,7 @@ class ListObjectsV1Tests(SynchronousTestCase):
             b"<Name>bucket</Name><Prefix></Prefix><Marker></Marker>"
             b"<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>"
             b"<Contents><Key>my-image.jpg</Key>"
-            b"<LastModified>2006-02-03T16:45:09.000Z</LastModified>"
+            b"<LastModified>2006-02-03T16:45:09.250Z</LastModified>"
             b'<ETag>"acbd18db4cc2f85cedef654fccc4a4d8"</ETag><Size>3</Size>'
             b"<StorageClass>STANDARD</StorageClass>"
             b"<Owner><ID>owner-id</ID><DisplayName>owner-name</DisplayName></Owner>"

@@ -1,0 +1,1014 @@
+"""
+FasterStore benchmark driver: 4 KiB PUT, GET and HEAD through presigned
+SigV4 URLs, measured with wrk against FasterStore and against a bare
+twisted.web floor in the same run.
+
+What it does, bounded and self-stopping:
+
+1. prints machine information and probes the data directory's raw
+   4 KiB write+fsync latency (the floor for a durable PUT at concurrency 1);
+2. starts ``benchmarks/bare_server.py`` and ``twistd -n --pidfile=
+   fasterstore`` (fsync on unless ``--no-fsync``) on free loopback ports with
+   a temporary data directory, and waits for
+   ``/_fasterstore/health/ready``;
+3. creates a bucket, pre-generates presigned URLs with botocore (PUT URLs
+   for a pool of fresh keys, PUT/GET/HEAD URLs for a read set), seeds the
+   read set and checks a sample reads back byte-identical;
+4. for each of PUT, GET, HEAD and each concurrency (1, 16, 64) runs
+   ``wrk -t2 -cN -dD --latency`` with ``benchmarks/presigned.lua``, first
+   against FasterStore and then against the floor with the same request
+   bytes; any non-2xx response or socket error aborts the run;
+5. prints a markdown table (ops/s, p50, p99, and the FasterStore/floor
+   ratio) and the group-commit ratio PUT c=64 / PUT c=1;
+6. stops both servers by PID with SIGTERM (SIGKILL after a bound) in a
+   ``finally`` and removes the temporary directory.
+
+Usage::
+
+    python benchmarks/run.py --duration 10      # the documented run
+    python benchmarks/run.py --quick            # 2 s runs, a smoke test
+    python benchmarks/run.py --no-fsync         # the unsafe mode
+    python benchmarks/run.py --bare-only --quick  # test the harness alone
+
+Needs ``wrk`` (Debian package ``wrk``) and boto3 in the running interpreter;
+the servers run under the same interpreter. See ``benchmarks/README.md`` and
+``docs/benchmarks.md``. There is no test module: ``--bare-only --quick`` is
+the harness's own smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LUA = HERE / "presigned.lua"
+BARE = HERE / "bare_server.py"
+
+OBJECT_SIZE = 4096
+BUCKET = "bench"
+OPERATIONS = ("PUT", "GET", "HEAD")
+STOP_TIMEOUT = 45.0  # FasterStore gives in-flight requests 30 s by default
+
+
+class BenchError(Exception):
+    """
+    The benchmark cannot produce a valid result; the message says why.
+    """
+
+
+@dataclass
+class Server:
+    """
+    A server process we started, its log file and its base URL.
+    """
+
+    name: str
+    proc: "subprocess.Popen[bytes]"
+    log_path: Path
+    port: int = 0
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return "http://127.0.0.1:%d" % (self.port,)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return "(no log: %s)" % (e,)
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------
+# machine information
+
+
+def _run_text(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "unavailable (%s)" % (e,)
+    return (out.stdout or out.stderr).strip()
+
+
+def machine_info(data_parent: Path, wrk: str) -> dict[str, Any]:
+    """
+    Collect what a reader needs to compare runs across machines.
+    """
+    import twisted
+
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    fs = _run_text(["findmnt", "-n", "-o", "FSTYPE,SOURCE,OPTIONS", "--target", str(data_parent)])
+    if fs.startswith("unavailable") or not fs:
+        fs = _run_text(["df", "-T", str(data_parent)]).splitlines()[-1]
+    git = _run_text(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--tags"])
+    if "fatal" in git or git.startswith("unavailable"):
+        git = "no commit"
+    mem_total = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_total = "%d MiB" % (int(line.split()[1]) // 1024,)
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": usable,
+        "cpu_model": cpu_model,
+        "memory": mem_total,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "twisted": twisted.__version__,
+        "wrk": _run_text([wrk, "-v"]).splitlines()[0] if wrk else "missing",
+        "data_dir_parent": str(data_parent),
+        "data_dir_filesystem": fs,
+        "git": git,
+        "loadavg_at_start": " ".join("%.2f" % x for x in os.getloadavg()),
+    }
+
+
+def fsync_probe(directory: Path, count: int = 200, budget: float = 3.0) -> dict[str, float]:
+    """
+    Time ``count`` 4 KiB append + fsync cycles in ``directory`` (bounded by
+    ``budget`` seconds): what one durable write costs on this disk.
+    """
+    path = directory / "fsync-probe"
+    samples: list[float] = []
+    data = os.urandom(OBJECT_SIZE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        deadline = time.monotonic() + budget
+        for _ in range(count):
+            t0 = time.perf_counter()
+            os.write(fd, data)
+            os.fsync(fd)
+            samples.append(time.perf_counter() - t0)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        os.close(fd)
+        path.unlink()
+    samples.sort()
+    return {
+        "samples": len(samples),
+        "p50_ms": samples[len(samples) // 2] * 1e3,
+        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1e3,
+        "mean_ms": statistics.fmean(samples) * 1e3,
+    }
+
+
+# --------------------------------------------------------------------------
+# processes
+
+
+def free_port() -> int:
+    """
+    A port that was free on 127.0.0.1 a moment ago.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_bare(workdir: Path, access_log: bool) -> Server:
+    """
+    Start the floor server and read its port from its log.
+    """
+    log_path = workdir / "bare.log"
+    command = [sys.executable, str(BARE), "--port", "0"]
+    if access_log:
+        command.append("--access-log")
+    log = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(workdir), start_new_session=True,
+        )
+    finally:
+        log.close()
+    server = Server("bare", proc, log_path, command=command)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith("LISTENING "):
+                server.port = int(line.split()[1])
+                return server
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise BenchError("bare server did not start:\n" + server.log_tail())
+
+
+def twistd_command() -> list[str]:
+    """
+    ``twistd`` from the running interpreter's environment.
+    """
+    script = Path(sys.executable).parent / "twistd"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "twisted"]
+
+
+def start_fasterstore(workdir: Path, data_dir: Path, access_key: str, secret_key: str,
+                      no_fsync: bool, extra: list[str]) -> Server:
+    """
+    Start ``twistd -n --pidfile= fasterstore`` on a free loopback port.
+    """
+    port = free_port()
+    command = twistd_command() + [
+        "-n", "--pidfile=", "fasterstore",
+        "--listen", "tcp:%d:interface=127.0.0.1" % (port,),
+        "--data-dir", str(data_dir),
+        "--access-key", access_key,
+        "--secret-key", secret_key,
+    ]
+    if no_fsync:
+        command.append("--no-fsync")
+    command.extend(extra)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    log_path = workdir / "fasterstore.log"
+    log = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(workdir), env=env, start_new_session=True,
+        )
+    finally:
+        log.close()
+    return Server("fasterstore", proc, log_path, port=port, command=command)
+
+
+def wait_ready(server: Server, timeout: float) -> float:
+    """
+    Poll ``/_fasterstore/health/ready`` until 200; return seconds waited.
+    """
+    start = time.monotonic()
+    last = "no answer"
+    while time.monotonic() - start < timeout:
+        if server.proc.poll() is not None:
+            raise BenchError("%s exited with status %s before it was ready:\n%s"
+                             % (server.name, server.proc.returncode, server.log_tail()))
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+            conn.request("GET", "/_fasterstore/health/ready")
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if resp.status == 200:
+                return time.monotonic() - start
+            last = "HTTP %d" % (resp.status,)
+        except OSError as e:
+            last = repr(e)
+        time.sleep(0.1)
+    raise BenchError("%s not ready after %.0f s (last: %s):\n%s"
+                     % (server.name, timeout, last, server.log_tail()))
+
+
+def stop(server: Server) -> str:
+    """
+    SIGTERM by PID, wait, SIGKILL after ``STOP_TIMEOUT``; say what happened.
+    """
+    proc = server.proc
+    if proc.poll() is not None:
+        return "%s had already exited with status %s" % (server.name, proc.returncode)
+    t0 = time.monotonic()
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        return ("%s (pid %d) ignored SIGTERM for %.0f s and was SIGKILLed"
+                % (server.name, proc.pid, STOP_TIMEOUT))
+    code = proc.returncode
+    how = "killed by its own SIGTERM (clean)" if code == -signal.SIGTERM else "exit status %s" % (code,)
+    return ("%s (pid %d) stopped on SIGTERM in %.2f s, %s"
+            % (server.name, proc.pid, time.monotonic() - t0, how))
+
+
+# --------------------------------------------------------------------------
+# S3 side: bucket, URLs, seeding
+
+
+def s3_client(endpoint: str, access_key: str, secret_key: str):  # type: ignore[no-untyped-def]
+    """
+    A boto3 client for path-style SigV4 against ``endpoint``.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                      retries={"max_attempts": 1}),
+    )
+
+
+def presign(client, method: str, key: str) -> str:  # type: ignore[no-untyped-def]
+    """
+    One presigned SigV4 URL for ``method`` on ``BUCKET/key``.
+    """
+    op = {"PUT": "put_object", "GET": "get_object", "HEAD": "head_object"}[method]
+    return str(client.generate_presigned_url(
+        op, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=3600, HttpMethod=method))
+
+
+def write_url_file(path: Path, client, method: str, keys: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """
+    Write ``METHOD URL`` lines, one per key; return the URLs.
+    """
+    urls = [presign(client, method, key) for key in keys]
+    with open(path, "w") as f:
+        for url in urls:
+            f.write("%s %s\n" % (method, url))
+    return urls
+
+
+def _path_query(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def seed(port: int, put_urls: list[str], get_urls: list[str], head_urls: list[str],
+         deadline: float, workers: int = 16) -> dict[str, Any]:
+    """
+    PUT a distinct random 4 KiB body through every presigned PUT URL, then
+    check a sample reads back byte-identical through the GET and HEAD URLs.
+    """
+    bodies = [os.urandom(OBJECT_SIZE) for _ in put_urls]
+
+    def put_slice(indexes: range) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for i in indexes:
+                if time.monotonic() > deadline:
+                    raise BenchError("seeding the read set ran past its deadline")
+                conn.request("PUT", _path_query(put_urls[i]), body=bodies[i],
+                             headers={"Content-Type": "application/octet-stream"})
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200:
+                    raise BenchError("seed PUT %s: HTTP %d %r"
+                                     % (put_urls[i].split("?")[0], resp.status, body[:500]))
+        finally:
+            conn.close()
+        return len(indexes)
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(put_slice, range(w, len(put_urls), workers)) for w in range(workers)]
+        written = sum(f.result() for f in futures)
+    elapsed = time.monotonic() - t0
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        step = max(1, len(get_urls) // 25)
+        for i in range(0, len(get_urls), step):
+            conn.request("GET", _path_query(get_urls[i]))
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200 or body != bodies[i]:
+                raise BenchError("seed check GET %s: HTTP %d, %d bytes, %s"
+                                 % (get_urls[i].split("?")[0], resp.status, len(body),
+                                    "identical" if body == bodies[i] else "DIFFERENT bytes"))
+            conn.request("HEAD", _path_query(head_urls[i]))
+            resp = conn.getresponse()
+            resp.read()
+            length = resp.getheader("Content-Length")
+            if resp.status != 200 or length != str(OBJECT_SIZE):
+                raise BenchError("seed check HEAD %s: HTTP %d, Content-Length %s"
+                                 % (head_urls[i].split("?")[0], resp.status, length))
+    finally:
+        conn.close()
+    return {"objects": written, "seconds": elapsed, "ops_per_s": written / elapsed if elapsed else 0.0}
+
+
+def fetch_metrics(port: int) -> str | None:
+    """
+    The prometheus text of ``/_fasterstore/metrics``, or None.
+    """
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/_fasterstore/metrics")
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace")
+        conn.close()
+    except OSError:
+        return None
+    return text if resp.status == 200 else None
+
+
+# --------------------------------------------------------------------------
+# CPU accounting: who used the CPUs during a run
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _machine_busy_seconds() -> float:
+    """
+    CPU seconds spent not idle, all CPUs, since boot (``/proc/stat``).
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK  # guest time is already in user
+
+
+def _process_seconds(pid: int) -> float:
+    """
+    User + system CPU seconds of one process, all its threads.
+    """
+    try:
+        stat = Path("/proc/%d/stat" % (pid,)).read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _process_system_seconds(pid: int) -> float:
+    """
+    System (kernel) CPU seconds of one process, all its threads.
+    """
+    try:
+        stat = Path("/proc/%d/stat" % (pid,)).read_text()
+    except OSError:
+        return 0.0
+    return int(stat.rsplit(")", 1)[1].split()[12]) / CLK_TCK
+
+
+def _children_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_snapshot(servers: list[Server]) -> dict[str, float]:
+    """
+    Machine, per-server and reaped-children (wrk) CPU seconds, now.
+    """
+    snap = {"machine": _machine_busy_seconds(), "wrk": _children_seconds()}
+    for server in servers:
+        snap[server.name] = _process_seconds(server.proc.pid)
+        snap[server.name + ":sys"] = _process_system_seconds(server.proc.pid)
+    return snap
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], seconds: float,
+              target: str) -> dict[str, float]:
+    """
+    Cores used during a run: by the target server, by wrk, and by everything
+    else on the machine (other servers included; "foreign" is what neither
+    the target nor wrk used, so noise from other processes shows there).
+    """
+    used = {k: max(0.0, after[k] - before[k]) for k in before}
+    target_s = used.get(target, 0.0)
+    others = used["machine"] - target_s - used["wrk"]
+    return {
+        "server_cores": target_s / seconds,
+        "wrk_cores": used["wrk"] / seconds,
+        "foreign_cores": max(0.0, others) / seconds,
+        "server_cpu_s": target_s,
+        "server_system_share": used.get(target + ":sys", 0.0) / target_s if target_s else 0.0,
+    }
+
+
+# --------------------------------------------------------------------------
+# HEAD through Debian's wrk
+#
+# wrk 4.x (Debian's 4.1.0 and upstream's last release alike) gives its HTTP
+# parser no on_headers_complete callback, so after a response to HEAD that
+# carries ``Content-Length: 4096`` -- as RFC 9110 says it should, and as both
+# FasterStore and the floor send -- it waits for 4096 body bytes that never
+# come, and a HEAD run completes no request at all. For HEAD runs only, wrk
+# runs with this tiny LD_PRELOAD library: when a read() returns the start of
+# an HTTP response, the digits of its Content-Length value are overwritten
+# with zeros in wrk's buffer, so the parser ends the response at the blank
+# line. The servers' bytes, the timing and the status code are untouched.
+
+HEAD_SHIM_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static ssize_t (*real_read)(int, void *, size_t);
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+static void zero_content_length(char *buf, size_t n) {
+    static const char name[] = "\r\ncontent-length:";
+    const size_t m = sizeof(name) - 1;
+    size_t i, j, k;
+    if (n < 8 || memcmp(buf, "HTTP/1.", 7) != 0) return;
+    for (i = 0; i + m <= n; i++) {
+        if (buf[i] == '\r' && i + 3 < n && buf[i + 1] == '\n'
+            && buf[i + 2] == '\r' && buf[i + 3] == '\n') return;
+        for (j = 0; j < m && lower((unsigned char) buf[i + j]) == name[j]; j++) {}
+        if (j == m) {
+            for (k = i + m; k < n && (buf[k] == ' ' || buf[k] == '\t'); k++) {}
+            for (; k < n && buf[k] >= '0' && buf[k] <= '9'; k++) buf[k] = '0';
+            return;
+        }
+    }
+}
+
+ssize_t read(int fd, void *buf, size_t count) {
+    ssize_t n;
+    if (real_read == NULL) real_read = (ssize_t (*)(int, void *, size_t)) dlsym(RTLD_NEXT, "read");
+    n = real_read(fd, buf, count);
+    if (n > 0) zero_content_length((char *) buf, (size_t) n);
+    return n;
+}
+"""
+
+
+def build_head_shim(workdir: Path) -> Path:
+    """
+    Compile the HEAD shim for wrk into ``workdir``; needs a C compiler.
+    """
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if not cc:
+        raise BenchError("HEAD runs need a C compiler (Debian: gcc) to build the wrk HEAD "
+                         "shim; install it or leave HEAD out with --operations PUT,GET")
+    source = workdir / "wrk_head_shim.c"
+    library = workdir / "wrk_head_shim.so"
+    source.write_text(HEAD_SHIM_C)
+    out = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise BenchError("building the wrk HEAD shim failed:\n" + out.stderr)
+    return library
+
+
+# --------------------------------------------------------------------------
+# wrk
+
+
+def run_wrk(wrk: str, target: Server, url_file: Path, concurrency: int, threads: int,
+            duration: float, start: int, body_mode: str, workdir: Path, label: str,
+            timeout: float, preload: Path | None = None) -> dict[str, Any]:
+    """
+    One wrk run; return its parsed ``FSBENCH_RESULT`` or raise BenchError.
+
+    ``timeout`` is wrk's per-request timeout (a request slower than that
+    counts as an error); ``preload`` is the HEAD shim for HEAD runs.
+    """
+    threads = max(1, min(threads, concurrency))
+    command = [
+        wrk, "-t%d" % threads, "-c%d" % concurrency, "-d%gs" % duration,
+        "--latency", "--timeout", "%gs" % timeout, "-s", str(LUA), target.base_url,
+        "--", str(url_file), str(threads), str(start), body_mode,
+    ]
+    env = dict(os.environ)
+    if preload is not None:
+        env["LD_PRELOAD"] = str(preload)
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 90, env=env)
+    except subprocess.TimeoutExpired:
+        raise BenchError("%s: wrk did not finish within %.0f s" % (label, duration + 90))
+    (workdir / ("wrk-%s.log" % label)).write_text(
+        " ".join(command) + "\n" + out.stdout + "\n--- stderr ---\n" + out.stderr)
+    result = None
+    for line in out.stdout.splitlines():
+        if line.startswith("FSBENCH_RESULT "):
+            result = json.loads(line[len("FSBENCH_RESULT "):])
+    if out.returncode != 0 or result is None:
+        raise BenchError("%s: wrk exited %d without a result:\n%s\n%s"
+                         % (label, out.returncode, out.stdout[-3000:], out.stderr[-3000:]))
+    problems = []
+    if result["non2xx"]:
+        problems.append("%d non-2xx responses" % (result["non2xx"],))
+    if result["status_errors"] and not result["non2xx"]:
+        problems.append("%d HTTP status errors" % (result["status_errors"],))
+    sock = {k: v for k, v in result["socket_errors"].items() if v}
+    if sock:
+        problems.append("socket errors %s" % (sock,))
+    if result["requests"] <= 0:
+        problems.append("no completed requests")
+    if problems:
+        raise BenchError("%s is INVALID: %s\nfirst errors:\n  %s\nwrk stderr:\n%s\n%s log tail:\n%s"
+                         % (label, "; ".join(problems), "\n  ".join(result["samples"]) or "(none)",
+                            out.stderr[-2000:], target.name, target.log_tail(30)))
+    result["threads"] = threads
+    result["command"] = command
+    return result
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def _ms(us: float | None) -> str:
+    return "–" if us is None else "%.2f" % (us / 1000.0,)
+
+
+def _ops(rps: float | None) -> str:
+    return "–" if rps is None else "%.0f" % (rps,)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """
+    The markdown results table.
+    """
+    out = [
+        "| operation | concurrency | FasterStore ops/s | p50 ms | p99 ms "
+        "| bare ops/s | p50 ms | p99 ms | FasterStore/bare "
+        "| FasterStore CPU µs/op | bare CPU µs/op | other processes, cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cpu_us(result: dict[str, Any] | None) -> str:
+        if not result or "cpu" not in result:
+            return "–"
+        return "%.0f" % (result["cpu"]["server_cpu_us_per_op"],)
+
+    for row in rows:
+        fs, bare = row.get("fasterstore"), row.get("bare")
+        ratio = "–"
+        if fs and bare and bare["rps"]:
+            ratio = "%.2f" % (fs["rps"] / bare["rps"],)
+        foreign = [r["cpu"]["foreign_cores"] for r in (fs, bare) if r and "cpu" in r]
+        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            row["operation"], row["concurrency"],
+            _ops(fs and fs["rps"]), _ms(fs and fs["p50_us"]), _ms(fs and fs["p99_us"]),
+            _ops(bare and bare["rps"]), _ms(bare and bare["p50_us"]), _ms(bare and bare["p99_us"]),
+            ratio, cpu_us(fs), cpu_us(bare),
+            "%.2f" % (max(foreign),) if foreign else "–"))
+    return "\n".join(out)
+
+
+def group_commit_line(rows: list[dict[str, Any]], concurrencies: list[int]) -> str | None:
+    """
+    PUT at the highest concurrency over PUT at the lowest, for FasterStore.
+    """
+    lo, hi = min(concurrencies), max(concurrencies)
+    if lo == hi:
+        return None
+    put = {r["concurrency"]: r for r in rows if r["operation"] == "PUT"}
+    if lo not in put or hi not in put or not put[lo].get("fasterstore"):
+        return None
+    a, b = put[lo]["fasterstore"]["rps"], put[hi]["fasterstore"]["rps"]
+    return ("Group commit: FasterStore PUT c=%d %.0f ops/s vs c=%d %.0f ops/s = %.1fx"
+            % (hi, b, lo, a, b / a if a else float("nan")))
+
+
+def metrics_sums(text: str | None) -> dict[str, tuple[float, float]]:
+    """
+    ``name -> (sum, count)`` for every fsync / group-commit summary or
+    histogram in a prometheus text (labels ignored: added together).
+    """
+    sums: dict[str, list[float]] = {}
+    for line in (text or "").splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        name = name.split("{", 1)[0]
+        low = name.lower()
+        if not ("fsync" in low or "batch" in low or "group" in low):
+            continue
+        for suffix, index in (("_sum", 0), ("_count", 1)):
+            if name.endswith(suffix):
+                try:
+                    sums.setdefault(name[: -len(suffix)], [0.0, 0.0])[index] += float(value)
+                except ValueError:
+                    pass
+    return {k: (v[0], v[1]) for k, v in sums.items()}
+
+
+def metrics_delta_text(before: dict[str, tuple[float, float]],
+                       after: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    """
+    Per metric: how many observations a run added and their mean.
+    """
+    out = {}
+    for name, (total, count) in after.items():
+        t0, c0 = before.get(name, (0.0, 0.0))
+        n = count - c0
+        if n > 0:
+            out[name] = {"count": n, "mean": (total - t0) / n}
+    return out
+
+
+def metrics_summary(text: str) -> list[str]:
+    """
+    The metric lines about fsync and group commit, without histogram buckets.
+    """
+    keep = []
+    for line in text.splitlines():
+        if line.startswith("#") or "_bucket" in line or "_created" in line:
+            continue
+        low = line.lower()
+        if "fsync" in low or "group" in low or "batch" in low:
+            keep.append(line)
+    return keep
+
+
+# --------------------------------------------------------------------------
+# main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="4 KiB PUT/GET/HEAD through presigned SigV4 URLs with wrk: "
+                    "FasterStore beside a bare twisted.web floor.")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (10)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 2 s runs and smaller key sets")
+    parser.add_argument("--no-fsync", action="store_true",
+                        help="run FasterStore with --no-fsync (unsafe mode)")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma list (1,16,64)")
+    parser.add_argument("--operations", default="PUT,GET,HEAD", help="comma list (PUT,GET,HEAD)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="wrk -t, capped at the concurrency (2)")
+    parser.add_argument("--write-keys", type=int, default=None,
+                        help="fresh keys presigned for PUT runs (60000; 10000 with --quick); "
+                             "when used up, PUTs wrap round and overwrite")
+    parser.add_argument("--read-keys", type=int, default=None,
+                        help="objects seeded for GET/HEAD (2000; 500 with --quick)")
+    parser.add_argument("--fixed-body", action="store_true",
+                        help="send the same 4 KiB on every PUT (lets content dedup skip "
+                             "writes); default: each PUT body is distinct")
+    parser.add_argument("--bare-only", action="store_true",
+                        help="measure only the floor (tests this harness without FasterStore)")
+    parser.add_argument("--bare-access-log", action="store_true",
+                        help="let the floor log every request like a default Site")
+    parser.add_argument("--tmp-dir", default=None,
+                        help="parent of the temporary data dir (default: the system temp dir); "
+                             "its filesystem is what fsync is measured on")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write results as JSON")
+    parser.add_argument("--start-timeout", type=float, default=60.0,
+                        help="seconds to wait for /_fasterstore/health/ready (60)")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="extra argument for the fasterstore plugin (repeatable)")
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")
+    args = parser.parse_args(argv)
+    if args.quick:
+        if args.duration == 10.0:
+            args.duration = 2.0
+        args.write_keys = args.write_keys or 10000
+        args.read_keys = args.read_keys or 500
+    args.write_keys = args.write_keys or 60000
+    args.read_keys = args.read_keys or 2000
+    args.concurrency_list = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.operation_list = [o.strip().upper() for o in args.operations.split(",") if o.strip()]
+    for op in args.operation_list:
+        if op not in OPERATIONS:
+            parser.error("unknown operation %r" % (op,))
+    if not args.concurrency_list or min(args.concurrency_list) < 1:
+        parser.error("concurrency must be positive integers")
+    return args
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    if not shutil.which(args.wrk):
+        print("wrk not found: install the Debian package 'wrk'", file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="fasterstore-bench-", dir=args.tmp_dir))
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    servers: list[Server] = []
+    report: dict[str, Any] = {"rows": [], "notes": []}
+    t_begin = time.monotonic()
+    status = 1
+    try:
+        info = machine_info(workdir, args.wrk)
+        probe = fsync_probe(workdir)
+        report["machine"] = info
+        report["fsync_probe"] = probe
+        print("## Machine")
+        print()
+        for k, v in info.items():
+            print("- %s: %s" % (k, v))
+        print("- raw 4 KiB write+fsync on the data dir: p50 %.2f ms, p99 %.2f ms (%d samples)"
+              % (probe["p50_ms"], probe["p99_ms"], probe["samples"]))
+        print("- wrk and both servers share these %s CPUs" % (info["usable_cpus"],))
+        print()
+        sys.stdout.flush()
+
+        access_key = "BENCH" + secrets.token_hex(8).upper()
+        secret_key = secrets.token_urlsafe(30)
+
+        bare = start_bare(workdir, args.bare_access_log)
+        servers.append(bare)
+        fs: Server | None = None
+        if not args.bare_only:
+            fs = start_fasterstore(workdir, data_dir, access_key, secret_key,
+                                   args.no_fsync, args.server_arg)
+            servers.append(fs)
+            waited = wait_ready(fs, args.start_timeout)
+            print("FasterStore ready after %.2f s: %s" % (waited, " ".join(fs.command)))
+        signing_port = fs.port if fs else bare.port
+        endpoint = "http://127.0.0.1:%d" % (signing_port,)
+        client = s3_client(endpoint, access_key, secret_key)
+        if fs:
+            client.create_bucket(Bucket=BUCKET)
+
+        t0 = time.monotonic()
+        write_keys = ["w/%07d" % i for i in range(args.write_keys)]
+        read_keys = ["r/%07d" % i for i in range(args.read_keys)]
+        files = {
+            "PUT": workdir / "put-urls.txt",
+            "GET": workdir / "get-urls.txt",
+            "HEAD": workdir / "head-urls.txt",
+        }
+        write_url_file(files["PUT"], client, "PUT", write_keys)
+        seed_put = write_url_file(workdir / "seed-put-urls.txt", client, "PUT", read_keys)
+        get_urls = write_url_file(files["GET"], client, "GET", read_keys)
+        head_urls = write_url_file(files["HEAD"], client, "HEAD", read_keys)
+        print("presigned %d URLs in %.1f s" % (len(write_keys) + 3 * len(read_keys), time.monotonic() - t0))
+        if fs:
+            seeded = seed(fs.port, seed_put, get_urls, head_urls, deadline=time.monotonic() + 300)
+            report["seed"] = seeded
+            print("seeded %d objects with 16 Python clients in %.1f s (%.0f PUT/s); sample read back identical"
+                  % (seeded["objects"], seeded["seconds"], seeded["ops_per_s"]))
+        print()
+        sys.stdout.flush()
+
+        body_mode = "fixed" if args.fixed_body else "unique"
+        head_shim = build_head_shim(workdir) if "HEAD" in args.operation_list else None
+        # A GET/HEAD of 4 KiB slower than this is a failure, and a timeout
+        # shorter than the run is what makes wrk report a stuck connection.
+        read_timeout = max(0.5, min(5.0, args.duration / 2))
+        put_timeout = 30.0
+        put_start = 0
+        wrapped = False
+        busiest_foreign = 0.0
+        for op in args.operation_list:
+            for c in args.concurrency_list:
+                row: dict[str, Any] = {"operation": op, "concurrency": c}
+                start = put_start if op == "PUT" else 0
+                targets = ([fs] if fs else []) + [bare]
+                for target in targets:
+                    label = "%s-%s-c%d" % (target.name, op, c)
+                    metrics_before = (metrics_sums(fetch_metrics(target.port))
+                                      if target is fs else {})
+                    cpu_before = cpu_snapshot(servers)
+                    t_run = time.monotonic()
+                    result = run_wrk(args.wrk, target, files[op], c, args.threads, args.duration,
+                                     start, body_mode, workdir, label,
+                                     timeout=put_timeout if op == "PUT" else read_timeout,
+                                     preload=head_shim if op == "HEAD" else None)
+                    cpu = cpu_delta(cpu_before, cpu_snapshot(servers),
+                                    time.monotonic() - t_run, target.name)
+                    cpu["server_cpu_us_per_op"] = (
+                        cpu["server_cpu_s"] * 1e6 / result["requests"])
+                    result["cpu"] = cpu
+                    busiest_foreign = max(busiest_foreign, cpu["foreign_cores"])
+                    extra = ""
+                    if target is fs:
+                        result["metrics"] = metrics_delta_text(
+                            metrics_before, metrics_sums(fetch_metrics(target.port)))
+                        for name, m in sorted(result["metrics"].items()):
+                            short = name.replace("fasterstore_", "")
+                            mean = ("%.2f ms" % (m["mean"] * 1e3) if name.endswith("seconds")
+                                    else "%.1f" % (m["mean"],))
+                            extra += "\n    %s: %d observations, mean %s" % (short, m["count"], mean)
+                    row[target.name] = result
+                    print("%-24s %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%d requests)  "
+                          "cores: server %.2f wrk %.2f other %.2f; server CPU %.0f us/op (%.0f%% kernel)"
+                          % (label, result["rps"], result["p50_us"] / 1e3,
+                             result["p99_us"] / 1e3, result["requests"],
+                             cpu["server_cores"], cpu["wrk_cores"], cpu["foreign_cores"],
+                             cpu["server_cpu_us_per_op"], 100 * cpu["server_system_share"])
+                          + extra)
+                    sys.stdout.flush()
+                    if target is fs and op == "PUT":
+                        # next PUT run starts on keys this one did not touch
+                        put_start += result["requests"] + 2 * c + 2
+                        if put_start >= args.write_keys:
+                            wrapped = True
+                    time.sleep(0.5)
+                report["rows"].append(row)
+
+        report["busiest_foreign_cores"] = busiest_foreign
+        if busiest_foreign > 0.2:
+            report["notes"].append(
+                "WARNING: other processes used up to %.2f cores during a run: the machine "
+                "was not quiet, numbers are noisy" % (busiest_foreign,))
+        if wrapped:
+            report["notes"].append(
+                "the PUT key pool (%d keys) was used up: later PUTs overwrote existing keys; "
+                "raise --write-keys" % (args.write_keys,))
+        if fs:
+            metrics = fetch_metrics(fs.port)
+            if metrics is None:
+                report["notes"].append("/_fasterstore/metrics did not answer 200")
+            else:
+                (workdir / "metrics.txt").write_text(metrics)
+                report["metrics_fsync_group_commit"] = metrics_summary(metrics)
+
+        mode = "fsync OFF (--no-fsync, unsafe)" if args.no_fsync else "fsync ON (default)"
+        print()
+        print("## Results: 4 KiB objects, %s, wrk -t%d (capped at c) -d%gs, %s PUT bodies"
+              % (mode, args.threads, args.duration, body_mode))
+        print()
+        print(table(report["rows"]))
+        print()
+        gc = group_commit_line(report["rows"], args.concurrency_list)
+        if gc:
+            print(gc)
+            report["group_commit"] = gc
+        for note in report["notes"]:
+            print("Note:", note)
+        if report.get("metrics_fsync_group_commit"):
+            print()
+            print("FasterStore fsync / group-commit metrics after the run:")
+            for line in report["metrics_fsync_group_commit"]:
+                print("    " + line)
+        status = 0
+    except BenchError as e:
+        print("\nBENCHMARK FAILED: %s" % (e,), file=sys.stderr)
+        report["error"] = str(e)
+        status = 1
+    except Exception as e:  # boto3 errors, OSError...: still a loud failure
+        import traceback
+
+        traceback.print_exc()
+        print("\nBENCHMARK FAILED: %r" % (e,), file=sys.stderr)
+        for server in servers:
+            if server.proc.poll() is not None:
+                print("%s exited with status %s; log tail:\n%s"
+                      % (server.name, server.proc.returncode, server.log_tail()), file=sys.stderr)
+        report["error"] = repr(e)
+        status = 1
+    except KeyboardInterrupt as e:
+        print("\ninterrupted (%s)" % (e or "SIGINT",), file=sys.stderr)
+        status = 130
+    finally:
+        for server in reversed(servers):
+            try:
+                message = stop(server)
+            except Exception as e:  # keep stopping the others
+                message = "stopping %s failed: %r" % (server.name, e)
+            print(message, file=sys.stderr)
+            report.setdefault("stops", []).append(message)
+            # twistd re-raises the signal it stopped on, so -SIGTERM is a clean stop
+            if (status == 0 and server.name == "fasterstore"
+                    and server.proc.returncode not in (0, None, -signal.SIGTERM)):
+                print("fasterstore log tail:\n" + server.log_tail(20), file=sys.stderr)
+        if args.json:
+            report["args"] = {k: v for k, v in vars(args).items()}
+            report["status"] = status
+            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+        if args.keep:
+            print("kept %s" % (workdir,), file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print("total %.0f s" % (time.monotonic() - t_begin,), file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
