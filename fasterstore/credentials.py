@@ -21,6 +21,7 @@ from typing import Optional, Tuple
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
+from fasterstore.durable import syncDirectory
 from fasterstore.s3.sigv4 import Credentials
 
 CREDENTIALS_FILE = "credentials.json"
@@ -153,17 +154,8 @@ def _createExclusively(path: FilePath[str], content: bytes) -> bool:
                 os.close(fd)
     finally:
         os.unlink(temporary.path)
-    _fsyncDirectory(path.parent())
+    syncDirectory(path.parent().path)
     return True
-
-
-def _fsyncDirectory(directory: FilePath[str]) -> None:
-    """Make a new directory entry durable."""
-    fd = os.open(directory.path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read(path: FilePath[str]) -> Tuple[str, str]:

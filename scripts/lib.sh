@@ -48,7 +48,7 @@ make_venv() {
         rm -rf "$VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    say "installing $1"
+    say "installing $*"
     "$VENV/bin/python" -m pip install --quiet "$@"
     # Rebuild twisted/plugins/dropin.cache so `twistd fasterstore` is found.
     "$VENV/bin/python" -c 'from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))'

@@ -31,7 +31,8 @@ from awscrt.checksums import crc32c
 from twisted.logger import Logger
 
 from fasterstore.metadata.state import MetadataState
-from fasterstore.metadata.wal import listWALs, readWAL, syncDirectory, walPath
+from fasterstore.durable import syncDirectory
+from fasterstore.metadata.wal import listWALs, readWAL, walPath
 
 log = Logger()
 

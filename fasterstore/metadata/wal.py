@@ -36,6 +36,7 @@ import attrs
 from awscrt.checksums import crc32c
 from twisted.logger import Logger
 
+from fasterstore.durable import syncDirectory
 from fasterstore.metadata.state import Mutation
 
 log = Logger()
@@ -68,15 +69,6 @@ def listWALs(directory: str) -> List[int]:
         return []
     found = (_WAL_NAME.match(name) for name in names)
     return sorted(int(m.group(1)) for m in found if m is not None)
-
-
-def syncDirectory(directory: str) -> None:
-    """fsync a directory so that file creations, renames and removals in it are durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encodeMutation(mutation: Mutation) -> bytes:

@@ -11,7 +11,7 @@ Tests: tests/unit/test_operations.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Callable, List, Literal, Mapping, Optional
+from typing import Awaitable, Callable, Dict, List, Literal, Mapping, Optional, TYPE_CHECKING, Tuple
 
 import attrs
 from twisted.web.server import Request
@@ -167,9 +167,20 @@ RULES: List[Rule] = [
 ADMIN = Operation("Admin", admin.handle)
 
 
+def _index(rules: List[Rule]) -> Dict[Tuple[str, bytes], List[Rule]]:
+    """The rules by level and method, each list in table order."""
+    index: Dict[Tuple[str, bytes], List[Rule]] = {}
+    for rule in rules:
+        index.setdefault((rule.level, rule.method), []).append(rule)
+    return index
+
+
+_BY_LEVEL_AND_METHOD = _index(RULES)
+
+
 def select(level: Level, method: bytes, route: Route, headers: Mapping[str, str]) -> Operation:
     """The operation a request asks for, or the S3 error for none."""
-    for rule in RULES:
+    for rule in _BY_LEVEL_AND_METHOD.get((level, method), ()):
         if rule.matches(level, method, route, headers):
             return rule.operation
     named = sorted(route.query.keys() & SUBRESOURCES)

@@ -31,6 +31,7 @@ import base64
 import binascii
 import calendar
 import enum
+import functools
 import hashlib
 import hmac
 import itertools
@@ -189,9 +190,11 @@ def _hmacSHA256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=1024)
 def signingKey(secretKey: str, date: str, region: str, service: str = SERVICE) -> bytes:
     """
-    Derive the SigV4 signing key for one day, region and service.
+    Derive the SigV4 signing key for one day, region and service (four
+    HMACs; cached, since it is the same for every request of a key that day).
 
     @param date: C{YYYYMMDD}.
     """
@@ -277,12 +280,18 @@ _ENCODE_KEEP_SLASH = list(_ENCODE)
 _ENCODE_KEEP_SLASH[ord("/")] = b"/"
 
 
+_PLAIN = re.compile(rb"[A-Za-z0-9\-._~]*")
+_PLAIN_PATH = re.compile(rb"[A-Za-z0-9\-._~/]*")
+
+
 def uriEncode(data: bytes, keepSlash: bool = False) -> bytes:
     """
     SigV4's UriEncode: every byte but A-Za-z0-9-._~ as upper-case %XX.
 
     @param keepSlash: leave C{/} alone (for paths, not query components).
     """
+    if (_PLAIN_PATH if keepSlash else _PLAIN).fullmatch(data):
+        return data  # the common case, found at C speed
     table = _ENCODE_KEEP_SLASH if keepSlash else _ENCODE
     return b"".join([table[b] for b in data])
 
@@ -553,10 +562,17 @@ def _canonicalRequests(
     something else; that is why a C{+} is never tried as a literal C{+}
     (C{%2B}): the server reads it as a space.
     """
+    method = head.method.upper().encode("ascii", "replace")
+    payload = payloadHash.encode("latin-1", "replace")
+    headerBlocks = _headerBlocks(head, signedHeaders)
+    standardHeaders = next(headerBlocks)
     paths = [canonicalURI(head.rawPath)]
+    queries = [canonicalQuery(head.rawQuery, exclude)]
+    # Nearly every request matches this one: the alternatives below are
+    # only built when it does not.
+    yield b"\n".join([method, paths[0], queries[0], standardHeaders, payload])
     if head.rawPath and head.rawPath != paths[0]:
         paths.append(head.rawPath)
-    queries = [canonicalQuery(head.rawQuery, exclude)]
     excluded = {name.encode("utf-8") for name in exclude}
     asSent = b"&".join(
         name + b"=" + value
@@ -565,10 +581,10 @@ def _canonicalRequests(
     )
     if asSent not in queries:
         queries.append(asSent)
-    method = head.method.upper().encode("ascii", "replace")
-    payload = payloadHash.encode("latin-1", "replace")
-    for headerBlock, query, path in itertools.product(_headerBlocks(head, signedHeaders), queries, paths):
-        yield b"\n".join([method, path, query, headerBlock, payload])
+    blocks = [standardHeaders, *headerBlocks]
+    for headerBlock, query, path in itertools.product(blocks, queries, paths):
+        if (headerBlock, query, path) != (standardHeaders, queries[0], paths[0]):
+            yield b"\n".join([method, path, query, headerBlock, payload])
 
 
 def _verifyV4(

@@ -49,6 +49,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
+from fasterstore.durable import syncDirectory
 from fasterstore.metrics import Metrics
 from fasterstore.storage.blob import Extent
 from fasterstore.storage.records import (
@@ -174,15 +175,6 @@ def _writeRecord(
         beforeWrite(payload)
     header, table = encodeRecord(payload)
     _pwriteAll(fd, (header, payload, table), offset)
-
-
-def _fsyncDirectory(path: str) -> None:
-    """Make the directory's entries (new segment files) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _noSync() -> None:
@@ -352,7 +344,7 @@ class SegmentStore:
             for fd in fds:
                 _fdatasync(fd)
             for path in sorted(directories, key=len, reverse=True):
-                _fsyncDirectory(path)
+                syncDirectory(path)
 
         return sync
 

@@ -244,10 +244,34 @@ class FailureTests(WriterTestCase):
         store = self.makeStore(runner)
         writer = store.openWriter()
         writer.write(b"tail")
-        d = writer.finish()
         self.patch(segments.os, "pwritev", noSpace)
+        d = writer.finish()
         runner.runAll()
         self.failureResultOf(d, OSError)
+
+    def test_smallTailInlineFullRecordsInPool(self) -> None:
+        """
+        A tail of at most INLINE_LIMIT bytes is written at once, on the
+        calling thread; full records wait for the runner (the thread pool).
+        """
+        from fasterstore.storage.writer import INLINE_LIMIT
+
+        runner = ManualRunner()
+        store = self.makeStore(runner)
+        writer = store.openWriter()
+        writer.write(bytes(MiB) + b"x" * INLINE_LIMIT)
+        d = writer.finish()
+        self.assertEqual(len(runner.jobs), 1)
+        self.assertNoResult(d)
+        runner.runAll()
+        blob = self.successResultOf(d)
+        self.assertEqual([e.length for e in blob.extents], [MiB, INLINE_LIMIT])
+        writer = store.openWriter()
+        writer.write(b"y" * (INLINE_LIMIT + 1))
+        d = writer.finish()
+        self.assertEqual(len(runner.jobs), 1)
+        runner.runAll()
+        self.assertEqual(self.successResultOf(d).size, INLINE_LIMIT + 1)
 
     def test_abortPendingFinish(self) -> None:
         """abort() fails a pending finish() with CancelledError."""

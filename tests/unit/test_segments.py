@@ -31,7 +31,7 @@ from fasterstore.threads import ImmediateRunner
 
 
 REAL_FDATASYNC = segments._fdatasync
-REAL_FSYNC_DIRECTORY = segments._fsyncDirectory
+REAL_SYNC_DIRECTORY = segments.syncDirectory
 
 
 @attrs.define
@@ -267,7 +267,7 @@ class SyncTests(StoreTestCase):
         super().setUp()
         self.synced: List[Tuple[str, object]] = []
         self.patch(segments, "_fdatasync", lambda fd: self.synced.append(("file", fd)))
-        self.patch(segments, "_fsyncDirectory", lambda p: self.synced.append(("dir", p)))
+        self.patch(segments, "syncDirectory", lambda p: self.synced.append(("dir", p)))
 
     def fdOf(self, store: SegmentStore, segment: int) -> int:
         return store._fds[segment]
@@ -331,7 +331,7 @@ class SyncTests(StoreTestCase):
     def test_realSync(self) -> None:
         """Unpatched, the sync function really fdatasyncs (smoke test)."""
         self.patch(segments, "_fdatasync", REAL_FDATASYNC)
-        self.patch(segments, "_fsyncDirectory", REAL_FSYNC_DIRECTORY)
+        self.patch(segments, "syncDirectory", REAL_SYNC_DIRECTORY)
         store = self.store()
         self.append(store, b"x")
         store.prepareSync()()
