@@ -86,7 +86,9 @@ def accessControlPolicy(ownerId: str, displayName: str) -> bytes:
     ElementTree.SubElement(owner, "DisplayName").text = displayName
     grants = ElementTree.SubElement(root, "AccessControlList")
     grant = ElementTree.SubElement(grants, "Grant")
-    grantee = ElementTree.SubElement(grant, "Grantee", {f"{{{XSI_NAMESPACE}}}type": "CanonicalUser"})
+    # xsi declared on the grantee, as AWS does: s3cmd strips the S3
+    # namespace only when xmlns is the root's sole attribute.
+    grantee = ElementTree.SubElement(grant, "Grantee", {"xmlns:xsi": XSI_NAMESPACE, "xsi:type": "CanonicalUser"})
     ElementTree.SubElement(grantee, "ID").text = ownerId
     ElementTree.SubElement(grantee, "DisplayName").text = displayName
     ElementTree.SubElement(grant, "Permission").text = "FULL_CONTROL"

@@ -18,8 +18,7 @@ Also here: L{requireTool} (a missing client is a skip, or a failure under
 C{CI=true}), an independent AWS SigV4 signer (L{SigV4}) for hand-built
 requests, L{rawRequest} for raw HTTP, and S3 XML helpers.
 
-This module is the fixture of: test_boto3, test_awscli, test_rclone,
-test_s3cmd, test_crash and test_http_edges (all in tests/integration/).
+This module is the fixture of every test module in tests/integration/.
 """
 
 from __future__ import annotations

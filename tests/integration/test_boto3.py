@@ -7,7 +7,10 @@ Covers buckets, objects, metadata, response-* overrides, checksums,
 Content-MD5, ranges, conditional GET/HEAD/PUT (including racing conditional
 PUTs), listing v1/v2, presigned URLs, virtual-hosted-style addressing,
 streaming signed payloads built by hand, boto3 over TLS and a 2 GiB object
-with bounded server memory.
+with bounded server memory; and from issue 4: managed multipart transfers
+with parallel parts, GetObject/HeadObject with PartNumber, copy_object with
+the metadata directive, delete_objects of 1000 keys (checksum header, no
+Content-MD5) and generate_presigned_post forms posted with requests.
 Fixture: tests/integration/harness.py.
 """
 
@@ -1011,3 +1014,229 @@ class LargeObjectTests(ServerTestCase):
             f"RSS before {before['VmRSS'] >> 20} MiB, peak {peak >> 20} MiB, growth {growth >> 20} MiB"
         )
         self.assertLess(growth, self.LIMIT, f"server RSS grew by {growth / 1e6:.0f} MB (limit 100 MB)")
+
+
+# -- issue 4: managed transfers, browser POST, copies, batch delete, part reads --
+
+MIB = 1 << 20
+
+
+def multipartETag(parts: List[bytes]) -> str:
+    """The ETag of an object completed from these parts: MD5 of the part MD5s, ``-N``."""
+    return '"%s-%d"' % (hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest(), len(parts))
+
+
+class ManagedTransferTests(Boto3Case):
+    """boto3's managed transfers with a low threshold: parts go up in parallel."""
+
+    def test_uploadAndDownloadFile(self) -> None:
+        """upload_file of 40 MiB in 5 MiB parts, 8 threads: ETag ``-8``, parts overlap; download_file is identical."""
+        from boto3.s3.transfer import TransferConfig
+
+        bucket = self.newBucket()
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        source = os.path.join(directory, "forty.bin")
+        parts = [os.urandom(5 * MIB) for _ in range(8)]
+        with open(source, "wb") as f:
+            for part in parts:
+                f.write(part)
+        lock = threading.Lock()
+        state = {"inFlight": 0, "peak": 0, "calls": 0}
+
+        def started(**kw: object) -> None:
+            with lock:
+                state["inFlight"] += 1
+                state["calls"] += 1
+                state["peak"] = max(state["peak"], state["inFlight"])
+
+        def finished(**kw: object) -> None:
+            with lock:
+                state["inFlight"] -= 1
+
+        self.s3.meta.events.register("before-send.s3.UploadPart", started)
+        self.s3.meta.events.register("needs-retry.s3.UploadPart", finished)
+        config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=8)
+        self.s3.upload_file(source, bucket, "dir/forty.bin", Config=config)
+        self.assertEqual(state["calls"], 8)
+        self.assertGreater(state["peak"], 1, "the parts did not go up in parallel")
+        head = self.s3.head_object(Bucket=bucket, Key="dir/forty.bin")
+        self.assertEqual(head["ContentLength"], 40 * MIB)
+        self.assertTrue(head["ETag"].endswith('-8"'), head["ETag"])
+        self.assertEqual(head["ETag"], multipartETag(parts))
+        target = os.path.join(directory, "forty.down")
+        self.s3.download_file(bucket, "dir/forty.bin", target, Config=config)
+        with open(target, "rb") as f:
+            for index, part in enumerate(parts):
+                self.assertEqual(f.read(5 * MIB), part, f"part {index + 1} differs")
+            self.assertEqual(f.read(), b"")
+
+
+class MultipartPartReadTests(Boto3Case):
+    """The low-level multipart calls, and GetObject/HeadObject with PartNumber."""
+
+    def test_partNumberReads(self) -> None:
+        """Each part reads back with PartNumber (206, Content-Range, PartsCount); a missing part is 416."""
+        bucket = self.newBucket()
+        parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), b"last part"]
+        uploadId = self.s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+        etags = [
+            self.s3.upload_part(Bucket=bucket, Key="mp", UploadId=uploadId, PartNumber=n, Body=data)["ETag"]
+            for n, data in enumerate(parts, 1)
+        ]
+        self.assertEqual(etags, [quotedMD5(p) for p in parts])
+        listed = self.s3.list_parts(Bucket=bucket, Key="mp", UploadId=uploadId)
+        self.assertEqual([(p["PartNumber"], p["Size"]) for p in listed["Parts"]], [(1, 5 * MIB), (2, 5 * MIB), (3, 9)])
+        done = self.s3.complete_multipart_upload(
+            Bucket=bucket, Key="mp", UploadId=uploadId,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]},
+        )
+        self.assertEqual(done["ETag"], multipartETag(parts))
+        offset = 0
+        total = sum(len(p) for p in parts)
+        for number, data in enumerate(parts, 1):
+            got = self.s3.get_object(Bucket=bucket, Key="mp", PartNumber=number)
+            self.assertEqual(got["ResponseMetadata"]["HTTPStatusCode"], 206)
+            self.assertEqual(got["Body"].read(), data)
+            self.assertEqual(got["PartsCount"], 3)
+            self.assertEqual(got["ContentRange"], f"bytes {offset}-{offset + len(data) - 1}/{total}")
+            self.assertEqual(got["ETag"], multipartETag(parts))
+            offset += len(data)
+        head = self.s3.head_object(Bucket=bucket, Key="mp", PartNumber=2)
+        self.assertEqual((head["ContentLength"], head["PartsCount"]), (5 * MIB, 3))
+        self.assertClientError(lambda: self.s3.get_object(Bucket=bucket, Key="mp", PartNumber=4), 416, "InvalidPartNumber")
+        whole = self.s3.get_object(Bucket=bucket, Key="mp")
+        self.assertEqual(whole["Body"].read(), b"".join(parts))
+        # A plain object has one part: the whole of it.
+        self.s3.put_object(Bucket=bucket, Key="plain", Body=b"plain body")
+        self.assertEqual(self.body(bucket, "plain", PartNumber=1), b"plain body")
+        self.assertClientError(lambda: self.s3.get_object(Bucket=bucket, Key="plain", PartNumber=2), 416, "InvalidPartNumber")
+
+
+class CopyObjectTests(Boto3Case):
+    """copy_object with the metadata directive."""
+
+    def test_metadataDirective(self) -> None:
+        """COPY keeps the source's headers and metadata, REPLACE takes the request's; the copy has the source's ETag."""
+        bucket = self.newBucket()
+        target = self.newBucket()
+        data = os.urandom(200_000)
+        self.s3.put_object(
+            Bucket=bucket, Key="src/ü + sp ace", Body=data, ContentType="image/x-test",
+            Metadata={"color": "red"}, CacheControl="max-age=5",
+        )
+        source = {"Bucket": bucket, "Key": "src/ü + sp ace"}
+        copied = self.s3.copy_object(Bucket=target, Key="copied", CopySource=source)
+        self.assertEqual(copied["CopyObjectResult"]["ETag"], quotedMD5(data))
+        head = self.s3.head_object(Bucket=target, Key="copied")
+        self.assertEqual(
+            (head["ContentType"], head["Metadata"], head["CacheControl"], head["ETag"]),
+            ("image/x-test", {"color": "red"}, "max-age=5", quotedMD5(data)),
+        )
+        self.s3.copy_object(
+            Bucket=target, Key="replaced", CopySource=source, MetadataDirective="REPLACE",
+            ContentType="text/x-replaced", Metadata={"shape": "round"},
+        )
+        head = self.s3.head_object(Bucket=target, Key="replaced")
+        self.assertEqual((head["ContentType"], head["Metadata"]), ("text/x-replaced", {"shape": "round"}))
+        self.assertNotIn("CacheControl", head)
+        self.assertEqual(self.body(target, "replaced"), data)
+        # The copies outlive the source.
+        self.s3.delete_object(Bucket=bucket, Key="src/ü + sp ace")
+        self.assertEqual(self.body(target, "copied"), data)
+        # A metadata update in place.
+        self.s3.copy_object(
+            Bucket=target, Key="copied", CopySource={"Bucket": target, "Key": "copied"},
+            MetadataDirective="REPLACE", Metadata={"color": "green"},
+        )
+        self.assertEqual(self.s3.head_object(Bucket=target, Key="copied")["Metadata"], {"color": "green"})
+        self.assertClientError(
+            lambda: self.s3.copy_object(Bucket=target, Key="x", CopySource={"Bucket": bucket, "Key": "src/ü + sp ace"}),
+            404, "NoSuchKey",
+        )
+
+
+class DeleteObjectsTests(Boto3Case):
+    """delete_objects as current botocore sends it."""
+
+    def test_thousandKeys(self) -> None:
+        """1000 keys in one request with a checksum header and no Content-MD5; all deleted, nothing else."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        bucket = self.newBucket()
+        keys = [f"many/{i:04d}{' +ü' if i % 10 == 0 else ''}" for i in range(1000)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda key: self.s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys + ["kept"]))
+        sent: Dict[str, str] = {}
+        self.s3.meta.events.register("before-send.s3.DeleteObjects", lambda request, **kw: sent.update(headerDict(request)))
+        result = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+        self.assertNotIn("content-md5", sent)
+        self.assertTrue([h for h in sent if h.startswith("x-amz-checksum-")], sent)
+        self.assertEqual(sorted(d["Key"] for d in result["Deleted"]), sorted(keys))
+        self.assertEqual(result.get("Errors", []), [])
+        remaining = self.s3.list_objects_v2(Bucket=bucket)
+        self.assertEqual([o["Key"] for o in remaining["Contents"]], ["kept"])
+        quiet = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "kept"}], "Quiet": True})
+        self.assertEqual(quiet.get("Deleted", []), [])
+        self.assertEqual(self.s3.list_objects_v2(Bucket=bucket)["KeyCount"], 0)
+        # 1001 keys is one too many.
+        self.assertClientError(
+            lambda: self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]}),
+            400, "MalformedXML",
+        )
+
+
+class PresignedPostTests(Boto3Case):
+    """generate_presigned_post, then the form posted with requests."""
+
+    def post(self, bucket: str, key: str, data: bytes, filename: str = "upload.txt", **kw: object) -> requests.Response:
+        presigned = self.s3.generate_presigned_post(Bucket=bucket, Key=key, ExpiresIn=600, **kw)
+        return requests.post(
+            presigned["url"], data=presigned["fields"], files={"file": (filename, data, "text/plain")}, timeout=30
+        )
+
+    def test_formUpload(self) -> None:
+        """The default answer is 204; the object has the form's metadata and content type; ${filename} is substituted."""
+        bucket = self.newBucket()
+        data = b"posted from a browser form\n" * 100
+        response = self.post(
+            bucket, "uploads/${filename}", data, filename="report ü.txt",
+            Fields={"Content-Type": "text/plain", "x-amz-meta-origin": "form"},
+            Conditions=[["starts-with", "$Content-Type", "text/"], {"x-amz-meta-origin": "form"}, ["content-length-range", 1, 1 << 20]],
+        )
+        self.assertEqual(response.status_code, 204, response.text)
+        self.assertEqual(response.headers.get("ETag"), quotedMD5(data))
+        head = self.s3.head_object(Bucket=bucket, Key="uploads/report ü.txt")
+        self.assertEqual((head["ContentType"], head["Metadata"], head["ETag"]), ("text/plain", {"origin": "form"}, quotedMD5(data)))
+        self.assertEqual(self.body(bucket, "uploads/report ü.txt"), data)
+
+    def test_successActionStatus201(self) -> None:
+        """success_action_status=201 answers a PostResponse document naming the object."""
+        bucket = self.newBucket()
+        data = os.urandom(100_000)
+        response = self.post(
+            bucket, "created", data, Fields={"success_action_status": "201"}, Conditions=[{"success_action_status": "201"}]
+        )
+        self.assertEqual(response.status_code, 201, response.text)
+        document = ET.fromstring(response.content)
+        self.assertEqual(childText(document, "Bucket"), bucket)
+        self.assertEqual(childText(document, "Key"), "created")
+        self.assertEqual(childText(document, "ETag"), quotedMD5(data))
+        self.assertTrue((childText(document, "Location") or "").endswith(f"/{bucket}/created"), response.text)
+        self.assertEqual(self.body(bucket, "created"), data)
+
+    def test_contentLengthRange(self) -> None:
+        """A file outside content-length-range is EntityTooLarge / EntityTooSmall and stores nothing."""
+        bucket = self.newBucket()
+        limits = [["content-length-range", 10, 1000]]
+        tooLarge = self.post(bucket, "big", b"x" * 1001, Conditions=limits)
+        self.assertEqual(tooLarge.status_code, 400, tooLarge.text)
+        self.assertEqual(ET.fromstring(tooLarge.content).findtext("Code"), "EntityTooLarge")
+        tooSmall = self.post(bucket, "small", b"x" * 9, Conditions=limits)
+        self.assertEqual(tooSmall.status_code, 400, tooSmall.text)
+        self.assertEqual(ET.fromstring(tooSmall.content).findtext("Code"), "EntityTooSmall")
+        self.assertNoObject(bucket, "big")
+        self.assertNoObject(bucket, "small")
+        fits = self.post(bucket, "fits", b"x" * 1000, Conditions=limits)
+        self.assertEqual(fits.status_code, 204, fits.text)
+        self.assertEqual(self.body(bucket, "fits"), b"x" * 1000)

@@ -1,7 +1,13 @@
 """
 rclone (remote type s3, provider Other) against the real server.  rclone
 lists with ListObjects v1, HEADs after every PUT, keeps the modification time
-in X-Amz-Meta-Mtime and checks MD5s against ETags.
+in X-Amz-Meta-Mtime and checks MD5s against ETags (for multipart objects,
+against the X-Amz-Meta-Md5chksum it stores).  Above --s3-upload-cutoff it
+uploads in parts, above --s3-copy-cutoff it copies server-side with
+UploadPartCopy.
+
+The environment's AWS_* variables are dropped: rclone reads AWS_CA_BUNDLE
+even for an http endpoint and fails ("LoadCustomCABundleError") when set.
 Fixture: tests/integration/harness.py.
 """
 
@@ -12,13 +18,23 @@ import os
 import subprocess
 from typing import Dict
 
-from tests.integration.harness import ServerTestCase, requireTool
+from tests.integration.harness import Server, ServerTestCase, rawRequest, requireTool
 
 MTIME = 1_600_000_000  # 2020-09-13 12:26:40 UTC, set on every local file
 
 
+def operationCount(server: Server, operation: str) -> float:
+    """How many successful requests of C{operation} the server has answered (its Prometheus metrics)."""
+    metrics = rawRequest(server, "GET", "/_fasterstore/metrics", sign=False).body.decode()
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("fasterstore_requests_total{") and f'operation="{operation}"' in line and 'status="2' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 class RcloneTests(ServerTestCase):
-    """copy, ls/lsl, md5sum, check, cat, delete, purge."""
+    """copy, ls/lsl, md5sum, check, cat, move, delete, purge; multipart uploads and copies."""
 
     def setUp(self) -> None:
         self.rclone = requireTool("rclone")
@@ -120,3 +136,68 @@ class RcloneTests(ServerTestCase):
         self.run_rclone("purge", f"fs:{bucket}")
         buckets = self.run_rclone("lsd", "fs:").stdout
         self.assertNotIn(bucket, buckets)
+
+    def test_multipartCopyMoveDelete(self) -> None:
+        """
+        Files above a 5 MiB upload cutoff go up in 5 MiB parts; check and
+        md5sum agree with the local files; a server-side move (copies above a
+        5 MiB copy cutoff become UploadPartCopy) and a move from local disk;
+        delete.
+        """
+        bucket = self.bucketName("rc")
+        local = os.path.join(self.home, "big")
+        mib = 1 << 20
+        files = {
+            "twelve.bin": os.urandom(12 * mib),
+            "nested/dir/six + ü.bin": os.urandom(6 * mib + 123),
+            "nested/small.txt": b"small\n",
+            "exactly-five.bin": os.urandom(5 * mib),
+        }
+        for name, data in files.items():
+            path = os.path.join(local, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.utime(path, (MTIME, MTIME))
+        multipart = ["--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--s3-copy-cutoff", "5M", "--transfers", "2"]
+        self.run_rclone("mkdir", f"fs:{bucket}")
+        self.run_rclone("copy", *multipart, local, f"fs:{bucket}/big")
+        # The large files really are multipart objects: rclone keeps their MD5 in metadata.
+        s3 = self.server.client()
+        etag = s3.head_object(Bucket=bucket, Key="big/twelve.bin")["ETag"]
+        self.assertTrue(etag.endswith('-3"'), etag)
+        etag = s3.head_object(Bucket=bucket, Key="big/nested/dir/six + ü.bin")["ETag"]
+        self.assertTrue(etag.endswith('-2"'), etag)
+
+        self.run_rclone("check", local, f"fs:{bucket}/big")
+        local_md5 = {name: hashlib.md5(data).hexdigest() for name, data in files.items()}
+        md5sums = self.run_rclone("md5sum", f"fs:{bucket}/big").stdout
+        remote = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in md5sums.splitlines()}
+        self.assertEqual(remote, local_md5)
+
+        # Server-side move of the whole tree: parts copied with UploadPartCopy.
+        partCopies = operationCount(self.server, "UploadPartCopy")
+        self.run_rclone("move", *multipart, f"fs:{bucket}/big", f"fs:{bucket}/moved")
+        self.assertGreaterEqual(operationCount(self.server, "UploadPartCopy") - partCopies, 3 + 2)
+        self.assertEqual(self.run_rclone("ls", f"fs:{bucket}/big", check=False).stdout.strip(), "")
+        self.run_rclone("check", local, f"fs:{bucket}/moved")
+        moved = self.run_rclone("md5sum", f"fs:{bucket}/moved").stdout
+        self.assertEqual({l.split("  ", 1)[1]: l.split("  ", 1)[0] for l in moved.splitlines()}, local_md5)
+        cat = subprocess.run(
+            [self.rclone, "cat", f"fs:{bucket}/moved/nested/dir/six + ü.bin"], env=self.env, capture_output=True, timeout=120
+        )
+        self.assertEqual(cat.returncode, 0, cat.stderr)
+        self.assertEqual(cat.stdout, files["nested/dir/six + ü.bin"])
+
+        # Move from local disk: the local files go away once uploaded.
+        self.run_rclone("move", *multipart, local, f"fs:{bucket}/fromdisk")
+        leftover = [n for n in files if os.path.exists(os.path.join(local, n))]
+        self.assertEqual(leftover, [])
+        fromDisk = self.run_rclone("md5sum", f"fs:{bucket}/fromdisk").stdout
+        self.assertEqual({l.split("  ", 1)[1]: l.split("  ", 1)[0] for l in fromDisk.splitlines()}, local_md5)
+
+        self.run_rclone("delete", "--include", "*.bin", f"fs:{bucket}/moved")
+        self.assertEqual(self.run_rclone("ls", f"fs:{bucket}/moved").stdout.split(), [str(len(files["nested/small.txt"])), "nested/small.txt"])
+        self.run_rclone("delete", f"fs:{bucket}")
+        self.assertEqual(self.run_rclone("ls", f"fs:{bucket}").stdout.strip(), "")
+        self.assertEqual(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []), [])

@@ -1,8 +1,10 @@
 """
 s3cmd against the real server, path-style with SigV4.  s3cmd checks every
 ETag against the MD5 it computed, so an ETag that is not the plain MD5 of a
-single PUT fails these tests.  Only commands that need no ACL or policy
-sub-resources are used (no ``info``).
+single PUT fails these tests (for a multipart upload it keeps the MD5 in
+x-amz-meta-s3cmd-attrs instead).  ``info`` reads ?location,
+?requestPayment, ?lifecycle, ?policy, ?cors and ?acl; ``del --recursive``
+uses DeleteObjects.
 Fixture: tests/integration/harness.py.
 """
 
@@ -123,3 +125,62 @@ class S3cmdTests(ServerTestCase):
             self.run_s3cmd("del", "s3://" + line.split(" s3://", 1)[1])
         self.run_s3cmd("rb", f"s3://{bucket}")
         self.assertFalse(any(l.endswith(f"s3://{bucket}") for l in self.lines(self.run_s3cmd("ls"))))
+
+    def test_multipartSyncInfo(self) -> None:
+        """
+        put --multipart-chunk-size-mb=5 of 12 MiB (three parts, MD5-verified
+        get), sync twice (nothing the second time), info on the bucket and the
+        object (s3cmd reads ?acl, ?policy, ?cors, ?lifecycle...), CORS and
+        tags set and read back, del --recursive (multi-object delete), rb.
+        """
+        bucket = self.bucketName("s3cmd")
+        self.run_s3cmd("mb", f"s3://{bucket}")
+        big = os.urandom(12 * (1 << 20) + 4321)
+        path = self.file("tree/big + ü.bin", big)
+        self.file("tree/sub/small.txt", b"small file\n")
+        self.run_s3cmd("put", "--multipart-chunk-size-mb=5", path, f"s3://{bucket}/big.bin")
+        etag = self.server.client().head_object(Bucket=bucket, Key="big.bin")["ETag"]
+        self.assertTrue(etag.endswith('-3"'), f"not a three-part upload: {etag}")
+        target = os.path.join(self.home, "big.down")
+        got = self.run_s3cmd("get", "--force", f"s3://{bucket}/big.bin", target)
+        self.assertNotIn(b"MD5 signatures do not match", got.stderr, got.stderr)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), big)
+
+        info = self.run_s3cmd("info", f"s3://{bucket}/big.bin").stdout.decode()
+        self.assertIn(f"File size: {len(big)}", info)
+        # s3cmd stored the whole file's MD5 in x-amz-meta-s3cmd-attrs and shows it.
+        self.assertIn(f"MD5 sum:   {hashlib.md5(big).hexdigest()}", info)
+        self.assertIn("Policy:    none", info)
+        self.assertIn("CORS:      none", info)
+        # s3cmd strips the S3 namespace only when xmlns="..." is the root's
+        # first attribute (as AWS sends it); otherwise it sees no grant at all.
+        self.assertIn("ACL:       fasterstore: FULL_CONTROL", info)
+        bucketInfo = self.run_s3cmd("info", f"s3://{bucket}").stdout.decode()
+        self.assertIn("Location:  us-east-1", bucketInfo)
+        self.assertIn("Expiration Rule: none", bucketInfo)
+        self.assertIn("Policy:    none", bucketInfo)
+        self.assertIn("CORS:      none", bucketInfo)
+        self.assertIn("ACL:       fasterstore: FULL_CONTROL", bucketInfo)
+
+        cors = self.file(
+            "cors.xml",
+            b"<CORSConfiguration><CORSRule><AllowedOrigin>https://s3cmd.example</AllowedOrigin>"
+            b"<AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>",
+        )
+        self.run_s3cmd("setcors", cors, f"s3://{bucket}")
+        self.assertIn("https://s3cmd.example", self.run_s3cmd("info", f"s3://{bucket}").stdout.decode())
+        self.run_s3cmd("delcors", f"s3://{bucket}")
+        self.assertIn("CORS:      none", self.run_s3cmd("info", f"s3://{bucket}").stdout.decode())
+
+        tree = os.path.join(self.home, "tree") + "/"
+        first = self.lines(self.run_s3cmd("sync", "--multipart-chunk-size-mb=5", tree, f"s3://{bucket}/synced/"))
+        self.assertEqual(len([l for l in first if l.startswith("upload:")]), 2, first)
+        second = self.lines(self.run_s3cmd("sync", "--multipart-chunk-size-mb=5", tree, f"s3://{bucket}/synced/"))
+        self.assertFalse([l for l in second if l.startswith("upload:")], second)
+        listing = self.lines(self.run_s3cmd("ls", "--recursive", f"s3://{bucket}"))
+        self.assertEqual(len(listing), 3, listing)
+
+        self.run_s3cmd("del", "--recursive", "--force", f"s3://{bucket}")
+        self.assertEqual(self.lines(self.run_s3cmd("ls", "--recursive", f"s3://{bucket}")), [])
+        self.run_s3cmd("rb", f"s3://{bucket}")

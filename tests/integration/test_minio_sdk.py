@@ -1,0 +1,168 @@
+"""
+MinIO's Python SDK (``minio`` from PyPI) against the real server, plain
+http with the region set: put/get/stat/list/copy (CopySource, with and
+without REPLACE)/remove, batch removal (DeleteObjects), tags, listing with
+versions (ListObjectVersions), fput_object in 5 MiB parts and
+compose_object (UploadPartCopy), and presigned GET/PUT URLs used with
+requests.
+Fixture: tests/integration/harness.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import os
+from typing import List
+
+import requests
+
+from tests.integration.harness import ServerTestCase, inCI
+from twisted.trial.unittest import FailTest, SkipTest
+
+MIB = 1 << 20
+
+
+def multipartETag(parts: List[bytes]) -> str:
+    """MD5 of the part MD5s, ``-N`` (unquoted, as the SDK reports ETags)."""
+    return "%s-%d" % (hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest(), len(parts))
+
+
+class MinioSDKTests(ServerTestCase):
+    """One minio.Minio client on the class's shared server."""
+
+    def setUp(self) -> None:
+        try:
+            from minio import Minio
+        except ImportError:
+            message = "the minio SDK is not installed"
+            if inCI():
+                raise FailTest(message + " (CI=true: a missing client is a failure, not a skip)")
+            raise SkipTest(message)
+        self.server = self.sharedServer()
+        self.client = Minio(
+            f"127.0.0.1:{self.server.port}",
+            access_key=self.server.accessKey,
+            secret_key=self.server.secretKey,
+            secure=False,
+            region=self.server.region,
+        )
+        self.bucket = self.bucketName("minio")
+        self.client.make_bucket(self.bucket)
+
+    def read(self, name: str, **kw: object) -> bytes:
+        response = self.client.get_object(self.bucket, name, **kw)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def test_objectOperations(self) -> None:
+        """put, get (whole and ranged), stat, list, copy, tags, versions listing, remove, remove_objects."""
+        from minio.commonconfig import REPLACE, CopySource, Tags
+        from minio.deleteobjects import DeleteObject
+        from minio.error import S3Error
+
+        self.assertTrue(self.client.bucket_exists(self.bucket))
+        data = os.urandom(250_000)
+        written = self.client.put_object(
+            self.bucket, "dir/ob ject+ü.bin", io.BytesIO(data), len(data),
+            content_type="application/x-minio", metadata={"x-amz-meta-color": "teal"},
+        )
+        self.assertEqual(written.etag, hashlib.md5(data).hexdigest())
+        self.assertEqual(self.read("dir/ob ject+ü.bin"), data)
+        self.assertEqual(self.read("dir/ob ject+ü.bin", offset=1000, length=500), data[1000:1500])
+        stat = self.client.stat_object(self.bucket, "dir/ob ject+ü.bin")
+        self.assertEqual((stat.size, stat.etag, stat.content_type), (len(data), hashlib.md5(data).hexdigest(), "application/x-minio"))
+        self.assertEqual(stat.metadata.get("x-amz-meta-color"), "teal")
+
+        for name in ("top.txt", "dir/sub/deep.txt"):
+            self.client.put_object(self.bucket, name, io.BytesIO(name.encode()), len(name))
+        # The SDK yields a page's objects, then its common prefixes.
+        shallow = sorted((o.object_name, o.is_dir) for o in self.client.list_objects(self.bucket))
+        self.assertEqual(shallow, [("dir/", True), ("top.txt", False)])
+        everything = [o.object_name for o in self.client.list_objects(self.bucket, recursive=True)]
+        self.assertEqual(everything, ["dir/ob ject+ü.bin", "dir/sub/deep.txt", "top.txt"])
+        prefixed = [o.object_name for o in self.client.list_objects(self.bucket, prefix="dir/sub/", recursive=True)]
+        self.assertEqual(prefixed, ["dir/sub/deep.txt"])
+        versions = list(self.client.list_objects(self.bucket, recursive=True, include_version=True))
+        self.assertEqual([(o.object_name, o.version_id, o.is_latest) for o in versions], [(n, "null", "true") for n in everything])
+
+        copied = self.client.copy_object(self.bucket, "copy", CopySource(self.bucket, "dir/ob ject+ü.bin"))
+        self.assertEqual(copied.etag, hashlib.md5(data).hexdigest())
+        self.assertEqual(self.read("copy"), data)
+        self.assertEqual(self.client.stat_object(self.bucket, "copy").metadata.get("x-amz-meta-color"), "teal")
+        self.client.copy_object(
+            self.bucket, "replaced", CopySource(self.bucket, "copy"),
+            metadata={"x-amz-meta-color": "plum"}, metadata_directive=REPLACE,
+        )
+        self.assertEqual(self.client.stat_object(self.bucket, "replaced").metadata.get("x-amz-meta-color"), "plum")
+
+        tags = Tags.new_object_tags()
+        tags["project"] = "fasterstore"
+        tags["stage"] = "test"
+        self.client.set_object_tags(self.bucket, "copy", tags)
+        self.assertEqual(dict(self.client.get_object_tags(self.bucket, "copy") or {}), {"project": "fasterstore", "stage": "test"})
+
+        self.client.remove_object(self.bucket, "copy")
+        with self.assertRaises(S3Error) as raised:
+            self.client.stat_object(self.bucket, "copy")
+        self.assertIn(raised.exception.code, ("NoSuchKey", "ResponseError"))
+        errors = list(
+            self.client.remove_objects(
+                self.bucket, [DeleteObject(n) for n in ["dir/ob ject+ü.bin", "dir/sub/deep.txt", "top.txt", "replaced"]]
+            )
+        )
+        self.assertEqual(errors, [])
+        self.assertEqual(list(self.client.list_objects(self.bucket, recursive=True)), [])
+        self.client.remove_bucket(self.bucket)
+        self.assertFalse(self.client.bucket_exists(self.bucket))
+
+    def test_fputMultipartAndCompose(self) -> None:
+        """fput_object of 12 MiB in 5 MiB parts (ETag ``-3``), fget_object, and compose_object of two objects."""
+        from minio.commonconfig import ComposeSource
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(2 * MIB + 17)]
+        source = os.path.join(directory, "twelve.bin")
+        with open(source, "wb") as f:
+            for part in parts:
+                f.write(part)
+        written = self.client.fput_object(self.bucket, "twelve.bin", source, part_size=5 * MIB)
+        self.assertEqual(written.etag, multipartETag(parts))
+        stat = self.client.stat_object(self.bucket, "twelve.bin")
+        self.assertEqual((stat.size, stat.etag), (sum(map(len, parts)), multipartETag(parts)))
+        target = os.path.join(directory, "twelve.down")
+        self.client.fget_object(self.bucket, "twelve.bin", target)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"".join(parts))
+        # compose_object copies parts server-side (UploadPartCopy); all but the last must be >= 5 MiB.
+        self.client.put_object(self.bucket, "tail", io.BytesIO(b"the tail"), 8)
+        composed = self.client.compose_object(
+            self.bucket, "composed", [ComposeSource(self.bucket, "twelve.bin"), ComposeSource(self.bucket, "tail")]
+        )
+        self.assertTrue(composed.etag.endswith("-2"), composed.etag)
+        self.assertEqual(self.read("composed"), b"".join(parts) + b"the tail")
+
+    def test_presignedGetAndPut(self) -> None:
+        """presigned_put_object then presigned_get_object, used with requests."""
+        data = os.urandom(80_000)
+        putURL = self.client.presigned_put_object(self.bucket, "pre/signed + ü", expires=datetime.timedelta(minutes=10))
+        response = requests.put(putURL, data=data, timeout=30)
+        self.assertEqual(response.status_code, 200, response.text)
+        self.assertEqual(response.headers.get("ETag"), '"%s"' % hashlib.md5(data).hexdigest())
+        getURL = self.client.presigned_get_object(self.bucket, "pre/signed + ü", expires=datetime.timedelta(minutes=10))
+        response = requests.get(getURL, timeout=30)
+        self.assertEqual(response.status_code, 200, response.text)
+        self.assertEqual(response.content, data)
+        overridden = self.client.presigned_get_object(
+            self.bucket, "pre/signed + ü", response_headers={"response-content-type": "text/x-override"}
+        )
+        response = requests.get(overridden, timeout=30)
+        self.assertEqual(response.headers.get("Content-Type"), "text/x-override")
+        # A tampered URL is refused.
+        tampered = getURL.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        self.assertEqual(requests.get(tampered, timeout=30).status_code, 403)
