@@ -138,6 +138,7 @@ class S3Resource(Resource):
                 rawQuery=r.rawQuery,
                 headers=allHeaders,
                 virtualBucket=r.bucket if r.virtualHost else None,
+                query=r.query,
             )
             auth = authenticate(head, ctx.lookup, ctx.region, ctx.clock.seconds())
             if auth is None:

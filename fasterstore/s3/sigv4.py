@@ -177,6 +177,8 @@ class RequestHead:
     @ivar headers: lower-case header name -> values (latin-1 decoded).
     @ivar virtualBucket: the bucket taken from the C{Host} header when the
         request is virtual-hosted style; SigV2's canonical resource needs it.
+    @ivar query: the query already decoded as L{queryParameters} does, when
+        the caller has it (the router does), so it is not parsed twice.
     """
 
     method: str
@@ -184,6 +186,7 @@ class RequestHead:
     rawQuery: bytes
     headers: Mapping[str, Sequence[str]]
     virtualBucket: Optional[str] = None
+    query: Optional[Mapping[str, str]] = None
 
 
 def _hmacSHA256(key: bytes, message: bytes) -> bytes:
@@ -991,7 +994,10 @@ def authenticate(
     @raise S3Error: for any malformed, expired or wrong signature.
     """
     authorization = _header(head, "authorization")
-    params = queryParameters(head.rawQuery) if head.rawQuery else {}
+    if head.query is not None:
+        params: Mapping[str, str] = head.query
+    else:
+        params = queryParameters(head.rawQuery) if head.rawQuery else {}
     v4Query = any(name in params for name in _V4_QUERY_PARAMS)
     v2Query = any(name in params for name in ("AWSAccessKeyId", "Signature"))
     if (authorization is not None) + v4Query + v2Query > 1:
