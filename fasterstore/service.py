@@ -27,6 +27,7 @@ from fasterstore.config import Settings
 from fasterstore.accounts import AccountStore, SignalReloadService
 from fasterstore.credentials import CredentialsError, loadOrCreateCredentials, storedCredentials
 from fasterstore.metadata.engine import MetadataEngine, SnapshotService
+from fasterstore.metadata.snapshot import checkpointInChild
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.request import StreamingRequest
@@ -162,7 +163,8 @@ class FasterStore:
             drive.makedirs()
         segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
         engine = MetadataEngine(
-            dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync
+            dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync,
+            checkpointer=checkpointInChild,
         )
         if lookup is None:
             if credentials is None:

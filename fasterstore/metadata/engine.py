@@ -86,6 +86,9 @@ class MetadataEngine:
     @ivar metrics: where to report round latency, batch sizes and totals.
     @ivar fsync: if false, never fdatasync the WAL or snapshots (tests,
         benchmarks; C{syncData} is still honoured).
+    @ivar checkpointer: builds a snapshot (blocking, run in the runner):
+        in-process by default; servers pass L{checkpointInChild} so the
+        replay never competes with the reactor for the GIL.
     """
 
     root: str
@@ -94,6 +97,7 @@ class MetadataEngine:
     syncData: SyncData
     metrics: Optional[Metrics] = None
     fsync: bool = True
+    checkpointer: Callable[[str, int, bool], Optional[str]] = checkpoint
 
     _state: MetadataState = attrs.field(init=False, factory=MetadataState)
     _wal: Optional[WAL] = attrs.field(init=False, default=None)
@@ -609,7 +613,7 @@ class MetadataEngine:
                 await self._rotate()
             through = self._sealed
             if through > self._checkpointed:
-                await self.runner.run(checkpoint, self.metaDirectory, through, self.fsync)
+                await self.runner.run(self.checkpointer, self.metaDirectory, through, self.fsync)
                 self._checkpointed = through
 
         def done(result: Any) -> Any:

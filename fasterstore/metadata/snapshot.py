@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from typing import Any, Dict, Iterator, List, Optional
 
 import attrs
@@ -264,3 +266,39 @@ def checkpoint(directory: str, through: int, fsync: bool = True) -> Optional[str
     removeCovered(directory, through, fsync)
     log.info("Wrote metadata snapshot {path}", path=path)
     return path
+
+
+def checkpointInChild(directory: str, through: int, fsync: bool = True) -> Optional[str]:
+    """
+    L{checkpoint} in a child Python process, waited for here.
+
+    Replaying the WAL is pure-Python work: in a thread of the server it
+    holds the GIL the reactor needs (measured: p99 PUT latency went from
+    ~0.1 s to over 1 s at every snapshot).  A child process runs it on
+    another core instead; the thread calling this only waits.
+
+    @raise SnapshotError: if the child fails; its error output is included.
+    """
+    command = [sys.executable, "-m", "fasterstore.metadata.snapshot", directory, str(through)]
+    if not fsync:
+        command.append("--no-fsync")
+    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise SnapshotError(f"checkpoint child exited with {result.returncode}: {result.stderr.strip()[-2000:]}")
+    path = result.stdout.strip() or None
+    if path is not None:
+        log.info("Wrote metadata snapshot {path}", path=path)
+    return path
+
+
+def main(argv: List[str]) -> int:
+    """C{python -m fasterstore.metadata.snapshot DIRECTORY THROUGH [--no-fsync]}."""
+    fsync = "--no-fsync" not in argv
+    directory, through = [a for a in argv if a != "--no-fsync"]
+    path = checkpoint(directory, int(through), fsync)
+    print(path or "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -58,8 +58,8 @@ from fasterstore.s3.tagging import parseTagging
 from fasterstore.s3.sigv4 import (
     ALGORITHM,
     Credentials,
-    _lookup as lookupCredentials,
-    _parseCredential as parseCredential,
+    lookupCredentials,
+    parseCredential,
     parseAmzDate,
     signingKey,
 )

@@ -480,7 +480,9 @@ def parsePayloadMode(value: Optional[str], default: PayloadMode = PayloadMode.SI
 
 
 @attrs.frozen
-class _Scope:
+class CredentialScope:
+    """The parts of a SigV4 credential: C{AK/YYYYMMDD/region/service/aws4_request}."""
+
     accessKey: str
     date: str
     region: str
@@ -492,7 +494,7 @@ class _Scope:
         return f"{self.date}/{self.region}/{self.service}/{self.terminator}"
 
 
-def _parseCredential(value: str, fail: Callable[[str], S3Error], region: str) -> _Scope:
+def parseCredential(value: str, fail: Callable[[str], S3Error], region: str) -> CredentialScope:
     """
     Split C{AK/YYYYMMDD/region/s3/aws4_request} (the key may hold C{/}).
     """
@@ -501,7 +503,7 @@ def _parseCredential(value: str, fail: Callable[[str], S3Error], region: str) ->
         raise fail(
             'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
         )
-    scope = _Scope(*parts)
+    scope = CredentialScope(*parts)
     if not re.match(r"^\d{8}$", scope.date):
         raise fail(f"incorrect date format \"{scope.date}\". This date in the credential must be in the format \"yyyyMMdd\".")
     if scope.service != SERVICE:
@@ -593,7 +595,7 @@ def _canonicalRequests(
 def _verifyV4(
     head: RequestHead,
     credentials: Credentials,
-    scope: _Scope,
+    scope: CredentialScope,
     timestamp: str,
     signedHeaders: Sequence[str],
     payloadHash: str,
@@ -630,14 +632,15 @@ def _verifyV4(
     )
 
 
-def _lookup(lookup: Callable[[str], Optional[Credentials]], accessKey: str) -> Credentials:
+def lookupCredentials(lookup: Callable[[str], Optional[Credentials]], accessKey: str) -> Credentials:
+    """The credentials of C{accessKey}, or C{InvalidAccessKeyId}."""
     credentials = lookup(accessKey)
     if credentials is None:
         raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": accessKey})
     return credentials
 
 
-def _chunkSigner(payload: PayloadMode, key: bytes, timestamp: str, scope: _Scope, signature: str) -> Optional[ChunkSigner]:
+def _chunkSigner(payload: PayloadMode, key: bytes, timestamp: str, scope: CredentialScope, signature: str) -> Optional[ChunkSigner]:
     if payload in (PayloadMode.STREAMING_SIGNED, PayloadMode.STREAMING_SIGNED_TRAILER):
         return ChunkSigner(key, timestamp, scope.scope, signature.lower())
     return None
@@ -661,7 +664,7 @@ def _authenticateV4Header(
         if name not in fields:
             raise malformed(f"missing {name}.")
 
-    scope = _parseCredential(fields["Credential"], malformed, region)
+    scope = parseCredential(fields["Credential"], malformed, region)
     signedHeaders = _parseSignedHeaders(fields["SignedHeaders"], malformed)
     signature = fields["Signature"]
     if not signature:
@@ -686,7 +689,7 @@ def _authenticateV4Header(
     contentSHA256 = _header(head, "x-amz-content-sha256")
     payload, payloadSHA256 = parsePayloadMode(contentSHA256)
 
-    credentials = _lookup(lookup, scope.accessKey)
+    credentials = lookupCredentials(lookup, scope.accessKey)
     _checkSkew(requestTime, now)
     key = _verifyV4(
         head,
@@ -720,7 +723,7 @@ def _authenticateV4Query(
         raise queryError(_V4_QUERY_REQUIRED)
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise queryError(f'X-Amz-Algorithm only supports "{ALGORITHM}"')
-    scope = _parseCredential(params["X-Amz-Credential"], credentialError, region)
+    scope = parseCredential(params["X-Amz-Credential"], credentialError, region)
     timestamp = params["X-Amz-Date"]
     try:
         requestTime = parseAmzDate(timestamp)
@@ -747,7 +750,7 @@ def _authenticateV4Query(
         payload, payloadSHA256 = PayloadMode.UNSIGNED, None
         payloadHash = PayloadMode.UNSIGNED.value
 
-    credentials = _lookup(lookup, scope.accessKey)
+    credentials = lookupCredentials(lookup, scope.accessKey)
     if requestTime - now > MAX_SKEW:
         raise S3Error("AccessDenied", "Request is not valid yet")
     if now > requestTime + expires:
@@ -788,7 +791,7 @@ def presignV4(method: str, url: str, credentials: Credentials, region: str, expi
     parts = urlsplit(url)
     host = _hostFromURL(parts.scheme, parts.netloc)
     timestamp = formatAmzDate(now)
-    scope = _Scope(credentials.accessKey, timestamp[:8], region, SERVICE, TERMINATOR)
+    scope = CredentialScope(credentials.accessKey, timestamp[:8], region, SERVICE, TERMINATOR)
     auth = [
         ("X-Amz-Algorithm", ALGORITHM),
         ("X-Amz-Credential", f"{credentials.accessKey}/{scope.scope}"),
@@ -932,7 +935,7 @@ def _authenticateV2Header(
     except ValueError:
         raise S3Error("AccessDenied", _NEEDS_DATE)
     payload, payloadSHA256 = _payloadV2(head)
-    credentials = _lookup(lookup, accessKey)
+    credentials = lookupCredentials(lookup, accessKey)
     _checkSkew(requestTime, now)
     _verifyV2(head, credentials, (httpDate or "").strip(), signature, {})
     return Authenticated(credentials, payload, payloadSHA256, None, presigned=False)
@@ -948,7 +951,7 @@ def _authenticateV2Query(
         raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expiresText}")
     expires = int(expiresText)
     payload, payloadSHA256 = _payloadV2(head)
-    credentials = _lookup(lookup, params["AWSAccessKeyId"])
+    credentials = lookupCredentials(lookup, params["AWSAccessKeyId"])
     if now > expires:
         raise S3Error(
             "AccessDenied",

@@ -280,3 +280,35 @@ class CheckpointTests(SnapshotTestCase):
             f.write(b"\x00\x00")
         checkpoint(self.directory, 1)
         self.assertEqual(readSnapshot(snapshotPath(self.directory, 1)), stateOf(HISTORY))
+
+
+class CheckpointInChildTests(SynchronousTestCase):
+    """L{snapshot.checkpointInChild} builds the same snapshot in a child process."""
+
+    def test_sameAsInProcess(self) -> None:
+        """The child's snapshot loads to the same state as an in-process one."""
+        from fasterstore.metadata import snapshot
+        from fasterstore.metadata.wal import WAL
+
+        states = []
+        for build in (snapshot.checkpoint, snapshot.checkpointInChild):
+            root = self.mktemp()
+            os.makedirs(root)
+            wal = WAL.open(root, 1, fsync=False)
+            wal.append([
+                {"op": "create_bucket", "bucket": {"name": "b", "owner": "o", "region": "", "created": 1.0}},
+            ])
+            wal.rotate()
+            wal.close()
+            path = build(root, 1, False)
+            self.assertEqual(path, snapshot.snapshotPath(root, 1))
+            states.append(snapshot.readSnapshot(path, 1).toJSON())
+        self.assertEqual(states[0], states[1])
+        self.assertIn("b", json.dumps(states[1]))
+
+    def test_childFailureIsAnError(self) -> None:
+        """A failing child raises SnapshotError carrying its error output."""
+        from fasterstore.metadata import snapshot
+
+        e = self.assertRaises(snapshot.SnapshotError, snapshot.checkpointInChild, self.mktemp(), 1, False)
+        self.assertIn("exited with", str(e))
