@@ -70,6 +70,8 @@ class ReaderTestCase(SynchronousTestCase):
     """A store holding one multi-record blob."""
 
     def setUp(self) -> None:
+        # The producer's logic under a controlled runner: every read in the pool.
+        self.patch(segments, "_RWF_NOWAIT", None)
         self.runner: Any = ImmediateRunner()
         self.makeStore()
 

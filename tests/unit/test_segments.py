@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, Logger, LogEvent
 from twisted.python.filepath import FilePath
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from fasterstore.metrics import Metrics
 from fasterstore.storage import segments
@@ -383,9 +383,54 @@ class ReadTests(StoreTestCase):
             return real(fd, n, offset)
 
         self.patch(segments.os, "pread", pread)
+        self.patch(segments, "_RWF_NOWAIT", None)  # the pool path
         got = self.successResultOf(store.readRange(extents, 5 * BLOCK_SIZE + 1, 5 * BLOCK_SIZE + 9))
         self.assertEqual(got, data[5 * BLOCK_SIZE + 1 : 5 * BLOCK_SIZE + 9])
         self.assertEqual(sum(n for n, _ in reads), HEADER_SIZE + BLOCK_SIZE + 4)
+
+    def test_smallCachedReadInline(self) -> None:
+        """
+        A small read of cached bytes completes at once, without a pool job,
+        reading the same spans with RWF_NOWAIT; a large one goes to the pool.
+        """
+        if segments._RWF_NOWAIT is None:
+            raise SkipTest("no RWF_NOWAIT on this platform")
+        store = self.store()
+        extents, data = self.blob(store, [RECORD_PAYLOAD])
+        runner = store.runner = ManualRunner()
+        reads: List[int] = []
+        real = os.preadv
+
+        def preadv(fd: int, buffers: List[bytearray], offset: int, flags: int) -> int:
+            reads.append(sum(len(b) for b in buffers))
+            self.assertEqual(flags, segments._RWF_NOWAIT)
+            return real(fd, buffers, offset, flags)
+
+        self.patch(segments.os, "preadv", preadv)
+        got = self.successResultOf(store.readRange(extents, 5 * BLOCK_SIZE + 1, 5 * BLOCK_SIZE + 9))
+        self.assertEqual(got, data[5 * BLOCK_SIZE + 1 : 5 * BLOCK_SIZE + 9])
+        self.assertEqual(sum(reads), HEADER_SIZE + BLOCK_SIZE + 4)
+        self.assertEqual(runner.jobs, [])
+        d = store.readRange(extents, 0, segments.INLINE_READ + 1)
+        self.assertEqual(len(runner.jobs), 1)
+        runner.runAll()
+        self.assertEqual(self.successResultOf(d), data[: segments.INLINE_READ + 1])
+
+    def test_uncachedReadGoesToPool(self) -> None:
+        """Bytes not in the page cache (EAGAIN) are read in the pool instead."""
+        store = self.store()
+        extents, data = self.blob(store, [1000])
+        runner = store.runner = ManualRunner()
+
+        def notCached(fd: int, buffers: object, offset: int, flags: int) -> int:
+            raise BlockingIOError()
+
+        self.patch(segments.os, "preadv", notCached)
+        self.patch(segments, "_RWF_NOWAIT", 8)
+        d = store.readRange(extents, 0, 1000)
+        self.assertEqual(len(runner.jobs), 1)
+        runner.runAll()
+        self.assertEqual(self.successResultOf(d), data)
 
     def test_extentMap(self) -> None:
         """ExtentMap finds the extents of a range and their local ranges."""
