@@ -121,6 +121,16 @@ def _encode(accessKey: str, secretKey: str) -> bytes:
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 
+def _writeNewFile(path: str, content: bytes) -> None:
+    """Create C{path} (it must not exist), private (0600), with C{content}, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _createExclusively(path: FilePath[str], content: bytes) -> bool:
     """
     Create C{path} holding C{content}, all or nothing: write a private
@@ -131,13 +141,8 @@ def _createExclusively(path: FilePath[str], content: bytes) -> bool:
     @return: C{True} if we created it, C{False} if it already existed.
     """
     temporary = path.siblingExtension(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    _writeNewFile(temporary.path, content)
     try:
-        try:
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         try:
             os.link(temporary.path, path.path)
         except FileExistsError:
@@ -145,13 +150,13 @@ def _createExclusively(path: FilePath[str], content: bytes) -> bool:
         except OSError as e:
             if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise
-            # A filesystem without hard links: fall back to an exclusive create.
-            fd = os.open(path.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            # A filesystem without hard links: fall back to an exclusive
+            # create (a crash could leave it short; a later start reports
+            # the file as corrupt rather than using it).
             try:
-                os.write(fd, content)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                _writeNewFile(path.path, content)
+            except FileExistsError:
+                return False
     finally:
         os.unlink(temporary.path)
     syncDirectory(path.parent().path)

@@ -75,6 +75,15 @@ def _extents(triples: Iterable[Sequence[int]]) -> Tuple[Extent, ...]:
     return tuple(Extent(int(s), int(o), int(n)) for s, o, n in triples)
 
 
+def commonPrefix(key: str, prefix: str, delimiter: str) -> Optional[str]:
+    """
+    The CommonPrefixes entry C{key} rolls up into: C{key} up to and
+    including the first C{delimiter} after C{prefix}; None if it has none.
+    """
+    i = key.find(delimiter, len(prefix))
+    return key[: i + len(delimiter)] if i >= 0 else None
+
+
 def prefixSuccessor(prefix: str) -> Optional[str]:
     """
     The smallest string greater than every string starting with C{prefix},
@@ -609,9 +618,8 @@ def _entries(
             if not key.startswith(prefix):
                 return
             if delimiter:
-                i = key.find(delimiter, len(prefix))
-                if i >= 0:
-                    common = key[: i + len(delimiter)]
+                common = commonPrefix(key, prefix, delimiter)
+                if common is not None:
                     if common > after:
                         yield common
                     following = prefixSuccessor(common)
@@ -657,9 +665,8 @@ def _uploadEntries(
             if not key.startswith(prefix):
                 return
             if delimiter:
-                i = key.find(delimiter, len(prefix))
-                if i >= 0:
-                    common = key[: i + len(delimiter)]
+                common = commonPrefix(key, prefix, delimiter)
+                if common is not None:
                     if common > keyMarker:
                         yield common
                     following = prefixSuccessor(common)

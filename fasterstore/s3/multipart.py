@@ -52,6 +52,7 @@ from fasterstore.s3.objects import (
     nonNegativeInt,
     objectExtents,
     parsePartNumber,
+    partsPage,
     storedAttributes,
 )
 from fasterstore.s3.responses import sendEmpty, sendXML, setHeaders
@@ -427,17 +428,11 @@ def listPartsResult(
     The ListParts answer: the parts numbered above C{partNumberMarker}, at
     most C{maxParts} of them.
     """
-    after = [p for p in upload.parts if p.number > partNumberMarker]
-    page = after[:maxParts]
     root = document("ListPartsResult")
     element(root, "Bucket", upload.bucket)
     element(root, "Key", upload.key)
     element(root, "UploadId", upload.uploadId)
-    element(root, "PartNumberMarker", str(partNumberMarker))
-    element(root, "NextPartNumberMarker", str(page[-1].number if page else partNumberMarker))
-    element(root, "MaxParts", str(maxParts))
-    element(root, "IsTruncated", "true" if len(after) > len(page) else "false")
-    for part in page:
+    for part in partsPage(root, upload.parts, partNumberMarker, maxParts):
         entry = element(root, "Part")
         element(entry, "PartNumber", str(part.number))
         element(entry, "LastModified", formatISO8601(part.modified))

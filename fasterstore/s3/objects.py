@@ -17,7 +17,7 @@ tests/unit/test_object_attributes.py.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 from xml.etree import ElementTree
 
 import attrs
@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import ObjectRecord
+from fasterstore.metadata.records import ObjectRecord, PartRecord
 from fasterstore.s3 import xml
 from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.buckets import ownedBucket
@@ -209,6 +209,22 @@ def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
         if parameter in call.route.query:
             headers[header] = call.route.query[parameter]
     return headers
+
+
+def partsPage(
+    parent: ElementTree.Element, parts: Sequence[PartRecord], marker: int, maxParts: int
+) -> Sequence[PartRecord]:
+    """
+    The parts after C{marker}, at most C{maxParts}, with the pagination
+    elements ListParts and GetObjectAttributes share added to C{parent}.
+    """
+    after = [p for p in parts if p.number > marker]
+    page = after[:maxParts]
+    element(parent, "PartNumberMarker", str(marker))
+    element(parent, "NextPartNumberMarker", str(page[-1].number if page else marker))
+    element(parent, "MaxParts", str(maxParts))
+    element(parent, "IsTruncated", "true" if len(after) > len(page) else "false")
+    return page
 
 
 def objectExtents(ctx: S3Context, record: ObjectRecord) -> Tuple[Extent, ...]:
@@ -432,14 +448,8 @@ def objectAttributesDocument(
         element(checksum, "ChecksumType", record.checksumType or "FULL_OBJECT")
     if "ObjectParts" in attributes and record.parts:
         parts = element(root, "ObjectParts")
-        after = [p for p in record.parts if p.number > partNumberMarker]
-        page = after[:maxParts]
         element(parts, "PartsCount", str(len(record.parts)))
-        element(parts, "PartNumberMarker", str(partNumberMarker))
-        element(parts, "NextPartNumberMarker", str(page[-1].number if page else partNumberMarker))
-        element(parts, "MaxParts", str(maxParts))
-        element(parts, "IsTruncated", "true" if len(after) > len(page) else "false")
-        for part in page:
+        for part in partsPage(parts, record.parts, partNumberMarker, maxParts):
             entry = element(parts, "Part")
             element(entry, "PartNumber", str(part.number))
             element(entry, "Size", str(part.size))
