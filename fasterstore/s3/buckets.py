@@ -126,7 +126,8 @@ async def listObjectsV2(ctx: S3Context, call: "Call", request: Request) -> None:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     token = q.get("continuation-token")
     startAfter = q.get("start-after", "")
-    after = xml.decodeContinuationToken(token) if token is not None else startAfter
+    # An empty token is no token (AWS starts from the beginning).
+    after = xml.decodeContinuationToken(token) if token else startAfter
     maxKeys = _maxKeys(call)
     encoding = xml.validateEncodingType(call.route.query.get("encoding-type"))
     fetchOwner = q.get("fetch-owner", "").lower() == "true"

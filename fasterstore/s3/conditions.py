@@ -167,18 +167,22 @@ def checkPutConditions(
 
     @param headers: request headers, names lower-cased.
     @param current: the current record for the key, or C{None}.
-    @raise S3Error: C{NotImplemented} (501) for ``If-None-Match`` other
-        than ``*``, or for ``If-Match`` and ``If-None-Match`` together (as
-        AWS answers); C{PreconditionFailed} (412) when ``If-None-Match: *``
-        meets an existing object or ``If-Match`` a different ETag;
+    @raise S3Error: C{NotImplemented} (501) for ``If-Match`` and
+        ``If-None-Match`` together (as AWS answers); C{PreconditionFailed}
+        (412) when ``If-None-Match: *`` meets an existing object, an
+        ``If-None-Match`` ETag list names the current one, or ``If-Match``
+        does not;
         C{NoSuchKey} (404) when ``If-Match`` names a missing object.
     """
     ifMatch = _present(headers, "if-match")
     ifNoneMatch = _present(headers, "if-none-match")
     if ifNoneMatch is not None:
-        if ifNoneMatch.strip() != ANY or ifMatch is not None:
+        if ifMatch is not None:
             raise S3Error("NotImplemented", extra={"Header": "If-None-Match"})
-        if current is not None:
+        # "*": only if nothing is there.  An ETag list (which AWS answers
+        # with 501, and RGW and MinIO honour): only if none of them is the
+        # current version's.
+        if current is not None and (ifNoneMatch.strip() == ANY or _weakMatch(ifNoneMatch, current.etag)):
             raise _preconditionFailed("If-None-Match")
     if ifMatch is not None:
         if current is None:

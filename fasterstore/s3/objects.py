@@ -380,6 +380,10 @@ async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
         # sees a short body, never wrong bytes.
         cast(Any, request.channel).transport.abortConnection()
         return
+    if producer.stopped:
+        # The client went away mid-body; twisted.web tears the request
+        # down itself, and finishing it now would be an error.
+        return
     ctx.metrics.bytesOut.inc(end - start)
     finish(request)
 

@@ -142,6 +142,9 @@ class S3Resource(Resource):
             )
             auth = authenticate(head, ctx.lookup, ctx.region, ctx.clock.seconds())
             if auth is None:
+                if r.bucket is not None and ctx.engine.getBucket(r.bucket) is None:
+                    # As AWS: a bucket's existence is not secret.
+                    raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket})
                 raise S3Error("AccessDenied", "Anonymous access is not allowed.")
             operation = select(levelOf(r), request.method, r, headers)
             call = Call(r, auth, operation, headers, requestId)

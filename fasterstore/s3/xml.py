@@ -287,16 +287,15 @@ def urlEncode(text: str) -> str:
     """
     Encode a key as S3 does for ``encoding-type=url``.
 
-    Form encoding of the UTF-8 bytes: letters, digits and ``-_.*/`` stay,
-    space becomes ``+``, everything else is ``%XX`` (the set MinIO adopted
-    to match AWS).  botocore undoes it with C{unquote_plus}.
+    Letters, digits and ``-_.*/`` stay, everything else (space included:
+    ``%20``, as AWS and the Ceph s3-tests expect) is ``%XX`` of the UTF-8
+    bytes.  botocore undoes it with C{unquote_plus}, which reads ``%20``
+    and ``%2B`` alike.
     """
     out = []
     for byte in text.encode("utf-8", "surrogatepass"):
         if byte in _URL_SAFE:
             out.append(chr(byte))
-        elif byte == 0x20:
-            out.append("+")
         else:
             out.append("%%%02X" % (byte,))
     return "".join(out)
@@ -383,7 +382,9 @@ def listObjectsV1(
 
     root = _root("ListBucketResult")
     _add(root, "Name", bucket)
-    _add(root, "Prefix", key(prefix))
+    # AWS leaves V1's own Prefix unencoded (botocore decodes Delimiter,
+    # Marker and NextMarker only; V2 encodes Prefix too).
+    _add(root, "Prefix", prefix)
     _add(root, "Marker", key(marker))
     if delimiter and isTruncated and nextMarker is not None:
         _add(root, "NextMarker", key(nextMarker))

@@ -105,6 +105,11 @@ class RangeProducer:
             self._prefetchDone(None)
         return d
 
+    @property
+    def stopped(self) -> bool:
+        """The consumer stopped us: the client went away mid-body."""
+        return self._stopped
+
     def start(self) -> "Deferred[None]":
         """
         Register with the consumer and stream the range.

@@ -617,3 +617,32 @@ class CorruptionTests(ServerTestCase):
             if not line.startswith("#") and "corrupt" in line.split(" ")[0].lower() and float(line.rsplit(" ", 1)[1]) >= 1
         ]
         self.assertTrue(counted, "no metric counts the corrupt read")
+
+
+class AbandonedDownloadTests(ServerTestCase):
+    """Clients that hang up in the middle of a GET leave no error behind."""
+
+    def test_hangUpMidBody(self) -> None:
+        """
+        Five clients read 10 bytes of an 8 MiB object and close: the server
+        logs no error (twisted.web once reported the producer as never
+        unregistered) and keeps serving the object whole.
+        """
+        server = self.privateServer()
+        s3 = server.client()
+        bucket = self.bucketName("abandon")
+        s3.create_bucket(Bucket=bucket)
+        body = os.urandom(8 << 20)
+        s3.put_object(Bucket=bucket, Key="big", Body=body)
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "big"}, ExpiresIn=600)
+        path = url.split(str(server.port), 1)[1]
+        for _ in range(5):
+            connection = socket.create_connection(("127.0.0.1", server.port))
+            connection.sendall(f"GET {path} HTTP/1.1\r\nHost: {server.host}\r\n\r\n".encode())
+            self.assertTrue(connection.recv(10))
+            connection.close()
+        # The hang-ups are seen by the server before this request is answered.
+        self.assertEqual(s3.get_object(Bucket=bucket, Key="big")["Body"].read(), body)
+        log = server.logSinceStart()
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("Producer was not unregistered", log)

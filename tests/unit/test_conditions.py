@@ -281,11 +281,13 @@ class PutConditionTests(SynchronousTestCase):
 
     def test_ifNoneMatchETag(self) -> None:
         """
-        Any If-None-Match other than C{*} is not implemented, as on AWS.
+        An If-None-Match ETag list refuses a write only when it names the
+        current version (as RGW and MinIO do; AWS answers 501).
         """
-        error = self.assertS3Error("NotImplemented", {"if-none-match": f'"{OTHER}"'}, RECORD)
-        self.assertEqual(error.status, 501)
-        self.assertS3Error("NotImplemented", {"if-none-match": ETAG}, None)
+        self.assertIsNone(checkPutConditions({"if-none-match": f'"{OTHER}"'}, RECORD))
+        self.assertIsNone(checkPutConditions({"if-none-match": ETAG}, None))
+        error = self.assertS3Error("PreconditionFailed", {"if-none-match": f'"{OTHER}", "{ETAG}"'}, RECORD)
+        self.assertEqual(error.status, 412)
 
     def test_bothHeaders(self) -> None:
         """

@@ -140,3 +140,4 @@ class StreamingRequestTests(SynchronousTestCase):
         )
         self.assertEqual(b"".join(leaf.receiver.chunks), b"abcde")
         self.assertIn(b"abc|de", transport.value())
+

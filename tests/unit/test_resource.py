@@ -351,8 +351,11 @@ class DispatchTests(ResourceTestCase):
     """Authentication, sub-resources and reserved paths."""
 
     def test_anonymous(self) -> None:
-        """Unsigned requests are AccessDenied."""
+        """Unsigned requests are AccessDenied; to a missing bucket, NoSuchBucket (as AWS)."""
         self.assertError(self.request("GET", "/", creds=None), 403, "AccessDenied")
+        self.assertError(self.request("GET", "/nobucket/k", creds=None), 404, "NoSuchBucket")
+        self.createBucket()
+        self.assertError(self.request("GET", "/bucket/k", creds=None), 403, "AccessDenied")
 
     def test_badSecret(self) -> None:
         """A wrong secret is SignatureDoesNotMatch; an unknown key InvalidAccessKeyId."""

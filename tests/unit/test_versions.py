@@ -79,7 +79,7 @@ class ListVersionsTests(ResourceTestCase):
     def test_urlEncoding(self) -> None:
         """encoding-type=url encodes keys and markers."""
         doc = self.list("&encoding-type=url&key-marker=b/2")
-        self.assertEqual(self.keys(doc), ["c+d", "e%2Bf", "z"])
+        self.assertEqual(self.keys(doc), ["c%20d", "e%2Bf", "z"])
         self.assertEqual(doc.findtext(f"{NS}EncodingType"), "url")
 
     def test_errors(self) -> None:
