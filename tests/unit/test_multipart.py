@@ -507,7 +507,7 @@ class ListTests(MultipartTestCase):
             "GET", f"/bucket?uploads&key-marker=b&upload-id-marker={ids['b'][0]}"))
         self.assertEqual([u["UploadId"] for u in rest["Uploads"]], [ids["b"][1], ids["c d"][0]])
         encoded = self.request("GET", "/bucket?uploads&encoding-type=url")
-        self.assertIn(b"<Key>c+d</Key>", encoded[2])
+        self.assertIn(b"<Key>c%20d</Key>", encoded[2])
         self.assertError(self.request("GET", "/bucket?uploads&max-uploads=-1"), 400, "InvalidArgument")
         self.assertError(self.request("GET", "/bucket?uploads&encoding-type=xml"), 400, "InvalidArgument")
 
