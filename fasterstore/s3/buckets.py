@@ -41,11 +41,37 @@ def _owner(call: "Call") -> Tuple[str, str]:
     return call.auth.credentials.owner, call.auth.credentials.displayName
 
 
+MAX_BUCKETS = 10000
+
+
 async def listBuckets(ctx: S3Context, call: "Call", request: Request) -> None:
-    """ListBuckets: the caller's buckets, by name."""
+    """
+    ListBuckets: the caller's buckets, by name; with C{max-buckets},
+    C{continuation-token}, C{prefix} and C{bucket-region} as AWS pages and
+    filters them.
+    """
     ownerId, ownerName = _owner(call)
-    mine = [b for b in ctx.engine.listBuckets() if b.owner == ownerId]
-    sendXML(request, xml.listAllMyBuckets(mine, ownerId, ownerName))
+    q = call.route.query
+    prefix, region, token = q.get("prefix"), q.get("bucket-region"), q.get("continuation-token")
+    after = xml.decodeContinuationToken(token) if token else ""
+    limit = None
+    if "max-buckets" in q:
+        raw = q["max-buckets"]
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_BUCKETS:
+            raise S3Error("InvalidArgument", f"max-buckets must be between 1 and {MAX_BUCKETS}.",
+                          extra={"ArgumentName": "max-buckets", "ArgumentValue": raw})
+        limit = int(raw)
+    mine = [
+        b for b in ctx.engine.listBuckets()
+        if b.owner == ownerId and b.name > after
+        and (not prefix or b.name.startswith(prefix)) and (not region or b.region == region)
+    ]
+    page = mine[:limit] if limit is not None else mine
+    nextToken = xml.encodeContinuationToken(page[-1].name) if len(page) < len(mine) else None
+    paginated = any(name in q for name in ("max-buckets", "continuation-token", "prefix", "bucket-region"))
+    sendXML(request, xml.listAllMyBuckets(
+        page, ownerId, ownerName, continuationToken=nextToken, prefix=prefix, includeRegion=paginated,
+    ))
 
 
 async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
@@ -62,7 +88,13 @@ async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
         )
     ownerId, _ = _owner(call)
     record = BucketRecord(name=name, owner=ownerId, region=ctx.region, created=ctx.clock.seconds())
-    await ctx.engine.createBucket(record)
+    try:
+        await ctx.engine.createBucket(record)
+    except S3Error as e:
+        # AWS: "BucketAlreadyOwnedByYou ... in all AWS Regions except in the
+        # North Virginia Region", where re-creating your own bucket is 200.
+        if e.code != "BucketAlreadyOwnedByYou" or ctx.region != "us-east-1":
+            raise
     sendEmpty(request, 200, {"Location": "/" + name})
 
 

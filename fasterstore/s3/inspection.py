@@ -24,7 +24,7 @@ Tests: tests/unit/test_inspection.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Callable, Optional, Tuple
+from typing import Awaitable, Callable, Mapping, Optional, TYPE_CHECKING, Tuple
 from xml.etree import ElementTree
 
 from twisted.web.server import Request
@@ -55,6 +55,51 @@ _GRANT_HEADERS = (
     "x-amz-grant-write",
     "x-amz-grant-write-acp",
 )
+
+_OBJECT_LOCK_HEADERS = (
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+)
+
+_ENCRYPTION_HEADERS = (
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+)
+
+#: Writes whose headers can ask for ACLs, object lock or encryption.
+WRITES_WITH_ATTRIBUTES = frozenset({"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload"})
+
+
+def refuseUnsupportedHeaders(level: str, headers: Mapping[str, str]) -> None:
+    """
+    Refuse a write whose headers ask for what FasterStore does not do yet,
+    before any body is read: nothing a client asks for is silently dropped.
+    ACLs other than private, grants, Object Lock, object ownership other
+    than BucketOwnerEnforced and server-side encryption are 501; object-lock
+    headers on an object are what AWS answers for a bucket without Object
+    Lock (400).
+
+    @param level: C{"bucket"} or C{"object"}.
+    @param headers: lower-case names, first values.
+    """
+    canned = headers.get("x-amz-acl")
+    if canned is not None and canned.strip() not in _PRIVATE_ACLS[level]:
+        raise S3Error("NotImplemented", f"Only the canned ACL private is supported, not {canned.strip()!r}.")
+    if any(name in headers for name in _GRANT_HEADERS):
+        raise S3Error("NotImplemented", "Only the canned ACL private is supported; x-amz-grant-* headers are not.")
+    if any(name in headers for name in _ENCRYPTION_HEADERS):
+        raise S3Error("NotImplemented", "Server-side encryption is not supported yet.")
+    if level == "bucket":
+        if headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
+            raise S3Error("NotImplemented", "Object Lock is not supported yet.")
+        ownership = headers.get("x-amz-object-ownership")
+        if ownership is not None and ownership.strip() != "BucketOwnerEnforced":
+            raise S3Error("NotImplemented", "Only the BucketOwnerEnforced object ownership is supported.")
+    elif any(name in headers for name in _OBJECT_LOCK_HEADERS):
+        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 
 
 def _owner(ctx: S3Context, call: "Call") -> Tuple[str, str]:

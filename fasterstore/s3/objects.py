@@ -96,10 +96,13 @@ def systemHeaders(headers: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
         if value is None:
             continue
         if name == "Content-Encoding":
-            codings = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "aws-chunked"]
-            if not codings:
-                continue
-            value = ",".join(codings)
+            codings = [c.strip() for c in value.split(",")]
+            if any(c.lower() == "aws-chunked" for c in codings):
+                codings = [c for c in codings if c and c.lower() != "aws-chunked"]
+                if not codings:
+                    continue
+                value = ", ".join(codings)
+            # Otherwise stored exactly as sent, as AWS does.
         stored.append((name, value))
     return tuple(stored)
 
@@ -499,9 +502,20 @@ async def notImplemented(ctx: S3Context, call: "Call", request: Request) -> None
 
 
 async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
-    """DeleteObject: 204 whether or not the key existed."""
+    """
+    DeleteObject: 204 whether or not the key existed; with C{If-Match}
+    (AWS's conditional delete) only that version: 412 otherwise, 404 if
+    there is none, checked at commit time like a conditional PUT.
+    """
     ownedBucket(ctx, call)
     _checkVersion(call)
     assert call.route.bucket is not None and call.route.key is not None
-    await ctx.engine.deleteObject(call.route.bucket, call.route.key)
+    precondition = None
+    if "if-match" in call.headers:
+        ifMatch = {"if-match": call.headers["if-match"]}
+
+        def precondition(current: Optional[ObjectRecord]) -> None:
+            checkPutConditions(ifMatch, current)
+
+    await ctx.engine.deleteObject(call.route.bucket, call.route.key, precondition)
     sendEmpty(request, 204)

@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from fasterstore.errors import S3Error
-from fasterstore.s3 import buckets, multipart, objects
+from fasterstore.s3 import buckets, inspection, multipart, objects
 from fasterstore.s3 import cors, post
 from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
 from fasterstore.s3.context import S3Context
@@ -147,6 +147,8 @@ class S3Resource(Resource):
                     raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket})
                 raise S3Error("AccessDenied", "Anonymous access is not allowed.")
             operation = select(levelOf(r), request.method, r, headers)
+            if operation.name in inspection.WRITES_WITH_ATTRIBUTES:
+                inspection.refuseUnsupportedHeaders(levelOf(r), headers)
             call = Call(r, auth, operation, headers, requestId)
             if r.bucket is not None and operation.name != "CreateBucket":
                 try:

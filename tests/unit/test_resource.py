@@ -120,10 +120,31 @@ class BucketTests(ResourceTestCase):
         names = [b.findtext(f"{NS}Name") for b in ElementTree.fromstring(self.request("GET", "/")[2]).iter(f"{NS}Bucket")]
         self.assertEqual(names, ["mine"])
 
+    def test_listBucketsPaginated(self) -> None:
+        """max-buckets pages with a continuation token; prefix filters."""
+        for name in ["aaa", "bbb", "bcc", "ccc"]:
+            self.createBucket(name)
+
+        def names(query: str) -> tuple:
+            doc = ElementTree.fromstring(self.request("GET", "/?" + query)[2])
+            return [b.findtext(f"{NS}Name") for b in doc.iter(f"{NS}Bucket")], doc.findtext(f"{NS}ContinuationToken")
+
+        first, token = names("max-buckets=3")
+        self.assertEqual(first, ["aaa", "bbb", "bcc"])
+        from urllib.parse import quote
+        rest, token = names("max-buckets=3&continuation-token=" + quote(token, safe=""))
+        self.assertEqual((rest, token), (["ccc"], None))
+        self.assertEqual(names("prefix=b")[0], ["bbb", "bcc"])
+        self.assertError(self.request("GET", "/?max-buckets=0"), 400, "InvalidArgument")
+
     def test_createTwice(self) -> None:
-        """A second create by the owner is BucketAlreadyOwnedByYou; by another, BucketAlreadyExists."""
+        """
+        A second create by the owner is 200 in us-east-1 (AWS's legacy rule;
+        elsewhere BucketAlreadyOwnedByYou: tests/integration/test_awscli.py
+        runs in eu-central-1); by another account, BucketAlreadyExists.
+        """
         self.createBucket()
-        self.assertError(self.request("PUT", "/bucket"), 409, "BucketAlreadyOwnedByYou")
+        self.assertEqual(self.request("PUT", "/bucket")[0], 200)
         self.assertError(self.request("PUT", "/bucket", creds=OTHER), 409, "BucketAlreadyExists")
 
     def test_invalidName(self) -> None:
@@ -207,6 +228,18 @@ class ObjectTests(ResourceTestCase):
         self.assertEqual(headers["cache-control"], "no-cache")
         self.assertEqual(headers["content-length"], str(len(data)))
         self.assertIsNotNone(self.server.engine.getObject("bucket", "dir/k+ey x"))
+
+    def test_contentEncodingKept(self) -> None:
+        """Content-Encoding is stored as sent, less the aws-chunked transfer coding."""
+        def stored(key: str) -> dict:
+            record = self.server.engine.getObject("bucket", key)
+            assert record is not None
+            return dict(record.headers)
+
+        self.request("PUT", "/bucket/k", b"x", {"Content-Encoding": "deflate, gzip"})
+        self.assertEqual(stored("k")["Content-Encoding"], "deflate, gzip")
+        self.request("PUT", "/bucket/j", b"x", {"Content-Encoding": "aws-chunked,gzip"})
+        self.assertEqual(stored("j")["Content-Encoding"], "gzip")
 
     def test_head(self) -> None:
         """HEAD has GET's headers, including Content-Length, and no body."""
@@ -319,6 +352,14 @@ class ObjectTests(ResourceTestCase):
         self.assertEqual(self.request("DELETE", "/bucket/k")[0], 204)
         self.assertEqual(self.request("GET", "/bucket/k")[0], 404)
 
+    def test_conditionalDelete(self) -> None:
+        """DELETE with If-Match deletes only that version: 412 otherwise, 404 if absent."""
+        _, headers, _ = self.request("PUT", "/bucket/k", b"x")
+        self.assertError(self.request("DELETE", "/bucket/k", headers={"If-Match": '"nope"'}), 412, "PreconditionFailed")
+        self.assertEqual(self.request("GET", "/bucket/k")[2], b"x")
+        self.assertEqual(self.request("DELETE", "/bucket/k", headers={"If-Match": headers["etag"]})[0], 204)
+        self.assertError(self.request("DELETE", "/bucket/k", headers={"If-Match": headers["etag"]}), 404, "NoSuchKey")
+
     def test_versionIdNull(self) -> None:
         """versionId=null names the only version; others do not exist."""
         self.request("PUT", "/bucket/k", b"x")
@@ -378,6 +419,27 @@ class DispatchTests(ResourceTestCase):
         )
         self.assertEqual(status, 501)
         self.assertEqual(ElementTree.fromstring(body).findtext("Code"), "NotImplemented")
+
+    def test_unsupportedWriteHeadersRefused(self) -> None:
+        """
+        Headers asking for ACLs, grants, object lock or encryption are
+        refused before anything is stored, never silently dropped.
+        """
+        self.assertError(self.request("PUT", "/pub", headers={"x-amz-acl": "public-read"}), 501, "NotImplemented")
+        self.assertError(
+            self.request("PUT", "/locked", headers={"x-amz-bucket-object-lock-enabled": "true"}), 501, "NotImplemented"
+        )
+        self.assertIsNone(self.server.engine.getBucket("pub"))
+        self.assertEqual(self.request("PUT", "/bucket", headers={"x-amz-acl": "private"})[0], 200)
+        for headers, status, code in [
+            ({"x-amz-acl": "public-read"}, 501, "NotImplemented"),
+            ({"x-amz-grant-read": "id=abc"}, 501, "NotImplemented"),
+            ({"x-amz-server-side-encryption": "AES256"}, 501, "NotImplemented"),
+            ({"x-amz-object-lock-mode": "GOVERNANCE"}, 400, "InvalidRequest"),
+        ]:
+            self.assertError(self.request("PUT", "/bucket/k", b"x", headers), status, code)
+        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        self.assertEqual(self.request("PUT", "/bucket/k", b"x", {"x-amz-acl": "bucket-owner-full-control"})[0], 200)
 
     def test_unknownQueryIgnored(self) -> None:
         """Query parameters S3 does not define are ignored."""
