@@ -129,6 +129,8 @@ class ObjectRecord:
     @ivar meta: user metadata, names lower-cased without ``x-amz-meta-``.
     @ivar checksums: S3 checksums in base64 by algorithm name (``crc32``,
         ``crc32c``, ``crc64nvme``, ``sha1``, ``sha256``).
+    @ivar uploadId: the multipart upload that completed this version, so
+        that a retried CompleteMultipartUpload gets the same answer.
     @ivar versionId: ``None`` until versioning exists ("null" on the wire).
     @ivar parts: for a multipart object, its manifest in order; then C{blob}
         is C{""} and the bytes are the parts' blobs concatenated.
@@ -148,6 +150,7 @@ class ObjectRecord:
     checksums: Tuple[Tuple[str, str], ...] = ()
     versionId: Optional[str] = None
     parts: Tuple[PartRecord, ...] = ()
+    uploadId: Optional[str] = None
     tags: Pairs = ()
     checksumType: Optional[str] = None
 
@@ -168,7 +171,7 @@ class ObjectRecord:
             "headers": _pairsJSON(self.headers), "meta": _pairsJSON(self.meta),
             "checksums": _pairsJSON(self.checksums), "versionId": self.versionId,
             "parts": [p.toJSON() for p in self.parts], "tags": _pairsJSON(self.tags),
-            "checksumType": self.checksumType,
+            "checksumType": self.checksumType, "uploadId": self.uploadId,
         }
 
     @classmethod

@@ -224,6 +224,7 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
             meta=current.meta if newMeta is None else newMeta,
             tags=current.tags if newTags is None else newTags,
             versionId=None,
+            uploadId=None,  # no upload completed the copy
         )
 
     conditions: Dict[str, str] = {name: headers[name] for name in ("if-match", "if-none-match") if name in headers}

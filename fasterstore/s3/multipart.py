@@ -738,7 +738,20 @@ def _assemble(
         parts=tuple(chosen),
         tags=upload.tags,
         checksumType=checksumType if value is not None else None,
+        uploadId=upload.uploadId,
     )
+
+
+def _completedBy(ctx: S3Context, call: "Call", requested: Sequence[CompletedPart]) -> Optional[ObjectRecord]:
+    """The current object, if this very upload completed it with these parts."""
+    assert call.route.bucket is not None and call.route.key is not None
+    current = ctx.engine.getObject(call.route.bucket, call.route.key)
+    uploadId = call.route.query.get("uploadId")
+    if current is None or not uploadId or current.uploadId != uploadId:
+        return None
+    if [(p.number, p.etag) for p in current.parts] != [(p.number, p.etag) for p in requested]:
+        return None
+    return current
 
 
 def _location(call: "Call", request: Request) -> str:
@@ -759,7 +772,15 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
     for previous, following in zip(requested, requested[1:]):
         if following.number <= previous.number:
             raise S3Error("InvalidPartOrder", extra={"UploadId": call.route.query.get("uploadId", "")})
-    upload = _upload(ctx, call)
+    try:
+        upload = _upload(ctx, call)
+    except S3Error as e:
+        completed = _completedBy(ctx, call, requested)
+        if e.code != "NoSuchUpload" or completed is None:
+            raise
+        # A retry (the first answer was lost): the same answer, as AWS gives.
+        sendXML(request, completeMultipartUploadResult(_location(call, request), completed))
+        return
     headers = call.headers
     conditions = {k: v for k, v in headers.items() if k in ("if-match", "if-none-match")}
     precondition = None

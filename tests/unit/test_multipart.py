@@ -217,6 +217,27 @@ class CompleteTests(MultipartTestCase):
         self.assertIsNone(self.server.engine.getUpload(uploadId))
         self.assertEqual(self.server.engine.listUploads("bucket").uploads, [])
 
+    def test_retriedCompleteGetsTheSameAnswer(self) -> None:
+        """
+        A complete repeated after success (its answer lost) gets the same
+        200 and ETag, as on AWS; with other parts, or for another key, it is
+        still NoSuchUpload.
+        """
+        self.lowerMinPartSize()
+        uploadId = self.create()
+        parts = [b"a" * 2000, b"tail"]
+        etags = self.uploadParts(uploadId, parts)
+        first = self.complete(uploadId, list(enumerate(etags, 1)))
+        self.assertEqual(first[0], 200, first[2])
+        again = self.complete(uploadId, list(enumerate(etags, 1)))
+        self.assertEqual(again[0], 200, again[2])
+        self.assertEqual(parse("CompleteMultipartUpload", again)["ETag"], expectedETag(parts))
+        self.assertError(self.complete(uploadId, [(1, etags[0])]), 404, "NoSuchUpload")
+        self.assertError(
+            self.request("POST", f"/bucket/other?uploadId={uploadId}", completeDocument(list(enumerate(etags, 1)))),
+            404, "NoSuchUpload",
+        )
+
     def test_quotesOptionalAndSubsetOfParts(self) -> None:
         """ETags may come unquoted; parts left out are not in the object."""
         self.lowerMinPartSize()
@@ -324,11 +345,15 @@ class CompleteTests(MultipartTestCase):
         self.assertEqual(self.request("GET", "/bucket/k")[2], b"new")
 
     def test_onlyOneOutcome(self) -> None:
-        """After a complete, a second complete and an abort are NoSuchUpload; after an abort, a complete is."""
+        """
+        After a complete, an abort (or a complete naming other parts) is
+        NoSuchUpload — the same complete again is answered as before; after
+        an abort, a complete is NoSuchUpload.
+        """
         uploadId = self.create()
         etags = self.uploadParts(uploadId, [b"x"])
         self.assertEqual(self.complete(uploadId, [(1, etags[0])])[0], 200)
-        self.assertError(self.complete(uploadId, [(1, etags[0])]), 404, "NoSuchUpload")
+        self.assertError(self.complete(uploadId, [(2, etags[0])]), 404, "NoSuchUpload")
         self.assertError(self.request("DELETE", f"/bucket/k?uploadId={uploadId}"), 404, "NoSuchUpload")
         other = self.create()
         etags = self.uploadParts(other, [b"y"])
