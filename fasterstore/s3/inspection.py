@@ -75,29 +75,25 @@ WRITES_WITH_ATTRIBUTES = frozenset({"CreateBucket", "PutObject", "CopyObject", "
 
 def refuseUnsupportedHeaders(level: str, headers: Mapping[str, str]) -> None:
     """
-    Refuse a write whose headers ask for what FasterStore does not do yet,
-    before any body is read: nothing a client asks for is silently dropped.
-    ACLs other than private, grants, Object Lock, object ownership other
-    than BucketOwnerEnforced and server-side encryption are 501; object-lock
-    headers on an object are what AWS answers for a bucket without Object
-    Lock (400).
+    Refuse a write whose headers ask for a protection FasterStore does not
+    give yet, before any body is read: server-side encryption and Object
+    Lock (501; object-lock headers on an object are what AWS answers for a
+    bucket without Object Lock: 400).  Dropping those silently would let a
+    client believe its data is encrypted or retained.
+
+    Canned ACLs, grants and object ownership on writes are accepted and
+    ignored, as MinIO does (many upload tools send C{public-read} by
+    default): everything stays private, which fails safe and shows at the
+    first anonymous read.  PutBucketAcl/PutObjectAcl still refuse them.
 
     @param level: C{"bucket"} or C{"object"}.
     @param headers: lower-case names, first values.
     """
-    canned = headers.get("x-amz-acl")
-    if canned is not None and canned.strip() not in _PRIVATE_ACLS[level]:
-        raise S3Error("NotImplemented", f"Only the canned ACL private is supported, not {canned.strip()!r}.")
-    if any(name in headers for name in _GRANT_HEADERS):
-        raise S3Error("NotImplemented", "Only the canned ACL private is supported; x-amz-grant-* headers are not.")
     if any(name in headers for name in _ENCRYPTION_HEADERS):
         raise S3Error("NotImplemented", "Server-side encryption is not supported yet.")
     if level == "bucket":
         if headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
             raise S3Error("NotImplemented", "Object Lock is not supported yet.")
-        ownership = headers.get("x-amz-object-ownership")
-        if ownership is not None and ownership.strip() != "BucketOwnerEnforced":
-            raise S3Error("NotImplemented", "Only the BucketOwnerEnforced object ownership is supported.")
     elif any(name in headers for name in _OBJECT_LOCK_HEADERS):
         raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 

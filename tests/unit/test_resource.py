@@ -420,26 +420,26 @@ class DispatchTests(ResourceTestCase):
         self.assertEqual(status, 501)
         self.assertEqual(ElementTree.fromstring(body).findtext("Code"), "NotImplemented")
 
-    def test_unsupportedWriteHeadersRefused(self) -> None:
+    def test_unsupportedProtectionRefused(self) -> None:
         """
-        Headers asking for ACLs, grants, object lock or encryption are
-        refused before anything is stored, never silently dropped.
+        Headers asking for encryption or object lock are refused before
+        anything is stored; canned ACLs on writes are accepted and the
+        object stays private (fails safe, as MinIO does).
         """
-        self.assertError(self.request("PUT", "/pub", headers={"x-amz-acl": "public-read"}), 501, "NotImplemented")
         self.assertError(
             self.request("PUT", "/locked", headers={"x-amz-bucket-object-lock-enabled": "true"}), 501, "NotImplemented"
         )
-        self.assertIsNone(self.server.engine.getBucket("pub"))
-        self.assertEqual(self.request("PUT", "/bucket", headers={"x-amz-acl": "private"})[0], 200)
+        self.assertIsNone(self.server.engine.getBucket("locked"))
+        self.assertEqual(self.request("PUT", "/bucket", headers={"x-amz-acl": "public-read"})[0], 200)
         for headers, status, code in [
-            ({"x-amz-acl": "public-read"}, 501, "NotImplemented"),
-            ({"x-amz-grant-read": "id=abc"}, 501, "NotImplemented"),
             ({"x-amz-server-side-encryption": "AES256"}, 501, "NotImplemented"),
+            ({"x-amz-server-side-encryption-customer-algorithm": "AES256"}, 501, "NotImplemented"),
             ({"x-amz-object-lock-mode": "GOVERNANCE"}, 400, "InvalidRequest"),
         ]:
             self.assertError(self.request("PUT", "/bucket/k", b"x", headers), status, code)
         self.assertIsNone(self.server.engine.getObject("bucket", "k"))
-        self.assertEqual(self.request("PUT", "/bucket/k", b"x", {"x-amz-acl": "bucket-owner-full-control"})[0], 200)
+        self.assertEqual(self.request("PUT", "/bucket/k", b"x", {"x-amz-acl": "public-read"})[0], 200)
+        self.assertError(self.request("GET", "/bucket/k", creds=None), 403, "AccessDenied")
 
     def test_unknownQueryIgnored(self) -> None:
         """Query parameters S3 does not define are ignored."""
