@@ -380,11 +380,9 @@ class MetadataEngine:
         was none (which is a success, as in S3).  Fails with C{NoSuchBucket},
         or whatever C{precondition} raises (see L{putObject}).
         """
-        refusal = self._refusal()
+        refusal = self._writeRefusal(bucket)
         if refusal is not None:
             return fail(refusal)
-        if self._effectiveBucket(bucket) is None:
-            return fail(S3Error("NoSuchBucket", extra={"BucketName": bucket}))
         current = self._effectiveObject(bucket, key)
         if precondition is not None:
             try:
@@ -424,11 +422,9 @@ class MetadataEngine:
         @raise ValueError: (as a failure) if the record built references
             other blobs than the source's.
         """
-        refusal = self._refusal()
+        refusal = self._writeRefusal(sourceBucket)
         if refusal is not None:
             return fail(refusal)
-        if self._effectiveBucket(sourceBucket) is None:
-            return fail(S3Error("NoSuchBucket", extra={"BucketName": sourceBucket}))
         source = self._effectiveObject(sourceBucket, sourceKey)
         if source is None:
             return fail(S3Error("NoSuchKey", extra={"Key": sourceKey}))
@@ -455,11 +451,9 @@ class MetadataEngine:
         updated record once durable.  Fails with C{NoSuchBucket} or
         C{NoSuchKey}.
         """
-        refusal = self._refusal()
+        refusal = self._writeRefusal(bucket)
         if refusal is not None:
             return fail(refusal)
-        if self._effectiveBucket(bucket) is None:
-            return fail(S3Error("NoSuchBucket", extra={"BucketName": bucket}))
         current = self._effectiveObject(bucket, key)
         if current is None:
             return fail(S3Error("NoSuchKey", extra={"Key": key}))
@@ -478,11 +472,9 @@ class MetadataEngine:
         upload starts empty) once durable.  Fails with C{NoSuchBucket}, or
         C{ValueError} if the upload id is already in use.
         """
-        refusal = self._refusal()
+        refusal = self._writeRefusal(record.bucket)
         if refusal is not None:
             return fail(refusal)
-        if self._effectiveBucket(record.bucket) is None:
-            return fail(S3Error("NoSuchBucket", extra={"BucketName": record.bucket}))
         if self._effectiveUpload(record.uploadId) is not None or record.uploadId in self._pendingUploads:
             return fail(ValueError(f"upload id {record.uploadId!r} is already in use"))
         record = attrs.evolve(record, parts=())
@@ -703,6 +695,16 @@ class MetadataEngine:
                 del self._pendingUploads[uploadId]
 
     # -- group commit ----------------------------------------------------
+
+    def _writeRefusal(self, bucket: str) -> Optional[BaseException]:
+        """
+        Why a write into C{bucket} cannot be queued: writes are refused, or
+        the bucket does not exist (pending changes included).
+        """
+        refusal = self._refusal()
+        if refusal is None and self._effectiveBucket(bucket) is None:
+            refusal = S3Error("NoSuchBucket", extra={"BucketName": bucket})
+        return refusal
 
     def _refusal(self) -> Optional[BaseException]:
         """Why writes are refused right now, if they are."""

@@ -333,6 +333,28 @@ def _addContents(
         _addOwner(element, owner)
 
 
+def _finishListing(
+    root: ElementTree.Element,
+    maxKeys: int,
+    delimiter: Optional[str],
+    encodingType: Optional[str],
+    isTruncated: bool,
+    objects: Sequence[ObjectRecord],
+    commonPrefixes: Sequence[str],
+    owner: Optional[Tuple[str, str]],
+) -> bytes:
+    """The elements both ListObjects versions end with, then the document."""
+    encode = encodingType == "url"
+    _add(root, "MaxKeys", str(maxKeys))
+    if delimiter:
+        _add(root, "Delimiter", urlEncode(delimiter) if encode else delimiter)
+    if encodingType is not None:
+        _add(root, "EncodingType", encodingType)
+    _add(root, "IsTruncated", _bool(isTruncated))
+    _addListBody(root, objects, commonPrefixes, encode, owner)
+    return serialize(root)
+
+
 def _addListBody(
     root: ElementTree.Element,
     objects: Sequence[ObjectRecord],
@@ -388,14 +410,7 @@ def listObjectsV1(
     _add(root, "Marker", key(marker))
     if delimiter and isTruncated and nextMarker is not None:
         _add(root, "NextMarker", key(nextMarker))
-    _add(root, "MaxKeys", str(maxKeys))
-    if delimiter:
-        _add(root, "Delimiter", key(delimiter))
-    if encodingType is not None:
-        _add(root, "EncodingType", encodingType)
-    _add(root, "IsTruncated", _bool(isTruncated))
-    _addListBody(root, objects, commonPrefixes, encode, owner)
-    return serialize(root)
+    return _finishListing(root, maxKeys, delimiter, encodingType, isTruncated, objects, commonPrefixes, owner)
 
 
 def listObjectsV2(
@@ -444,14 +459,7 @@ def listObjectsV2(
     if isTruncated and nextContinuationToken is not None:
         _add(root, "NextContinuationToken", nextContinuationToken)
     _add(root, "KeyCount", str(keyCount))
-    _add(root, "MaxKeys", str(maxKeys))
-    if delimiter:
-        _add(root, "Delimiter", key(delimiter))
-    if encodingType is not None:
-        _add(root, "EncodingType", encodingType)
-    _add(root, "IsTruncated", _bool(isTruncated))
-    _addListBody(root, objects, commonPrefixes, encode, owner)
-    return serialize(root)
+    return _finishListing(root, maxKeys, delimiter, encodingType, isTruncated, objects, commonPrefixes, owner)
 
 
 # -- continuation tokens ---------------------------------------------------

@@ -90,6 +90,16 @@ def requireTool(name: str, nextToPython: bool = False) -> str:
     raise SkipTest(message)
 
 
+def writeTree(root: str, files: Mapping[str, bytes], mtime: float) -> None:
+    """Write C{files} (relative path -> content) under C{root}, all with C{mtime}."""
+    for name, data in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.utime(path, (mtime, mtime))
+
+
 def freePort() -> int:
     """A loopback TCP port that was free a moment ago (bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
-from tests.integration.harness import ServerTestCase, checksumOf, quotedMD5, requireTool
+from tests.integration.harness import ServerTestCase, checksumOf, quotedMD5, requireTool, writeTree
 
 REGION = "eu-central-1"
 
@@ -220,12 +220,7 @@ class S3CommandTests(AwsCliCase):
         # a file written in the same second as its upload would look newer
         # than a LastModified without sub-second precision.
         old = time.time() - 3600
-        for name, data in files.items():
-            path = os.path.join(root, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-            os.utime(path, (old, old))
+        writeTree(root, files, old)
         return files
 
     def _readTree(self, root: str) -> Dict[str, bytes]:
@@ -382,12 +377,7 @@ class TransferCommandTests(AwsCliCase):
             name = f"{stems[i % len(stems)]}-{i:04d}.txt"
             files[f"{directory}/{name}" if directory else name] = f"file {i}\n".encode() * (1 + i % 7)
         old = time.time() - 3600
-        for name, data in files.items():
-            path = os.path.join(root, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-            os.utime(path, (old, old))
+        writeTree(root, files, old)
         return files
 
     def test_syncManyFiles(self) -> None:

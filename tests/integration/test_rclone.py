@@ -18,7 +18,7 @@ import os
 import subprocess
 from typing import Dict
 
-from tests.integration.harness import Server, ServerTestCase, rawRequest, requireTool
+from tests.integration.harness import Server, ServerTestCase, rawRequest, requireTool, writeTree
 
 MTIME = 1_600_000_000  # 2020-09-13 12:26:40 UTC, set on every local file
 
@@ -76,12 +76,7 @@ class RcloneTests(ServerTestCase):
             "dir/with space & plus+.txt": b"odd name",
             "unicodé/ß.txt": "grüße".encode(),
         }
-        for name, data in files.items():
-            path = os.path.join(root, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-            os.utime(path, (MTIME, MTIME))
+        writeTree(root, files, MTIME)
         return files
 
     def test_treeLifecycle(self) -> None:
@@ -153,12 +148,7 @@ class RcloneTests(ServerTestCase):
             "nested/small.txt": b"small\n",
             "exactly-five.bin": os.urandom(5 * mib),
         }
-        for name, data in files.items():
-            path = os.path.join(local, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-            os.utime(path, (MTIME, MTIME))
+        writeTree(local, files, MTIME)
         multipart = ["--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--s3-copy-cutoff", "5M", "--transfers", "2"]
         self.run_rclone("mkdir", f"fs:{bucket}")
         self.run_rclone("copy", *multipart, local, f"fs:{bucket}/big")
