@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fasterstore.credentials import DISPLAY_NAME, ownerForAccessKey
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 
 #: The account the single C{--access-key}/C{--secret-key} pair (or the
 #: generated one) belongs to.

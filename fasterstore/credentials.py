@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fasterstore.durable import syncDirectory
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 
 CREDENTIALS_FILE = "credentials.json"
 DISPLAY_NAME = "fasterstore"

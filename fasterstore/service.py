@@ -30,9 +30,9 @@ from fasterstore.metadata.engine import MetadataEngine, SnapshotService
 from fasterstore.metadata.snapshot import checkpointInChild
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.request import StreamingRequest
+from fasterstore.http.request import StreamingRequest
 from fasterstore.s3.resource import S3Resource
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 from fasterstore.services.uploads import UploadExpiryService
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.threads import PoolRunner

@@ -34,12 +34,12 @@ from fasterstore.metadata.records import ObjectRecord
 from fasterstore.s3 import xml
 from fasterstore.s3.body import SmallBody, uploadSpec
 from fasterstore.s3.buckets import ownedBucket
-from fasterstore.s3.chunked import AwsChunkedDecoder
+from fasterstore.auth.chunked import AwsChunkedDecoder
 from fasterstore.s3.conditions import checkPutConditions
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateKey
 from fasterstore.s3.responses import sendXML
-from fasterstore.s3.sigv4 import PayloadMode
+from fasterstore.auth.payload import PayloadMode
 
 if TYPE_CHECKING:
     from fasterstore.s3.resource import Call

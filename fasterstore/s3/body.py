@@ -25,9 +25,10 @@ from zope.interface import implementer
 
 from fasterstore.checksums import ALGORITHMS
 from fasterstore.errors import S3Error
-from fasterstore.s3.chunked import AwsChunkedDecoder
-from fasterstore.s3.request import IBodyReceiver
-from fasterstore.s3.sigv4 import Authenticated, PayloadMode
+from fasterstore.auth.chunked import AwsChunkedDecoder
+from fasterstore.http.request import IBodyReceiver
+from fasterstore.auth.identity import Authenticated
+from fasterstore.auth.payload import PayloadMode
 from fasterstore.storage.blob import WrittenBlob
 
 #: The checksum S3 computes when the client names none (AWS does the same

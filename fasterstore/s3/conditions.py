@@ -25,7 +25,7 @@ from typing import List, Mapping, Optional, Tuple
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord
-from fasterstore.s3.httpdates import parseHTTPDate, wholeSeconds
+from fasterstore.http.dates import parseHTTPDate, wholeSeconds
 
 __all__ = [
     "NOT_MODIFIED",

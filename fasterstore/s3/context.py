@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from fasterstore.metadata.engine import MetadataEngine
 from fasterstore.metrics import Metrics
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 from fasterstore.storage.segments import SegmentStore
 
 #: AWS's limit for a single PUT.

@@ -33,7 +33,7 @@ from fasterstore.s3 import xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import NOT_MODIFIED, checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.httpdates import formatISO8601
+from fasterstore.http.dates import formatISO8601
 from fasterstore.s3.names import validateBucketName, validateKey, validateUserMetadata
 from fasterstore.s3.objects import systemHeaders, userMetadata
 from fasterstore.s3.responses import sendXML

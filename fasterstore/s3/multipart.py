@@ -42,7 +42,7 @@ from fasterstore.s3.body import DEFAULT_CHECKSUM, ObjectBody, SmallBody
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.httpdates import formatISO8601
+from fasterstore.http.dates import formatISO8601
 from fasterstore.s3.objects import (
     MAX_PARTS,
     WIRE_NAMES,

@@ -33,7 +33,7 @@ from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.httpdates import formatHTTPDate
+from fasterstore.http.dates import formatHTTPDate
 from fasterstore.s3.names import validateUserMetadata
 from fasterstore.s3.ranges import contentRange, parseRange
 from fasterstore.s3.responses import finish, sendEmpty, sendXML, setHeaders

@@ -28,12 +28,15 @@ from fasterstore.s3 import buckets, inspection, multipart, objects
 from fasterstore.s3 import cors, post
 from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.operations import ADMIN, Operation, levelOf, select
+from fasterstore.s3.operations import ADMIN, SUBRESOURCES, Operation, levelOf, select
 from fasterstore.s3.names import validateBucketName, validateKey
-from fasterstore.s3.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
+from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
 from fasterstore.s3.responses import errorBody, newRequestId, sendError, useS3Headers
 from fasterstore.s3.routing import Route, route
-from fasterstore.s3.sigv4 import Authenticated, PayloadMode, RequestHead, authenticate
+from fasterstore.auth.admission import admit
+from fasterstore.auth.canonical import RequestHead
+from fasterstore.auth.identity import Authenticated
+from fasterstore.auth.payload import PayloadMode
 
 log = Logger()
 
@@ -139,8 +142,9 @@ class S3Resource(Resource):
                 headers=allHeaders,
                 virtualBucket=r.bucket if r.virtualHost else None,
                 query=r.query,
+                localPath=r.localPath,
             )
-            auth = authenticate(head, ctx.lookup, ctx.region, ctx.clock.seconds())
+            auth = admit(head, ctx.lookup, ctx.region, ctx.clock.seconds(), SUBRESOURCES)
             if auth is None:
                 if r.bucket is not None and ctx.engine.getBucket(r.bucket) is None:
                     # As AWS: a bucket's existence is not secret.

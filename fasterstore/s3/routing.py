@@ -11,10 +11,11 @@ Tests: tests/unit/test_routing.py.
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 import attrs
 
+from fasterstore.auth.canonical import queryParameters
 from fasterstore.errors import S3Error
 
 
@@ -25,9 +26,11 @@ class Route:
 
     @ivar bucket: bucket name, or None for the service (ListBuckets).
     @ivar key: object key, or None for the bucket itself.
-    @ivar query: decoded query parameters (first value wins; a name without
-        C{=} maps to C{""}).
+    @ivar query: decoded query parameters (a name without C{=} maps to
+        C{""}; a repeated name is refused, see
+        L{fasterstore.auth.canonical.queryParameters}).
     @ivar rawPath: the path as the client sent it (for signatures).
+    @ivar localPath: C{rawPath} below the mount point of the S3 resource.
     @ivar rawQuery: the query string as the client sent it.
     @ivar virtualHost: True when the bucket came from the Host header.
     """
@@ -38,6 +41,7 @@ class Route:
     rawPath: bytes
     rawQuery: bytes
     virtualHost: bool
+    localPath: bytes = b"/"
 
     @property
     def resource(self) -> str:
@@ -49,27 +53,13 @@ class Route:
         return "/" + self.bucket + "/" + self.key
 
 
-def parseQuery(rawQuery: bytes) -> Dict[str, str]:
-    """Decode a query string; C{+} is a space, as S3 and Go's net/url read it."""
-    query: Dict[str, str] = {}
-    if not rawQuery:
-        return query
-    for part in rawQuery.decode("latin-1").split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        query.setdefault(_decode(name, plus=True), _decode(value, plus=True))
-    return query
-
-
-def _decode(raw: str, *, plus: bool = False) -> str:
+def _decode(raw: str) -> str:
     try:
         raw.encode("ascii")
     except UnicodeEncodeError:
         raw = raw.encode("latin-1").decode("utf-8", "strict")
-    decoder = unquote_plus if plus else unquote
     try:
-        return decoder(raw, encoding="utf-8", errors="strict")
+        return unquote(raw, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from None
 
@@ -111,13 +101,13 @@ def route(uri: bytes, mountDepth: int, host: Optional[bytes], domains: Sequence[
     if mountDepth:
         segments = rawPath.split(b"/", mountDepth + 1)
         local = b"/" + (segments[mountDepth + 1] if len(segments) > mountDepth + 1 else b"")
-    query = parseQuery(rawQuery)
+    query = queryParameters(rawQuery)
     path = _decode(local.decode("latin-1"))
     virtual = hostBucket(host, domains)
     if virtual is not None:
         key = path[1:]
-        return Route(virtual, key or None, query, rawPath, rawQuery, True)
+        return Route(virtual, key or None, query, rawPath, rawQuery, True, local)
     bucket, slash, key = path[1:].partition("/")
     if not bucket:
-        return Route(None, None, query, rawPath, rawQuery, False)
-    return Route(bucket, key if key else None, query, rawPath, rawQuery, False)
+        return Route(None, None, query, rawPath, rawQuery, False, local)
+    return Route(bucket, key if key else None, query, rawPath, rawQuery, False, local)

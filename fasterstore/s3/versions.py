@@ -24,7 +24,7 @@ from fasterstore.metadata.records import ObjectRecord
 from fasterstore.s3 import xml
 from fasterstore.s3.buckets import _maxKeys, ownedBucket
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.httpdates import formatISO8601
+from fasterstore.http.dates import formatISO8601
 from fasterstore.s3.responses import sendXML
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from defusedxml import ElementTree as SafeElementTree
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import BucketRecord, ObjectRecord
-from fasterstore.s3.httpdates import formatISO8601
+from fasterstore.http.dates import formatISO8601
 
 __all__ = [
     "S3_NAMESPACE",

@@ -27,7 +27,7 @@ from fasterstore.accounts import (
     readAccountsFile,
 )
 from fasterstore.credentials import makeCredentials, ownerForAccessKey
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 
 ALICE_ID = "a" * 64
 

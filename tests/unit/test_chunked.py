@@ -1,5 +1,5 @@
 """
-Tests for L{fasterstore.s3.chunked}.
+Tests for L{fasterstore.auth.chunked}.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.s3.chunked import AwsChunkedDecoder
-from fasterstore.s3.sigv4 import ChunkSigner, signingKey
+from fasterstore.auth.chunked import AwsChunkedDecoder
+from fasterstore.auth.chunked import ChunkSigner
+from fasterstore.auth.sigv4 import signingKey
 
 # The S3 documentation's examples ("sigv4-streaming", "sigv4-streaming-trailers").
 DOC_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -18,7 +18,7 @@ from fasterstore.s3.conditions import (
     checkPutConditions,
     parseETagList,
 )
-from fasterstore.s3.httpdates import formatHTTPDate
+from fasterstore.http.dates import formatHTTPDate
 
 ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 OTHER = "0cc175b9c0f1b6a831c399e269772661"

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord
 from fasterstore.s3.copy import MAX_COPY_SIZE, SELF_COPY_MESSAGE, parseCopySource
-from fasterstore.s3.httpdates import formatHTTPDate
+from fasterstore.http.dates import formatHTTPDate
 from tests.unit.test_batch import BotoTestCase
 from tests.unit.test_resource import NS, OTHER, ResourceTestCase
 

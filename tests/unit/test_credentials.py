@@ -27,7 +27,7 @@ from fasterstore.credentials import (
     ownerForAccessKey,
     storedCredentials,
 )
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 
 
 class CredentialsTests(SynchronousTestCase):

@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import PartRecord
 from fasterstore.s3 import multipart
-from fasterstore.s3.httpdates import formatHTTPDate
+from fasterstore.http.dates import formatHTTPDate
 from tests.unit.test_resource import OTHER, ResourceTestCase
 
 _MODEL = botocore.session.get_session().get_service_model("s3")
@@ -700,7 +700,8 @@ class HeaderTimeHookTests(MultipartTestCase):
         from fasterstore.s3.operations import Operation
         from fasterstore.s3.resource import Call
         from fasterstore.s3.routing import Route
-        from fasterstore.s3.sigv4 import Authenticated, PayloadMode
+        from fasterstore.auth.identity import Authenticated
+        from fasterstore.auth.payload import PayloadMode
         from tests.unit.test_resource import OWNER
 
         route = Route("bucket", "k", query, b"/bucket/k", b"", False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Dict
 
-from fasterstore.s3.httpdates import formatHTTPDate
+from fasterstore.http.dates import formatHTTPDate
 from tests.unit.test_multipart import MultipartTestCase, crc32, crc64nvme, expectedETag, parse
 from tests.unit.test_resource import OTHER
 

@@ -25,9 +25,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from fasterstore.errors import S3Error
-from fasterstore.s3.post import Condition, expandFilename, parsePolicy
-from fasterstore.s3.request import StreamingRequest
-from fasterstore.s3.sigv4 import Credentials, formatAmzDate, signingKey
+from fasterstore.auth.postpolicy import Condition, parsePolicy
+from fasterstore.s3.post import expandFilename
+from fasterstore.http.request import StreamingRequest
+from fasterstore.auth.identity import Credentials
+from fasterstore.auth.sigv4 import formatAmzDate, signingKey
 from tests.unit.test_resource import BASE, OTHER, OWNER, ResourceTestCase
 
 Response = Tuple[int, Dict[str, str], bytes]

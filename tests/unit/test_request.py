@@ -1,4 +1,4 @@
-"""Tests for L{fasterstore.s3.request}, through a real HTTPChannel."""
+"""Tests for L{fasterstore.http.request}, through a real HTTPChannel."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
-from fasterstore.s3.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource, StreamingRequest
+from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource, StreamingRequest
 
 
 @implementer(IBodyReceiver)

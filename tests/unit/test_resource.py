@@ -24,7 +24,7 @@ from fasterstore.metadata.engine import MetadataEngine
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.resource import S3Resource
-from fasterstore.s3.sigv4 import Credentials
+from fasterstore.auth.identity import Credentials
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.threads import ImmediateRunner
 

@@ -1,5 +1,5 @@
 """
-Tests for L{fasterstore.s3.sigv4}.
+Tests for L{fasterstore.auth.sigv4}, L{fasterstore.auth.sigv2} and L{fasterstore.auth.admission}.
 
 Requests are signed with botocore's own signers wherever botocore can
 produce the form, so what is tested is compatibility with a real client,
@@ -12,6 +12,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import re
 from email.utils import formatdate
 from typing import Dict, List, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -27,23 +28,11 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.s3.sigv4 import (
-    EMPTY_SHA256,
-    Authenticated,
-    Credentials,
-    PayloadMode,
-    RequestHead,
-    authenticate,
-    canonicalQuery,
-    canonicalURI,
-    formatAmzDate,
-    parseAmzDate,
-    parseHTTPDate,
-    parsePayloadMode,
-    presignV4,
-    signingKey,
-    uriEncode,
-)
+from fasterstore.auth.admission import authenticate
+from fasterstore.auth.canonical import canonicalQuery, canonicalURI, RequestHead, uriEncode
+from fasterstore.auth.identity import Authenticated, Credentials
+from fasterstore.auth.payload import EMPTY_SHA256, parsePayloadMode, PayloadMode
+from fasterstore.auth.sigv4 import formatAmzDate, parseAmzDate, parseHTTPDate, presignV4, signingKey
 
 NOW = 1700000000.0  # 2023-11-14T22:13:20Z
 REGION = "us-east-1"
@@ -722,7 +711,8 @@ class PresignedV2Tests(BotocoreTestCase):
             head = self.presignV2(url(key, "uploadId=u1&partNumber=2"))
             self.assertS3Error("SignatureDoesNotMatch", withPath(head, flipLast(head.rawPath)))
             self.assertS3Error("SignatureDoesNotMatch", withQuery(head, head.rawQuery.replace(b"partNumber=2", b"partNumber=3")))
-            self.assertS3Error("SignatureDoesNotMatch", withQuery(head, head.rawQuery.replace(b"Expires=17", b"Expires=18")), now=0)
+            later = re.sub(rb"Expires=(\d+)", lambda m: b"Expires=%d" % (int(m.group(1)) + 1), head.rawQuery)
+            self.assertS3Error("SignatureDoesNotMatch", withQuery(head, later))
 
     def test_literalPlusInSignature(self) -> None:
         """A signature with '+' left unencoded in the URL is still read right."""

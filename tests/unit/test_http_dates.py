@@ -1,5 +1,5 @@
 """
-Tests for L{fasterstore.s3.httpdates}.
+Tests for L{fasterstore.http.dates}.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from fasterstore.s3.httpdates import (
+from fasterstore.http.dates import (
     formatHTTPDate,
     formatISO8601,
     parseHTTPDate,

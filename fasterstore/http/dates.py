@@ -9,7 +9,7 @@ be in any of the three forms RFC 9110 section 5.6.7 obliges recipients to
 accept; anything else is reported as ``None`` so callers can ignore it, as
 RFC 9110 requires for an invalid ``If-Modified-Since``.
 
-Tests: tests/unit/test_httpdates.py.
+Tests: tests/unit/test_http_dates.py.
 """
 
 from __future__ import annotations

@@ -31,8 +31,59 @@ import hmac
 import re
 from typing import Callable, Dict, List, Optional
 
+import attrs
+
+from fasterstore.auth.payload import EMPTY_SHA256
 from fasterstore.errors import S3Error
-from fasterstore.s3.sigv4 import ChunkSigner
+
+@attrs.frozen
+class ChunkSigner:
+    """
+    What the aws-chunked decoder needs to verify chunk and trailer signatures.
+
+    Each signature chains on the previous one, starting from the request's
+    own signature (the seed), so chunks cannot be reordered or dropped.
+
+    @ivar timestamp: the request's time as signed, e.g. C{20130524T000000Z}.
+    @ivar scope: e.g. C{20130524/us-east-1/s3/aws4_request}.
+    @ivar seedSignature: the request signature, lower-case hex.
+    """
+
+    signingKey: bytes = attrs.field(repr=False)
+    timestamp: str
+    scope: str
+    seedSignature: str
+
+    def chunkSignature(self, previous: str, chunkSHA256Hex: str) -> str:
+        """
+        The signature of one chunk whose data hashes to C{chunkSHA256Hex}.
+        """
+        stringToSign = "\n".join(
+            [
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                self.timestamp,
+                self.scope,
+                previous,
+                EMPTY_SHA256,
+                chunkSHA256Hex,
+            ]
+        )
+        return hmac.new(self.signingKey, stringToSign.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def trailerSignature(
+        self, previous: str, trailerSHA256Hex: str, algorithm: str = "AWS4-HMAC-SHA256-TRAILER"
+    ) -> str:
+        """
+        The signature of the trailing headers, whose canonical bytes
+        (C{name:value\\n} lines) hash to C{trailerSHA256Hex}.
+
+        @param algorithm: the first line of the string to sign.  The S3
+            documentation's worked example was computed with
+            C{AWS4-HMAC-SHA256-PAYLOAD} here, so the decoder tries that too.
+        """
+        stringToSign = "\n".join([algorithm, self.timestamp, self.scope, previous, trailerSHA256Hex])
+        return hmac.new(self.signingKey, stringToSign.encode("ascii"), hashlib.sha256).hexdigest()
+
 
 #: Most trailing header lines accepted (S3 sends one checksum and the
 #: signature).

@@ -1,0 +1,1 @@
+"""HTTP plumbing below the S3 layer: streaming requests, connection limits and deadlines."""
