@@ -216,6 +216,25 @@ OPTIONS: Tuple[OptionSpec, ...] = (
         "Seconds an incomplete multipart upload is kept before its parts are reclaimed. [default: 7 days]",
     ),
     OptionSpec("access-log", "accessLog", "text", "Write a combined-format access log to this file ('-': the twistd log). [default: none]"),
+    OptionSpec(
+        "header-timeout", "headerTimeout", "duration",
+        "Seconds a client gets to send a whole request head (from connecting, or from the request's first byte); "
+        "then 400 RequestTimeout and the connection is closed. 0: no deadline. [default: 20]",
+    ),
+    OptionSpec(
+        "min-upload-rate", "minUploadRate", "size",
+        "Bytes per second a request body must average over each --upload-rate-window (time the server paused "
+        "reading does not count); slower gets 400 RequestTimeout and the connection is closed. 0: no minimum. [default: 1KiB]",
+    ),
+    OptionSpec(
+        "upload-rate-window", "uploadRateWindow", "duration",
+        "Seconds over which --min-upload-rate is averaged. [default: 30]",
+    ),
+    OptionSpec(
+        "max-connections", "maxConnections", "count",
+        "Client connections served at once, over all listeners; past it a new connection is answered "
+        "503 SlowDown (Retry-After: 1) and closed. 0: no limit. [default: 1024, or 3/4 of the open-file limit if lower]",
+    ),
 )
 OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
 
@@ -237,6 +256,19 @@ def _nonNegative(instance: Any, attribute: "attrs.Attribute[Any]", value: float)
     """An attrs validator: a finite number of seconds, zero or more."""
     if not (value >= 0 and math.isfinite(value)):
         raise ConfigError(f"{attribute.name} must be zero or more seconds, not {value!r}")
+
+
+def _nonNegativeCount(instance: Any, attribute: "attrs.Attribute[Any]", value: int) -> None:
+    """An attrs validator: a whole number, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{attribute.name} must be a whole number, zero or more, not {value!r}")
+
+
+def _defaultMaxConnections() -> int:
+    """The connection bound's default (imported late: twisted.web is heavy for C{--help})."""
+    from fasterstore.http.channel import defaultMaxConnections
+
+    return defaultMaxConnections()
 
 
 def _defaultDataDir() -> FilePath[str]:
@@ -276,6 +308,14 @@ class Settings:
     @ivar multipartTTL: age at which incomplete multipart uploads are aborted.
     @ivar accessLog: access log file, C{"-"} for the twistd log, or C{None}
         for none (the default: a log line per request costs throughput).
+    @ivar headerTimeout: seconds a request head may take (0: no deadline).
+    @ivar minUploadRate: bytes/s a body must average over each
+        C{uploadRateWindow} (0: no minimum).
+    @ivar uploadRateWindow: seconds the upload rate is averaged over.
+    @ivar maxConnections: client connections served at once (0: no limit);
+        by default 1024, or three quarters of the soft C{RLIMIT_NOFILE} when
+        that is lower (see
+        L{fasterstore.http.channel.defaultMaxConnections}).
     """
 
     listen: Tuple[str, ...] = attrs.field(default=(DEFAULT_LISTEN,))
@@ -295,6 +335,10 @@ class Settings:
     threads: int = attrs.field(default=8, validator=_positive("number of threads"))
     accessLog: Optional[str] = None
     multipartTTL: float = attrs.field(default=7 * 86400.0, validator=_positive("number of seconds"))
+    headerTimeout: float = attrs.field(default=20.0, validator=_nonNegative)
+    minUploadRate: int = attrs.field(default=1024, validator=_nonNegativeCount)
+    uploadRateWindow: float = attrs.field(default=30.0, validator=_positive("number of seconds"))
+    maxConnections: int = attrs.field(factory=_defaultMaxConnections, validator=_nonNegativeCount)
 
     @drives.default
     def _drivesDefault(self) -> Tuple[FilePath[str], ...]:

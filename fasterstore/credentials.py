@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fasterstore.durable import syncDirectory
+from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.auth.identity import Credentials
 
 CREDENTIALS_FILE = "credentials.json"
@@ -103,7 +104,7 @@ def loadOrCreateCredentials(
 
     path = dataDir.child(CREDENTIALS_FILE)
     if not path.exists():
-        os.makedirs(dataDir.path, mode=0o700, exist_ok=True)
+        makePrivateDirectory(dataDir.path)
         newAccess, newSecret = generateKeyPair()
         if _createExclusively(path, _encode(newAccess, newSecret)):
             _logBanner(log, path, newAccess, newSecret)
@@ -123,7 +124,7 @@ def _encode(accessKey: str, secretKey: str) -> bytes:
 
 def _writeNewFile(path: str, content: bytes) -> None:
     """Create C{path} (it must not exist), private (0600), with C{content}, fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = openPrivateFile(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         os.write(fd, content)
         os.fsync(fd)

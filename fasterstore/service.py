@@ -20,16 +20,22 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from twisted.python.threadpool import ThreadPool
+from twisted.web.http import combinedLogFormatter
+from twisted.web.iweb import IAccessLogFormatter
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from zope.interface import provider
 
 from fasterstore.config import Settings
 from fasterstore.accounts import AccountStore, SignalReloadService
 from fasterstore.credentials import CredentialsError, loadOrCreateCredentials, storedCredentials
+from fasterstore.files import preparePrivateDirectory
 from fasterstore.metadata.engine import MetadataEngine, SnapshotService
 from fasterstore.metadata.snapshot import checkpointInChild
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
+from fasterstore.auth.redaction import redactURI
+from fasterstore.http.channel import ConnectionLimits, GuardedSite
 from fasterstore.http.request import StreamingRequest
 from fasterstore.s3.resource import S3Resource
 from fasterstore.auth.identity import Credentials
@@ -89,12 +95,57 @@ class StoreService(Service):
                 store.pool.stop()
 
 
-class _Site(Site):
-    """A Site whose access log is off unless asked for."""
+class _RedactedForLog:
+    """
+    A request as the access log sees it: its URI and C{Referer} without
+    signatures or session tokens (see L{redactURI}); everything else as is.
+    """
 
-    def __init__(self, resource: Resource, logPath: Optional[str], timeout: float) -> None:
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        self.uri = redactURI(request.uri or b"")
+
+    def getHeader(self, name: bytes) -> Optional[bytes]:
+        value: Optional[bytes] = self._request.getHeader(name)
+        if value is not None and name.lower() == b"referer":
+            value = redactURI(value)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+@provider(IAccessLogFormatter)
+def redactedLogFormatter(timestamp: str, request: Any) -> str:
+    """The combined log format, with a presigned URL's signature redacted."""
+    line: str = combinedLogFormatter(timestamp, _RedactedForLog(request))
+    return line
+
+
+class _Site(GuardedSite):
+    """
+    A L{GuardedSite} whose access log is off unless asked for, and never
+    shows a signature.
+    """
+
+    def __init__(
+        self,
+        resource: Resource,
+        logPath: Optional[str],
+        timeout: float,
+        *,
+        limits: Optional[ConnectionLimits] = None,
+        reactor: Any = None,
+    ) -> None:
         self._accessLog = logPath is not None
-        super().__init__(resource, logPath=None if logPath in (None, "-") else logPath, timeout=timeout)
+        super().__init__(
+            resource,
+            logPath=None if logPath in (None, "-") else logPath,
+            timeout=timeout,
+            logFormatter=redactedLogFormatter,
+            reactor=reactor,
+            limits=limits,
+        )
 
     def log(self, request: Any) -> None:
         if self._accessLog:
@@ -113,6 +164,7 @@ class FasterStore:
         Application.
     @ivar requestFactory: give it to your Site so uploads stream instead of
         being buffered by twisted.web (see L{site}).
+    @ivar limits: what one client connection may cost, for L{site}.
     """
 
     reactor: Any
@@ -124,6 +176,7 @@ class FasterStore:
     service: MultiService
     shutdownTimeout: float
     requestFactory: Callable[..., StreamingRequest] = StreamingRequest
+    limits: ConnectionLimits = attrs.field(factory=ConnectionLimits)
 
     @classmethod
     def create(
@@ -143,6 +196,7 @@ class FasterStore:
         drive: Optional[FilePath[str]] = None,
         multipartTTL: float = 7 * 86400.0,
         lookup: Optional[Callable[[str], Optional[Credentials]]] = None,
+        limits: Optional[ConnectionLimits] = None,
     ) -> "FasterStore":
         """
         Build a server on a data directory (metadata) and a drive (object
@@ -152,15 +206,17 @@ class FasterStore:
         Authentication uses C{lookup} (access key -> credentials, e.g.
         L{fasterstore.accounts.AccountStore.lookup}) when given, otherwise
         the single pair C{credentials}; one of them is required.
+
+        C{limits} bounds what each client connection of L{site} may cost
+        (the L{ConnectionLimits} defaults when None).
         """
-        if not dataDir.exists():
-            dataDir.makedirs()
+        preparePrivateDirectory(log, dataDir.path)
         metrics = Metrics()
         pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
         runner = PoolRunner(reactor, pool)
         drive = drive if drive is not None else dataDir
-        if not drive.exists():
-            drive.makedirs()
+        if drive != dataDir:
+            preparePrivateDirectory(log, drive.path)
         segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
         engine = MetadataEngine(
             dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync,
@@ -185,7 +241,10 @@ class FasterStore:
         )
         resource = S3Resource(context)
         service = MultiService()
-        store = cls(reactor, pool, segments, engine, context, resource, service, shutdownTimeout)
+        store = cls(
+            reactor, pool, segments, engine, context, resource, service, shutdownTimeout,
+            limits=limits if limits is not None else ConnectionLimits(),
+        )
         StoreService(store).setServiceParent(service)
         SnapshotService(engine, reactor, snapshotInterval).setServiceParent(service)
         UploadExpiryService(engine, reactor, ttl=multipartTTL).setServiceParent(service)
@@ -194,10 +253,19 @@ class FasterStore:
     def site(self, root: Optional[Resource] = None, accessLog: Optional[str] = None) -> Site:
         """
         A Site serving C{root} (default: the S3 resource) with streaming
-        uploads.  C{accessLog}: a file for the combined access log, C{"-"} for
-        the twisted log, None (the default) for no access log.
+        uploads, under this store's C{limits} (a head deadline, a minimum
+        upload rate, a bound on connections; see L{fasterstore.http.channel}),
+        its timers on this store's reactor.  C{accessLog}: a file for the combined access
+        log (signatures redacted), C{"-"} for the twisted log, None (the
+        default) for no access log.
         """
-        site = _Site(root if root is not None else self.resource, logPath=accessLog, timeout=IDLE_TIMEOUT)
+        site = _Site(
+            root if root is not None else self.resource,
+            logPath=accessLog,
+            timeout=IDLE_TIMEOUT,
+            limits=self.limits,
+            reactor=self.reactor,
+        )
         site.requestFactory = self.requestFactory  # type: ignore[assignment]
         return site
 
@@ -222,6 +290,12 @@ def makeStoreService(settings: Settings) -> IService:
         threads=settings.threads,
         drive=settings.drives[0],
         multipartTTL=settings.multipartTTL,
+        limits=ConnectionLimits(
+            headerTimeout=settings.headerTimeout,
+            minUploadRate=settings.minUploadRate,
+            uploadRateWindow=settings.uploadRateWindow,
+            maxConnections=settings.maxConnections,
+        ),
     )
     # Always: a SIGHUP (systemctl reload) must never kill the server, even
     # when there is no credentials file to reload.

@@ -35,6 +35,7 @@ import attrs
 
 from fasterstore.auth.payload import EMPTY_SHA256
 from fasterstore.errors import S3Error
+from fasterstore.numbers import parseHex
 
 @attrs.frozen
 class ChunkSigner:
@@ -89,7 +90,8 @@ class ChunkSigner:
 #: signature).
 MAX_TRAILERS = 32
 
-_HEX_SIZE = re.compile(rb"^[0-9a-fA-F]{1,16}$")
+#: The largest chunk size a chunk header may declare (16 hex digits).
+MAX_CHUNK_SIZE = 2**64 - 1
 _SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
 _TRAILER_SIGNATURE = "x-amz-trailer-signature"
 
@@ -272,9 +274,10 @@ class AwsChunkedDecoder:
     def _chunkHeader(self, content: bytes) -> None:
         sizeText, _, extensions = content.partition(b";")
         sizeText = sizeText.strip()
-        if not _HEX_SIZE.match(sizeText):
-            raise _malformed(f"bad chunk size {sizeText[:32]!r}.")
-        size = int(sizeText, 16)
+        size = parseHex(
+            sizeText.decode("latin-1"), maximum=MAX_CHUNK_SIZE,
+            error=lambda: _malformed(f"bad chunk size {sizeText[:32]!r}."),
+        )
         if self._signer is not None:
             signature = None
             for extension in extensions.split(b";"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import hashlib
 import hmac
 import json
@@ -27,11 +26,14 @@ import attrs
 from fasterstore.auth.identity import Credentials, lookupCredentials
 from fasterstore.auth.sigv4 import ALGORITHM, parseAmzDate, parseCredential, signingKey
 from fasterstore.errors import S3Error
+from fasterstore.http.dates import utcTimestamp
+from fasterstore.numbers import INT64_MAX, readDecimal
 
 #: Fields no condition needs to name (besides C{x-ignore-*}).
 EXEMPT_V4 = frozenset({"policy", "x-amz-signature", "file"})
 EXEMPT_V2 = frozenset({"policy", "awsaccesskeyid", "signature", "file"})
-_EXPIRATION = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z\Z")
+# ASCII digits only: \d (and float()) would take any script's.
+_EXPIRATION = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?Z")
 
 
 def _denied(message: str) -> S3Error:
@@ -119,15 +121,9 @@ def parsePolicy(encoded: str) -> Policy:
     if "expiration" not in document:
         raise _invalidPolicy("Policy missing expiration.")
     expiration = document["expiration"]
-    match = _EXPIRATION.match(expiration) if isinstance(expiration, str) else None
-    if match is None:
-        raise _invalidPolicy(f"Invalid 'expiration' value: '{expiration}'")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    try:
-        when = float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
-    except (ValueError, OverflowError):
-        raise _invalidPolicy(f"Invalid 'expiration' value: '{expiration}'") from None
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+    match = _EXPIRATION.fullmatch(expiration) if isinstance(expiration, str) else None
+    when = None if match is None else utcTimestamp(*(int(g) for g in match.groups()[:6]))
+    if match is None or when is None:
         raise _invalidPolicy(f"Invalid 'expiration' value: '{expiration}'")
     when += float(match.group(7) or 0)
     if "conditions" not in document:
@@ -143,8 +139,9 @@ def _bound(value: Any) -> Optional[int]:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
+    if isinstance(value, str):
+        # A Long, as S3 reads it: ASCII digits, within 64 bits.
+        return readDecimal(value.strip(), minimum=-INT64_MAX - 1, maximum=INT64_MAX)
     return None
 
 

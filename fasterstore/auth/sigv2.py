@@ -20,6 +20,8 @@ from fasterstore.auth.identity import Authenticated, Credentials, lookupCredenti
 from fasterstore.auth.payload import PayloadMode, parsePayloadMode
 from fasterstore.auth.sigv4 import MAX_PRESIGN_EXPIRES, NEEDS_DATE, checkSkew, isoTime, parseHTTPDate
 from fasterstore.errors import S3Error
+from fasterstore.http.dates import MAX_TIMESTAMP
+from fasterstore.numbers import parseDecimal
 
 
 #: The query parameters of a SigV2 presigned URL.
@@ -197,9 +199,11 @@ def authenticateQuery(
     if not all(params.get(name) for name in V2_QUERY_PARAMS):
         raise S3Error("AccessDenied", _V2_QUERY_REQUIRED)
     expiresText = params["Expires"]
-    if not expiresText.isdigit() or not expiresText.isascii():
-        raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expiresText}")
-    expires = int(expiresText)
+    # Up to the last second of 9999: the error details format it as a date.
+    expires = parseDecimal(
+        expiresText, maximum=MAX_TIMESTAMP,
+        error=lambda: S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expiresText}"),
+    )
     payload, payloadSHA256 = _payloadV2(head)
     credentials = lookupCredentials(lookup, params["AWSAccessKeyId"])
     if now > expires:

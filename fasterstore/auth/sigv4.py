@@ -15,7 +15,6 @@ Tests: tests/unit/test_sigv4.py.
 
 from __future__ import annotations
 
-import calendar
 import functools
 import hashlib
 import hmac
@@ -42,6 +41,7 @@ from fasterstore.auth.identity import Authenticated, Credentials, lookupCredenti
 from fasterstore.auth.payload import EMPTY_SHA256, PayloadMode, parsePayloadMode
 from fasterstore.errors import S3Error
 from fasterstore.http import dates as httpdates
+from fasterstore.numbers import INT64_MAX, parseDecimal
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "s3"
@@ -52,7 +52,8 @@ MAX_SKEW = 15 * 60
 #: Longest lifetime of a presigned URL (one week), in seconds.
 MAX_PRESIGN_EXPIRES = 604800
 
-_AMZ_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+# ASCII digits only (\d would take any script's), matched with fullmatch.
+_AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 
 #: The query parameters of a SigV4 presigned URL.
 V4_QUERY_PARAMS = (
@@ -100,13 +101,11 @@ def parseAmzDate(s: str) -> float:
 
     @raise ValueError: if C{s} is not exactly that format.
     """
-    match = _AMZ_DATE.match(s)
-    if match is None:
+    match = _AMZ_DATE.fullmatch(s)
+    when = None if match is None else httpdates.utcTimestamp(*(int(g) for g in match.groups()))
+    if when is None:
         raise ValueError(f"not an x-amz-date timestamp: {s!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
-        raise ValueError(f"not an x-amz-date timestamp: {s!r}")
-    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+    return when
 
 
 def formatAmzDate(t: float) -> str:
@@ -175,7 +174,7 @@ def parseCredential(value: str, fail: Callable[[str], S3Error], region: str) -> 
             'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
         )
     scope = CredentialScope(*parts)
-    if not re.match(r"^\d{8}$", scope.date):
+    if not re.fullmatch(r"[0-9]{8}", scope.date):
         raise fail(f"incorrect date format \"{scope.date}\". This date in the credential must be in the format \"yyyyMMdd\".")
     if scope.service != SERVICE:
         raise fail(f'incorrect service "{scope.service}". This endpoint belongs to "{SERVICE}".')
@@ -395,10 +394,9 @@ def authenticateQuery(
         raise queryError("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     if scope.date != timestamp[:8]:
         raise credentialError("Invalid credential date. Date is not the same as X-Amz-Date.")
-    expiresText = params["X-Amz-Expires"]
-    if not expiresText.isdigit() or not expiresText.isascii():
-        raise queryError("X-Amz-Expires should be a number")
-    expires = int(expiresText)
+    expires = parseDecimal(
+        params["X-Amz-Expires"], maximum=INT64_MAX, error=lambda: queryError("X-Amz-Expires should be a number")
+    )
     if expires < 1:
         raise queryError("X-Amz-Expires must be non-negative")
     if expires > MAX_PRESIGN_EXPIRES:

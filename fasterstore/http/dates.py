@@ -7,7 +7,11 @@ millisecond field.  Both are produced here from the same floor of the stored
 float so a HEAD and a listing never disagree.  Incoming conditional dates may
 be in any of the three forms RFC 9110 section 5.6.7 obliges recipients to
 accept; anything else is reported as ``None`` so callers can ignore it, as
-RFC 9110 requires for an invalid ``If-Modified-Since``.
+RFC 9110 requires for an invalid ``If-Modified-Since``.  Every date a
+client sends (HTTP dates, ``x-amz-date``, POST policy expirations) is checked
+by L{utcTimestamp}: a day that is not in its month, or a year outside
+0001-9999 (``Sat, 01 Jan 0000 00:00:00 GMT`` made ``calendar`` raise),
+is not a date.
 
 Tests: tests/unit/test_http_dates.py.
 """
@@ -20,7 +24,7 @@ import re
 import time
 from typing import Optional
 
-__all__ = ["parseHTTPDate", "formatHTTPDate", "formatISO8601", "wholeSeconds"]
+__all__ = ["MAX_TIMESTAMP", "parseHTTPDate", "utcTimestamp", "formatHTTPDate", "formatISO8601", "wholeSeconds"]
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = (
@@ -38,6 +42,10 @@ _MONTHS = (
     "Dec",
 )
 _MONTH_NUMBERS = {name.lower(): i + 1 for i, name in enumerate(_MONTHS)}
+
+#: 9999-12-31T23:59:59Z, the last second these formats (and C{time.gmtime}
+#: on every platform) can show.
+MAX_TIMESTAMP = 253402300799
 
 # re.ASCII throughout: \d and \s must not accept other scripts' digits.
 _TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
@@ -97,20 +105,37 @@ def parseHTTPDate(value: str) -> Optional[float]:
     year = int(match["year"])
     if pattern is _RFC850:
         year += 2000 if year < 70 else 1900
-    day = int(match["day"])
-    hour, minute, second = (
+    return utcTimestamp(
+        year,
+        month,
+        int(match["day"]),
         int(match["hour"]),
         int(match["minute"]),
         int(match["second"]),
     )
+
+
+def utcTimestamp(
+    year: int, month: int, day: int, hour: int, minute: int, second: int
+) -> Optional[float]:
+    """
+    The POSIX time of a UTC calendar date and time read from a client.
+
+    @return: seconds since the epoch, or C{None} unless C{year} is 1-9999
+        (what C{calendar} and C{datetime} can represent: year 0 made them
+        raise), C{month} 1-12, C{day} a day of that month, C{hour} 0-23,
+        C{minute} 0-59 and C{second} 0-60.  A leap second (:60) is the
+        first second of the next minute.
+    """
     if not (
-        1 <= day <= calendar.monthrange(year, month)[1]
-        and hour < 24
-        and minute < 60
-        and second <= 60
+        1 <= year <= 9999
+        and 1 <= month <= 12
+        and 1 <= day <= calendar.monthrange(year, month)[1]
+        and 0 <= hour < 24
+        and 0 <= minute < 60
+        and 0 <= second <= 60
     ):
         return None
-    # A leap second (:60) is the first second of the next minute.
     return float(calendar.timegm((year, month, day, hour, minute, second)))
 
 

@@ -6,15 +6,22 @@ to memory or a temporary file.  L{StreamingRequest} asks the addressed
 resource for a L{IBodyReceiver} as soon as the headers are complete: the
 resource can authenticate and refuse the request before any body byte is
 read, and then receives the body chunk by chunk, pausing the TCP transport
-while its consumer lags behind.  Resources that do not provide
-L{IStreamingBodyResource} get the stock behaviour.
+while its consumer lags behind.  The receiver may also refuse the body part
+way through (L{EarlyResponse} from L{IBodyReceiver.dataReceived}).
+Resources that do not provide L{IStreamingBodyResource} get the stock
+behaviour.
+
+The request works on any L{twisted.web.http.HTTPChannel}; a channel that
+also provides L{IStreamingChannel} (L{fasterstore.http.channel.GuardedChannel})
+is told when the request pauses reading and when it answers early, so that
+the server's own pauses never count against a client's upload rate.
 Tests: tests/unit/test_request.py.
 """
 
 from __future__ import annotations
 
 from io import BytesIO
-from typing import Any, Optional, cast
+from typing import Any, Mapping, Optional, cast
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet.defer import Deferred
@@ -34,10 +41,80 @@ class IBodyReceiver(Interface):
         """
         Take a piece of the body.  A Deferred asks the sender to pause
         reading from the network until it fires.
+
+        @raise EarlyResponse: to refuse the body part way through.  The
+            request stops reading, writes that response, and closes the
+            connection.  Nothing more is delivered to this receiver except
+            one immediate call of L{connectionLost} whose reason wraps this
+            very L{EarlyResponse} (so the receiver releases what it holds in
+            the one place it always does).  Any other exception is logged
+            and answered with a 500 the same way, C{connectionLost} getting
+            that exception.
         """
 
     def connectionLost(reason: Failure) -> None:
-        """The body will never be complete: release what was taken."""
+        """
+        The body will never be complete: release what was taken.  Called at
+        most once, and never once the request has finished.  The reason is
+        the L{EarlyResponse} (or other exception) the receiver raised when
+        it refused the body, otherwise the connection's loss (a client that
+        hung up, or a connection the server closed: too slow, timed out).
+        """
+
+
+class IStreamingChannel(Interface):
+    """
+    What a channel may offer L{StreamingRequest} beyond
+    L{twisted.web.http.HTTPChannel}: to hear about the request's own flow
+    control.  Optional; the request works on a stock channel without it.
+    """
+
+    def bodyPaused() -> None:
+        """
+        The request stopped reading the body because its receiver lags (the
+        disk, not the client): time passes on the server's account until
+        L{bodyResumed}.
+        """
+
+    def bodyResumed() -> None:
+        """The request reads the body again."""
+
+    def answeredEarly() -> None:
+        """
+        The request wrote a complete response before the end of its body
+        (the transport already paused): stop reading and timing, close once
+        the response is written, and abort if the peer never takes it.
+        """
+
+
+def formatResponse(status: int, headers: Mapping[bytes, bytes], body: bytes, *, withBody: bool = True) -> bytes:
+    """
+    A complete, self-delimiting HTTP/1.1 response that closes the connection,
+    for code that must answer outside twisted.web's Request machinery.
+
+    C{Content-Length} and C{Connection: close} are always set here (any
+    given C{Content-Length}, C{Connection} or C{Transfer-Encoding} is
+    replaced); CR, LF and NUL in names or values become spaces, so a
+    header can never end the head early.  C{withBody=False} (a HEAD
+    request) keeps the length but sends no body.
+    """
+    reason = RESPONSES.get(status, b"Error")
+    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
+    for name, value in headers.items():
+        if name.lower() in (b"content-length", b"connection", b"transfer-encoding"):
+            continue
+        lines.append(_clean(name) + b": " + _clean(value))
+    lines.append(b"Content-Length: %d" % len(body))
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (body if withBody else b"")
+
+
+_UNSAFE_IN_HEADERS = bytes.maketrans(b"\r\n\x00", b"   ")
+
+
+def _clean(text: bytes) -> bytes:
+    """C{text} with CR, LF and NUL replaced by spaces."""
+    return text.translate(_UNSAFE_IN_HEADERS)
 
 
 class IStreamingBodyResource(Interface):
@@ -54,8 +131,10 @@ class IStreamingBodyResource(Interface):
 class EarlyResponse(Exception):
     """
     Raised by L{IStreamingBodyResource.bodyReceiver} to answer before the
-    body is read; the connection is closed afterwards since the body's
-    framing is abandoned.
+    body is read, or by L{IBodyReceiver.dataReceived} to answer before the
+    rest of it is; the connection is closed afterwards since the body's
+    framing is abandoned.  C{Content-Length} and C{Connection} are set by
+    the request, not taken from C{headers}.
 
     @ivar status: HTTP status.
     @ivar headers: response headers.
@@ -107,24 +186,56 @@ class StreamingRequest(server.Request):
             self.content = BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
-        """Hand a body chunk to the receiver; pause the network if it lags."""
+        """
+        Hand a body chunk to the receiver; pause the network if it lags;
+        answer at once if it refuses the body.
+        """
         if self._answeredEarly:
             return
-        if self.bodyReceiver is None:
+        receiver = self.bodyReceiver
+        if receiver is None:
             super().handleContentChunk(data)
             return
-        wait = self.bodyReceiver.dataReceived(data)
+        try:
+            wait = receiver.dataReceived(data)
+        except EarlyResponse as early:
+            self._refuseMidBody(receiver, early, Failure())
+            return
+        except BaseException:
+            failure = Failure()
+            log.failure("receiving the body of {uri}", failure, uri=self.uri)
+            self._refuseMidBody(receiver, EarlyResponse(500, {}, b""), failure)
+            return
         if wait is not None and not self._paused:
             self._paused = True
             self._transport().pauseProducing()
+            streaming = IStreamingChannel(self.channel, None)
+            if streaming is not None:
+                streaming.bodyPaused()
             wait.addBoth(self._resume)
 
     def _resume(self, result: object) -> object:
+        """The receiver caught up: read the body again."""
         if self._paused:
             self._paused = False
-            if not self._disconnected:
+            if not self._disconnected and not self._answeredEarly:
                 self._transport().resumeProducing()
+                streaming = IStreamingChannel(self.channel, None)
+                if streaming is not None:
+                    streaming.bodyResumed()
         return result
+
+    def _refuseMidBody(self, receiver: IBodyReceiver, early: EarlyResponse, reason: Failure) -> None:
+        """
+        The receiver refused the body part way through: it hears the reason
+        once, now, and nothing more; the client gets C{early}.
+        """
+        self.bodyReceiver = None
+        self._answerEarly(early)
+        try:
+            receiver.connectionLost(reason)
+        except BaseException:
+            log.failure("releasing the refused body of {uri}", uri=self.uri)
 
     def _transport(self) -> Any:
         """The connection's transport (TCP or TLS), as a push producer."""
@@ -145,21 +256,24 @@ class StreamingRequest(server.Request):
 
     def _answerEarly(self, early: EarlyResponse) -> None:
         """
-        Write a complete response now and close the connection.
+        Stop reading, write a complete response now and close the connection.
 
         twisted.web cannot write a response through the Request before the
-        body has arrived, so the status line and headers are written raw.  The
+        body has arrived, so the status line and headers are written raw (by
+        L{formatResponse}: self-delimiting, C{Connection: close}, no body for
+        HEAD).  Nothing else has been written for this request by then, bar
+        perhaps an interim C{100 Continue}; at header time the
         C{Expect: 100-continue} header is dropped so that the client, which
         may be waiting for it, gets this final answer instead.
         """
         self._answeredEarly = True
         self.requestHeaders.removeHeader(b"expect")
-        reason = RESPONSES.get(early.status, b"Error")
-        headers = dict(early.headers)
-        headers[b"Content-Length"] = b"%d" % len(early.body)
-        headers[b"Connection"] = b"close"
-        lines = [b"HTTP/1.1 %d %s" % (early.status, reason)]
-        lines += [name + b": " + value for name, value in headers.items()]
         transport = self._transport()
-        transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + early.body)
-        transport.loseConnection()
+        if not self._paused:
+            transport.pauseProducing()
+        transport.write(formatResponse(early.status, early.headers, early.body, withBody=self.method != b"HEAD"))
+        streaming = IStreamingChannel(self.channel, None)
+        if streaming is not None:
+            streaming.answeredEarly()
+        else:
+            transport.loseConnection()

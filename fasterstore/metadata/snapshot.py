@@ -34,6 +34,7 @@ from twisted.logger import Logger
 
 from fasterstore.metadata.state import MetadataState
 from fasterstore.durable import syncDirectory
+from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.metadata.wal import listWALs, readWAL, walPath
 
 log = Logger()
@@ -81,7 +82,13 @@ def writeSnapshot(directory: str, generation: int, state: MetadataState, fsync: 
     final = snapshotPath(directory, generation)
     temp = final + _TEMP_SUFFIX
     try:
-        with open(temp, "wb", buffering=_BUFFER) as f:
+        # A temp file left by a crash is replaced, not reused: whatever its
+        # mode, the snapshot renamed into place is one this call created.
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        with os.fdopen(openPrivateFile(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb", buffering=_BUFFER) as f:
             checksum = 0
             count = 0
 
@@ -221,8 +228,7 @@ def loadState(directory: str, fsync: bool = True) -> LoadedState:
     @raise SnapshotError: for a corrupt snapshot or a gap in the WAL sequence.
     @raise fasterstore.metadata.wal.WALCorruptError: for a corrupt WAL.
     """
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
+    if makePrivateDirectory(directory):
         if fsync:
             syncDirectory(os.path.dirname(os.path.abspath(directory)))
     snapshots = listSnapshots(directory)

@@ -37,6 +37,7 @@ from awscrt.checksums import crc32c
 from twisted.logger import Logger
 
 from fasterstore.durable import syncDirectory
+from fasterstore.files import openPrivateFile
 from fasterstore.metadata.state import Mutation
 
 log = Logger()
@@ -213,11 +214,11 @@ class WAL:
 
     def _openFile(self, create: bool) -> None:
         path = walPath(self.directory, self.generation)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         existed = os.path.exists(path)
         if create:
             flags |= os.O_EXCL
-        self._fd = os.open(path, flags, 0o644)
+        self._fd = openPrivateFile(path, flags)
         self.size = os.fstat(self._fd).st_size
         if not existed and self.fsync:
             syncDirectory(self.directory)

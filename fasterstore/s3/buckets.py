@@ -12,8 +12,8 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import BucketRecord
+from fasterstore.numbers import INT32_MAX, parseDecimal
 from fasterstore.s3 import xml
-from fasterstore.s3.body import SmallBody
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateBucketName
 from fasterstore.s3.responses import sendEmpty, sendXML
@@ -57,10 +57,11 @@ async def listBuckets(ctx: S3Context, call: "Call", request: Request) -> None:
     limit = None
     if "max-buckets" in q:
         raw = q["max-buckets"]
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_BUCKETS:
-            raise S3Error("InvalidArgument", f"max-buckets must be between 1 and {MAX_BUCKETS}.",
-                          extra={"ArgumentName": "max-buckets", "ArgumentValue": raw})
-        limit = int(raw)
+        limit = parseDecimal(
+            raw, minimum=1, maximum=MAX_BUCKETS,
+            error=lambda: S3Error("InvalidArgument", f"max-buckets must be between 1 and {MAX_BUCKETS}.",
+                                  extra={"ArgumentName": "max-buckets", "ArgumentValue": raw}),
+        )
     mine = [
         b for b in ctx.engine.listBuckets()
         if b.owner == ownerId and b.name > after
@@ -79,8 +80,7 @@ async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     name = call.route.bucket
     assert name is not None
     validateBucketName(name)
-    body = await call.body.finish() if isinstance(call.body, SmallBody) else b""
-    constraint = xml.parseCreateBucketConfiguration(body)
+    constraint = xml.parseCreateBucketConfiguration(call.document)
     if constraint and constraint != ctx.region:
         raise S3Error(
             "IllegalLocationConstraintException",
@@ -121,13 +121,12 @@ def _maxKeys(call: "Call") -> int:
     raw = call.route.query.get("max-keys")
     if raw is None:
         return MAX_KEYS
-    try:
-        value = int(raw)
-        if value < 0:
-            raise ValueError(raw)
-    except ValueError:
-        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
-                      extra={"ArgumentName": "max-keys", "ArgumentValue": raw}) from None
+    # Up to S3's integer range, then capped at 1000 as AWS does.
+    value = parseDecimal(
+        raw.strip(), maximum=INT32_MAX,
+        error=lambda: S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
+                              extra={"ArgumentName": "max-keys", "ArgumentValue": raw}),
+    )
     return min(value, MAX_KEYS)
 
 

@@ -14,10 +14,7 @@ Tests: tests/unit/test_cors.py.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from xml.etree import ElementTree
@@ -25,10 +22,9 @@ from xml.etree import ElementTree
 import attrs
 from twisted.web.server import Request
 
-from fasterstore.checksums import ALGORITHMS, newHasher
 from fasterstore.errors import S3Error
+from fasterstore.numbers import INT32_MAX, readDecimal
 from fasterstore.s3 import xml
-from fasterstore.s3.body import SmallBody
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.responses import sendEmpty, sendXML, setHeaders
@@ -143,9 +139,9 @@ def _parseRule(element: ElementTree.Element) -> CORSRule:
     maxAges = _texts(element, "MaxAgeSeconds")
     maxAge = None
     if maxAges:
-        if len(maxAges) > 1 or not maxAges[0].isdigit() or not maxAges[0].isascii():
+        maxAge = readDecimal(maxAges[0], maximum=INT32_MAX) if len(maxAges) == 1 else None
+        if maxAge is None:
             raise S3Error("MalformedXML")
-        maxAge = int(maxAges[0])
     ids = _texts(element, "ID")
     if len(ids) > 1 or (ids and len(ids[0]) > 255):
         raise S3Error("MalformedXML")
@@ -212,43 +208,10 @@ def bucketRules(ctx: S3Context, bucket: str) -> Optional[Tuple[CORSRule, ...]]:
 # -- Put/Get/DeleteBucketCors ----------------------------------------------
 
 
-def checkBodyDigests(headers: Mapping[str, str], body: bytes) -> None:
-    """
-    Verify a small body against its C{Content-MD5} and C{x-amz-checksum-*}
-    headers, when given (botocore sends one of them with PutBucketCors; S3
-    requires one, but older clients send neither, so none is required).
-
-    @raise S3Error: C{InvalidDigest}, C{BadDigest} or C{InvalidRequest}.
-    """
-    if "content-md5" in headers:
-        try:
-            expected = base64.b64decode(headers["content-md5"].strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise S3Error("InvalidDigest") from None
-        if len(expected) != 16:
-            raise S3Error("InvalidDigest")
-        if hashlib.md5(body).digest() != expected:
-            raise S3Error("BadDigest")
-    for algorithm in ALGORITHMS:
-        value = headers.get(f"x-amz-checksum-{algorithm}")
-        if value is None:
-            continue
-        hasher = newHasher(algorithm)
-        hasher.update(body)
-        try:
-            expected = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise S3Error("InvalidRequest", f"Value for x-amz-checksum-{algorithm} header is invalid.") from None
-        if hasher.digest() != expected:
-            raise S3Error("BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum.")
-
-
 async def putBucketCors(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutBucketCors: validate the document, store its rules durably."""
     bucket = ownedBucket(ctx, call)
-    body = await call.body.finish() if isinstance(call.body, SmallBody) else b""
-    checkBodyDigests(call.headers, body)
-    rules = parseCORSConfiguration(body)
+    rules = parseCORSConfiguration(call.document)
     await ctx.engine.setBucketConfig(bucket.name, CONFIG_NAME, rulesToJSON(rules))
     sendEmpty(request, 200)
 

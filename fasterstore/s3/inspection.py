@@ -31,7 +31,6 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.s3 import xml
-from fasterstore.s3.batch import readDocument
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.responses import sendEmpty, sendXML
@@ -184,7 +183,7 @@ async def putAcl(ctx: S3Context, call: "Call", request: Request) -> None:
     level = "object" if call.route.key is not None else "bucket"
     if level == "object":
         _checkObject(ctx, call)
-    body = await readDocument(call)
+    body = call.document
     canned = call.headers.get("x-amz-acl")
     grants = [name for name in _GRANT_HEADERS if name in call.headers]
     if body.strip() and (canned is not None or grants):

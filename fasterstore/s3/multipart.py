@@ -37,8 +37,10 @@ from twisted.web.server import Request
 from fasterstore.checksums import ALGORITHMS, newHasher
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord, PartRecord, UploadRecord
+from fasterstore.numbers import INT32_MAX, INT64_MAX, parseDecimal
 from fasterstore.s3 import xml
-from fasterstore.s3.body import DEFAULT_CHECKSUM, ObjectBody, SmallBody
+from fasterstore.auth.integrity import DEFAULT_CHECKSUM
+from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
@@ -173,8 +175,9 @@ def parseCompleteMultipartUpload(body: bytes) -> List[CompletedPart]:
     Read a CompleteMultipartUpload document.
 
     @raise S3Error: C{MalformedXML} for a document that is not one, has no
-        part, or a part without a numeric C{PartNumber}; C{InvalidPart}
-        for a part number no upload can have or a part without C{ETag}.
+        part, or a part whose C{PartNumber} is not an integer (the schema's
+        C{xs:int}: ASCII digits within 32 bits); C{InvalidPart} for a part
+        number no upload can have or a part without C{ETag}.
     """
     if not body.strip():
         raise S3Error("MalformedXML")
@@ -183,18 +186,19 @@ def parseCompleteMultipartUpload(body: bytes) -> List[CompletedPart]:
         raise S3Error("MalformedXML")
     parts: List[CompletedPart] = []
     for entry in xml.findChildren(root, "Part"):
-        number = (xml.childText(entry, "PartNumber") or "").strip()
-        if not number.isdigit():
-            raise S3Error("MalformedXML")
+        number = parseDecimal(
+            (xml.childText(entry, "PartNumber") or "").strip(), maximum=INT32_MAX,
+            error=lambda: S3Error("MalformedXML"),
+        )
         etag = xml.childText(entry, "ETag")
-        if etag is None or not 1 <= int(number) <= 10000:
+        if etag is None or not 1 <= number <= 10000:
             raise S3Error("InvalidPart")
         checksums = []
         for algorithm, wire in WIRE_NAMES.items():
             value = xml.childText(entry, "Checksum" + wire)
             if value is not None:
                 checksums.append((algorithm, value.strip()))
-        parts.append(CompletedPart(int(number), normalizeETag(etag), tuple(checksums)))
+        parts.append(CompletedPart(number, normalizeETag(etag), tuple(checksums)))
     if not parts:
         raise S3Error("MalformedXML")
     return parts
@@ -229,7 +233,8 @@ def parseCopySource(value: str) -> Tuple[str, str, Optional[str]]:
     return bucket, key, versionId
 
 
-_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+# ASCII digits only (\d would take any script's); lengths bounded below.
+_COPY_RANGE = re.compile(r"bytes=([0-9]+)-([0-9]+)")
 
 
 def parseCopySourceRange(value: Optional[str], size: int) -> Tuple[int, int]:
@@ -242,14 +247,18 @@ def parseCopySourceRange(value: Optional[str], size: int) -> Tuple[int, int]:
     """
     if value is None:
         return 0, size
-    match = _COPY_RANGE.fullmatch(value.strip())
-    if match is None:
-        raise S3Error(
+
+    def malformed() -> S3Error:
+        return S3Error(
             "InvalidArgument",
             "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
             extra={"ArgumentName": "x-amz-copy-source-range", "ArgumentValue": value},
         )
-    first, last = int(match.group(1)), int(match.group(2))
+
+    match = _COPY_RANGE.fullmatch(value.strip())
+    if match is None:
+        raise malformed()
+    first, last = (parseDecimal(match.group(i), maximum=INT64_MAX, error=malformed) for i in (1, 2))
     if first > last or last >= size:
         raise S3Error("InvalidRange", f"Range specified is not valid for source object of size: {size}",
                       extra={"RangeRequested": value, "ActualObjectSize": str(size)})
@@ -767,8 +776,7 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
     complete gets NoSuchUpload); If-None-Match / If-Match honoured.
     """
     ownedBucket(ctx, call)
-    body = await call.body.finish() if isinstance(call.body, SmallBody) else b""
-    requested = parseCompleteMultipartUpload(body)
+    requested = parseCompleteMultipartUpload(call.document)
     for previous, following in zip(requested, requested[1:]):
         if following.number <= previous.number:
             raise S3Error("InvalidPartOrder", extra={"UploadId": call.route.query.get("uploadId", "")})

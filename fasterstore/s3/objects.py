@@ -28,6 +28,7 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord, PartRecord
+from fasterstore.numbers import INT32_MAX, parseDecimal
 from fasterstore.s3 import xml
 from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.buckets import ownedBucket
@@ -258,17 +259,14 @@ def parsePartNumber(value: str) -> int:
 
     @raise S3Error: C{InvalidArgument} otherwise, with AWS's message.
     """
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_PART_NUMBER or not value.strip().isdigit():
-        raise S3Error(
+    return parseDecimal(
+        value.strip(), minimum=1, maximum=MAX_PART_NUMBER,
+        error=lambda: S3Error(
             "InvalidArgument",
             "Part number must be an integer between 1 and 10000, inclusive",
             extra={"ArgumentName": "partNumber", "ArgumentValue": value},
-        )
-    return number
+        ),
+    )
 
 
 def partSpan(record: ObjectRecord, number: int) -> Tuple[int, int, Optional[int]]:
@@ -425,17 +423,19 @@ def nonNegativeInt(value: Optional[str], name: str, default: int) -> int:
     """
     A non-negative integer request parameter, or C{default} when absent.
 
-    @raise S3Error: C{InvalidArgument} naming the parameter.
+    @raise S3Error: C{InvalidArgument} naming the parameter, for anything
+        but ASCII digits up to S3's integer range.
     """
     if value is None:
         return default
-    if not value.strip().isdigit():
-        raise S3Error(
+    return parseDecimal(
+        value.strip(), maximum=INT32_MAX,
+        error=lambda: S3Error(
             "InvalidArgument",
             f"Provided {name} not an integer or within integer range",
             extra={"ArgumentName": name, "ArgumentValue": value},
-        )
-    return int(value)
+        ),
+    )
 
 
 def objectAttributesDocument(

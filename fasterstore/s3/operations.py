@@ -56,11 +56,15 @@ class Operation:
     @ivar name: the S3 API name, for metrics and logs.
     @ivar handler: the coroutine that answers it.
     @ivar body: what its request body is.
+    @ivar checksumsDescribeBody: whether C{x-amz-checksum-*} headers are
+        digests of the request body (for CompleteMultipartUpload they are
+        the object's).
     """
 
     name: str
     handler: Handler
     body: BodyKind = "none"
+    checksumsDescribeBody: bool = True
 
 
 @attrs.frozen
@@ -103,7 +107,7 @@ RULES: List[Rule] = [
     # -- multipart uploads ---------------------------------------------------
     Rule("bucket", b"GET", Operation("ListMultipartUploads", multipart.listMultipartUploads), query("uploads")),
     Rule("object", b"POST", Operation("CreateMultipartUpload", multipart.createMultipartUpload), query("uploads")),
-    Rule("object", b"POST", Operation("CompleteMultipartUpload", multipart.completeMultipartUpload, "small"), query("uploadId")),
+    Rule("object", b"POST", Operation("CompleteMultipartUpload", multipart.completeMultipartUpload, "small", checksumsDescribeBody=False), query("uploadId")),
     Rule("object", b"PUT", Operation("UploadPartCopy", multipart.uploadPartCopy), multipart.isPartCopy),
     Rule("object", b"PUT", Operation("UploadPart", multipart.uploadPart, "object"), query("partNumber", "uploadId")),
     Rule("object", b"GET", Operation("ListParts", multipart.listParts), query("uploadId")),

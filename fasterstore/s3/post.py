@@ -28,7 +28,7 @@ Tests: tests/unit/test_post.py.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlencode, urlsplit
 from xml.etree import ElementTree
 
@@ -42,9 +42,10 @@ from zope.interface import implementer
 
 from fasterstore.auth.postpolicy import Signer, checkPolicy, missingField, parsePolicy, verifySignature
 from fasterstore.errors import S3Error
-from fasterstore.http.request import IBodyReceiver
+from fasterstore.http.request import EarlyResponse, IBodyReceiver
 from fasterstore.s3 import xml
-from fasterstore.s3.body import ObjectBody, uploadSpec
+from fasterstore.auth.integrity import uploadSpec
+from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateKey
 from fasterstore.s3.objects import StoredAttributes, newObjectRecord, storedAttributes, uploadResponseHeaders
@@ -106,7 +107,7 @@ class FormResult:
     algorithms: Tuple[str, ...]
 
 
-def formBody(ctx: S3Context, call: "Call") -> "FormUpload":
+def formBody(ctx: S3Context, call: "Call", refuse: Callable[[S3Error], EarlyResponse]) -> "FormUpload":
     """
     The body receiver of a POST Object request, chosen at header time.
 
@@ -126,7 +127,7 @@ def formBody(ctx: S3Context, call: "Call") -> "FormUpload":
     assert call.route.bucket is not None
     if ctx.engine.getBucket(call.route.bucket) is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": call.route.bucket})
-    return FormUpload(ctx, call.route.bucket, boundary)
+    return FormUpload(ctx, call.route.bucket, boundary, refuse)
 
 
 @implementer(IBodyReceiver)
@@ -140,8 +141,14 @@ class FormUpload:
     @ivar prepared: set once the file part began and the policy held.
     """
 
-    def __init__(self, ctx: S3Context, bucket: str, boundary: bytes) -> None:
+    def __init__(self, ctx: S3Context, bucket: str, boundary: bytes, refuse: Callable[[S3Error], EarlyResponse]) -> None:
+        """
+        @param refuse: turns an error found before the policy checked out
+            into the answer sent at once: the rest of an unauthenticated
+            body is never read.
+        """
         self._ctx = ctx
+        self._refuse = refuse
         self._bucket = bucket
         self._parser = MultipartParser(
             boundary,
@@ -188,6 +195,9 @@ class FormUpload:
             self._fail(e)
         except FormParserError:
             self._fail(S3Error("MalformedPOSTRequest"))
+        if self._error is not None and self.prepared is None:
+            # Nobody has signed for this body: stop reading it.
+            raise self._refuse(self._error)
         return self._wait
 
     def connectionLost(self, reason: Failure) -> None:

@@ -12,6 +12,11 @@ well-formed-but-impossible forms are refused with 416 ``InvalidRange``:
     suffix (``bytes=-0``), which MinIO, mirroring S3, also answers with 416
     although RFC 9110 would ignore the first.
 
+Positions are read by L{fasterstore.numbers.readDecimal} (ASCII digits
+only); one too large for any object (more than 63 bits) stands for "past
+every end": a last byte that large is clamped, a first byte that large is
+unsatisfiable, a suffix that large is the whole object.
+
 Tests: tests/unit/test_ranges.py.
 """
 
@@ -21,10 +26,25 @@ import re
 from typing import Optional, Tuple
 
 from fasterstore.errors import S3Error
+from fasterstore.numbers import INT64_MAX, readDecimal
 
 __all__ = ["parseRange", "contentRange", "unsatisfiable"]
 
-_SINGLE = re.compile(r"bytes=(?P<first>[0-9]*)-(?P<last>[0-9]*)", re.IGNORECASE)
+# re.ASCII: IGNORECASE alone would let "byteſ" (long s) match "bytes".
+_SINGLE = re.compile(r"bytes=(?P<first>[0-9]*)-(?P<last>[0-9]*)", re.IGNORECASE | re.ASCII)
+
+#: Any position at or past this is past the end of every object.
+_BEYOND = INT64_MAX + 1
+
+
+def _position(digits: str) -> int:
+    """
+    A byte position the pattern matched, or L{_BEYOND} for one too large to
+    be in any object: no quadratic C{int()} of thousands of digits (which
+    Python refuses with C{ValueError} past 4300).
+    """
+    value = readDecimal(digits, maximum=INT64_MAX)
+    return _BEYOND if value is None else value
 
 
 def unsatisfiable(header: str, size: int) -> S3Error:
@@ -61,16 +81,16 @@ def parseRange(header: Optional[str], size: int) -> Optional[Tuple[int, int]]:
         # "bytes=-" is not a range at all.
         return None
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise unsatisfiable(header, size)
         return (max(size - suffix, 0), size)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         raise unsatisfiable(header, size)
     if start >= size:
         raise unsatisfiable(header, size)
-    end = size if not last else min(int(last) + 1, size)
+    end = size if not last else min(_position(last) + 1, size)
     return (start, end)
 
 

@@ -12,7 +12,7 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 from weakref import WeakKeyDictionary
 
 import attrs
@@ -26,15 +26,17 @@ from zope.interface import implementer
 from fasterstore.errors import S3Error
 from fasterstore.s3 import buckets, inspection, multipart, objects
 from fasterstore.s3 import cors, post
-from fasterstore.s3.body import ObjectBody, SmallBody, uploadSpec
+from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.operations import ADMIN, SUBRESOURCES, Operation, levelOf, select
 from fasterstore.s3.names import validateBucketName, validateKey
 from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
 from fasterstore.s3.responses import errorBody, newRequestId, sendError, useS3Headers
 from fasterstore.s3.routing import Route, route
-from fasterstore.auth.admission import admit
-from fasterstore.auth.canonical import RequestHead
+from fasterstore.auth.admission import admit, refuseUnsigned
+from fasterstore.auth.canonical import RequestHead, headerValue
+from fasterstore.auth.integrity import DOCUMENT_LIMIT, IGNORED_BODY_LIMIT, DocumentBody, uploadSpec
+from fasterstore.auth.redaction import redactURI
 from fasterstore.auth.identity import Authenticated
 from fasterstore.auth.payload import PayloadMode
 
@@ -46,7 +48,9 @@ class Call:
     One S3 request, resolved.
 
     @ivar operation: the S3 operation and its handler.
-    @ivar body: where the body goes, for operations that take one.
+    @ivar headers: header values as acted on (repeats joined, see
+        L{fasterstore.auth.canonical.headerValue}), by lower-case name.
+    @ivar body: where the body goes.
     """
 
     route: Route
@@ -55,7 +59,18 @@ class Call:
     headers: Dict[str, str]
     requestId: str
     attributes: Optional[objects.StoredAttributes] = None
-    body: Optional[Union[ObjectBody, SmallBody, "post.FormUpload"]] = None
+    body: Optional[Union[ObjectBody, DocumentBody, "post.FormUpload"]] = None
+    #: The request's document, verified against every digest its head
+    #: declares before the handler runs (b"" for operations that take none).
+    document: bytes = b""
+
+
+class _Refused(EarlyResponse):
+    """An S3 error answered before (the rest of) the body is read."""
+
+    def __init__(self, error: S3Error, status: int, headers: Dict[bytes, bytes], body: bytes) -> None:
+        super().__init__(status, headers, body)
+        self.error = error
 
 
 def headerMap(request: Request) -> Dict[str, List[str]]:
@@ -99,32 +114,53 @@ class S3Resource(Resource):
         self._resolved[request] = call
         if isinstance(call, S3Error):
             if _hasBody(request):
-                requestId = newRequestId()
-                body = errorBody(call, request.uri.decode("latin-1"), requestId)
-                headers = {
-                    b"Content-Type": b"application/xml",
-                    b"x-amz-request-id": requestId.encode(),
-                    b"x-amz-id-2": requestId.encode(),
-                }
-                self.context.metrics.errors.labels(call.code).inc()
-                raise EarlyResponse(call.status, headers, body)
+                raise self._refusal(request)(call)
             return None
         return call.body
+
+    def _refusal(self, request: Request) -> Callable[[S3Error], EarlyResponse]:
+        """How to answer an error at once, for a request whose body will not be read."""
+
+        def refuse(error: S3Error) -> EarlyResponse:
+            requestId = newRequestId()
+            body = errorBody(error, request.path.decode("latin-1"), requestId)
+            headers = {
+                b"Content-Type": b"application/xml",
+                b"x-amz-request-id": requestId.encode(),
+                b"x-amz-id-2": requestId.encode(),
+            }
+            # A browser reads the error only with the bucket's CORS headers.
+            for name, value in cors.applyCORSHeaders(self.context, None, None, request).items():
+                headers[name.encode("latin-1")] = value.encode("latin-1")
+            self.context.metrics.errors.labels(error.code).inc()
+            return _Refused(error, error.status, headers, body)
+
+        return refuse
+
+    def _ignoredBody(self, request: Request, headers: Dict[str, str], auth: Optional[Authenticated]) -> Optional[DocumentBody]:
+        """A receiver that verifies and drops a body nobody wants (bounded)."""
+        if not _hasBody(request):
+            return None
+        return DocumentBody(headers, auth, IGNORED_BODY_LIMIT, self._refusal(request), keep=False)
 
     def _resolve(self, request: Request) -> Call | S3Error:
         ctx = self.context
         try:
+            hosts = request.requestHeaders.getRawHeaders(b"host") or []
+            if len(hosts) > 1:
+                # RFC 9112 section 3.2: a request with two Hosts is refused.
+                raise S3Error("InvalidRequest", "A request may carry only one Host header.")
             r = route(
                 request.uri,
                 len(request.prepath or ()),
-                request.getHeader(b"host"),
+                hosts[0] if hosts else None,
                 ctx.domains,
             )
             allHeaders = headerMap(request)
-            headers = {name: values[0] for name, values in allHeaders.items()}
+            headers = {name: headerValue(values) for name, values in allHeaders.items()}
             requestId = newRequestId()
             if r.bucket == "_fasterstore" and not r.virtualHost:
-                return Call(r, None, ADMIN, headers, requestId)
+                return Call(r, None, ADMIN, headers, requestId, body=self._ignoredBody(request, headers, None))
             if ctx.draining:
                 raise S3Error("ServiceUnavailable", "The server is shutting down.")
             if r.bucket is None and request.method == b"POST":
@@ -132,7 +168,7 @@ class S3Resource(Resource):
                 # signatures name another service, so answer before auth.
                 raise S3Error("NotImplemented", "FasterStore serves the S3 API only; IAM and STS actions are not supported.")
             # -- browser POST uploads, CORS: no Authorization header --------
-            unsigned = self._unsignedCall(request, r, headers, requestId)
+            unsigned = self._unsignedCall(request, r, allHeaders, headers, requestId)
             if unsigned is not None:
                 return unsigned
             head = RequestHead(
@@ -163,20 +199,30 @@ class S3Resource(Resource):
                 validateKey(r.key)
             if operation.body == "object":
                 call.body = self._objectBody(call)
-            elif _hasBody(request):
-                call.body = SmallBody()
+            elif operation.body == "small":
+                call.body = DocumentBody(
+                    headers, auth, DOCUMENT_LIMIT, self._refusal(request),
+                    checksumHeaders=operation.checksumsDescribeBody,
+                )
+            else:
+                call.body = self._ignoredBody(request, headers, auth)
             return call
         except S3Error as e:
             return e
 
     # -- browser POST uploads, CORS ----------------------------------------
 
-    def _unsignedCall(self, request: Request, r: Route, headers: Dict[str, str], requestId: str) -> Optional[Call]:
+    def _unsignedCall(
+        self, request: Request, r: Route, allHeaders: Dict[str, List[str]], headers: Dict[str, str], requestId: str
+    ) -> Optional[Call]:
         """
         A form POST upload or a CORS preflight, which S3 answers without an
         Authorization header (the form carries a signed policy, checked when
         its file part begins; browsers send preflights without credentials).
         None for every other request, which takes the signed path.
+
+        Nothing signs a form's HTTP headers, so an C{x-amz-*} header on one
+        is refused; a preflight acts on none.
         """
         if r.bucket is None or request.method not in (b"POST", b"OPTIONS"):
             return None
@@ -192,9 +238,10 @@ class S3Resource(Resource):
                 validateBucketName(r.bucket)
             except S3Error:
                 raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
-            call.body = post.formBody(self.context, call)
-        elif _hasBody(request):
-            call.body = SmallBody()
+            refuseUnsigned(allHeaders, frozenset())
+            call.body = post.formBody(self.context, call, self._refusal(request))
+        else:
+            call.body = self._ignoredBody(request, headers, None)
         return call
 
     # ----------------------------------------------------------------------
@@ -247,7 +294,10 @@ class S3Resource(Resource):
         if call is None:
             call = self._resolve(request)
             if isinstance(call, Call) and call.body is not None:
-                await _pump(request.content, call.body)
+                try:
+                    await _pump(request.content, call.body)
+                except _Refused as refused:
+                    call = refused.error
         operation = call.operation.name if isinstance(call, Call) else "Unknown"
         requestId = call.requestId if isinstance(call, Call) else newRequestId()
         useS3Headers(request)
@@ -262,6 +312,8 @@ class S3Resource(Resource):
         try:
             if isinstance(call, S3Error):
                 raise call
+            if isinstance(call.body, DocumentBody):
+                call.document = await call.body.finish()
             await call.operation.handler(ctx, call, request)
         except S3Error as e:
             ctx.metrics.errors.labels(e.code).inc()
@@ -269,7 +321,7 @@ class S3Resource(Resource):
             resource = call.route.resource if isinstance(call, Call) else request.path.decode("latin-1")
             sendError(request, e, resource, requestId)
         except Exception:
-            log.failure("{operation} {uri} failed", operation=operation, uri=request.uri)
+            log.failure("{operation} {uri} failed", operation=operation, uri=redactURI(request.uri))
             ctx.metrics.errors.labels("InternalError").inc()
             sendError(request, S3Error("InternalError", headers=corsHeaders), request.path.decode("latin-1"), requestId)
         if operation != "Admin":

@@ -27,7 +27,6 @@ from twisted.web.server import Request
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord
 from fasterstore.s3 import xml
-from fasterstore.s3.batch import readDocument
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.responses import sendEmpty, sendXML
@@ -180,7 +179,7 @@ def _object(ctx: S3Context, call: "Call") -> ObjectRecord:
 async def putObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutObjectTagging: replace the object's tag set."""
     record = _object(ctx, call)
-    tags = parseTagging(await readDocument(call), MAX_OBJECT_TAGS)
+    tags = parseTagging(call.document, MAX_OBJECT_TAGS)
     await ctx.engine.setObjectTags(record.bucket, record.key, tags)
     sendEmpty(request, 200)
 
@@ -205,7 +204,7 @@ async def deleteObjectTagging(ctx: S3Context, call: "Call", request: Request) ->
 async def putBucketTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutBucketTagging: replace the bucket's tag set (204, as AWS answers)."""
     bucket = ownedBucket(ctx, call)
-    tags = parseTagging(await readDocument(call), MAX_BUCKET_TAGS)
+    tags = parseTagging(call.document, MAX_BUCKET_TAGS)
     await ctx.engine.setBucketConfig(bucket.name, CONFIG_NAME, encodeTags(tags) if tags else None)
     sendEmpty(request, 204)
 

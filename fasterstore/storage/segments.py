@@ -50,6 +50,7 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from fasterstore.durable import syncDirectory
+from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.metrics import Metrics
 from fasterstore.storage.blob import Extent
 from fasterstore.storage.records import (
@@ -252,8 +253,7 @@ class SegmentStore:
         if self.targetSize <= 0:
             raise ValueError("targetSize must be positive")
         self.directory = self.root.child("segments")
-        if not self.directory.isdir():
-            self.directory.makedirs(ignoreExistingDirectory=True)
+        if makePrivateDirectory(self.directory.path):
             self._dirtyDirectories.add(self.root.path)
         numbers = [
             int(m.group(1))
@@ -337,11 +337,7 @@ class SegmentStore:
 
     def _create(self, segment: int) -> None:
         """Start a new, empty active segment."""
-        fd = os.open(
-            self.segmentPath(segment).path,
-            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-            0o644,
-        )
+        fd = openPrivateFile(self.segmentPath(segment).path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         with self._openLock:
             self._fds[segment] = fd
         self._active = segment

@@ -19,6 +19,7 @@ from fasterstore.s3.conditions import (
     parseETagList,
 )
 from fasterstore.http.dates import formatHTTPDate
+from tests.unit.test_resource import ResourceTestCase
 
 ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 OTHER = "0cc175b9c0f1b6a831c399e269772661"
@@ -321,3 +322,60 @@ class PutConditionTests(SynchronousTestCase):
         checkPutConditions(
             {"if-modified-since": AFTER, "if-unmodified-since": BEFORE}, RECORD
         )
+
+
+#: Date-shaped values that are no date: RFC 9110 says to ignore them.
+IMPOSSIBLE_DATES = [
+    "Sat, 01 Jan 0000 00:00:00 GMT",
+    "Sat, 99 Jan 2000 00:00:00 GMT",
+    "Thu, 29 Feb 2001 00:00:00 GMT",
+    "Sat, 01 Jan 10000 00:00:00 GMT",
+    "Sat, 01 Jan 2000 99:00:00 GMT",
+    "Sat, 01 Jan 99999999999999999999 00:00:00 GMT",
+]
+
+
+class ImpossibleDateTests(SynchronousTestCase):
+    """
+    A date-shaped condition that names no real time is ignored, like any
+    other invalid date, rather than raising.
+    """
+
+    def test_ignored(self) -> None:
+        """
+        Year 0000 (which made C{calendar} raise), day 99, 29 February of a
+        common year and the like are ignored by both date conditions.
+        """
+        for value in IMPOSSIBLE_DATES:
+            self.assertIsNone(get(if_modified_since=value), value)
+            self.assertIsNone(get(if_unmodified_since=value), value)
+
+
+class ImpossibleDateRequestTests(ResourceTestCase):
+    """
+    Impossible dates in the conditional headers of real requests are
+    ignored: the object is served (or copied), nothing logged as a failure.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.createBucket()
+        self.assertEqual(self.request("PUT", "/bucket/k", b"hello")[0], 200)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_get(self) -> None:
+        """GET and HEAD with If-Modified-Since / If-Unmodified-Since of year 0000 are 200."""
+        for value in IMPOSSIBLE_DATES:
+            for name in ("If-Modified-Since", "If-Unmodified-Since"):
+                status, _, body = self.request("GET", "/bucket/k", headers={name: value})
+                self.assertEqual((status, body), (200, b"hello"), (name, value))
+                self.assertEqual(self.request("HEAD", "/bucket/k", headers={name: value})[0], 200, (name, value))
+
+    def test_copy(self) -> None:
+        """CopyObject with x-amz-copy-source-if-(un)modified-since of year 0000 copies."""
+        for value in IMPOSSIBLE_DATES:
+            for name in ("x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since"):
+                status, _, body = self.request("PUT", "/bucket/copy", headers={"x-amz-copy-source": "bucket/k", name: value})
+                self.assertEqual(status, 200, (name, value, body))

@@ -458,3 +458,78 @@ class CredentialsFileTests(SynchronousTestCase):
     def test_empty(self) -> None:
         """An empty value is refused rather than read as the working directory."""
         self.assertRaises(ConfigError, resolve, {}, {"FASTERSTORE_CREDENTIALS": " "})
+
+
+class ConnectionLimitSettingsTests(SynchronousTestCase):
+    """--header-timeout, --min-upload-rate, --upload-rate-window and --max-connections."""
+
+    def test_defaults(self) -> None:
+        """The documented defaults, the same as the HTTP layer's own."""
+        from fasterstore.http.channel import ConnectionLimits, defaultMaxConnections
+
+        settings = Settings()
+        self.assertEqual(settings.headerTimeout, 20.0)
+        self.assertEqual(settings.minUploadRate, 1024)
+        self.assertEqual(settings.uploadRateWindow, 30.0)
+        self.assertEqual(settings.maxConnections, defaultMaxConnections())
+        limits = ConnectionLimits()
+        self.assertEqual(
+            (limits.headerTimeout, limits.minUploadRate, limits.uploadRateWindow, limits.maxConnections),
+            (settings.headerTimeout, settings.minUploadRate, settings.uploadRateWindow, settings.maxConnections),
+        )
+
+    def test_everySource(self) -> None:
+        """Each can be set from the command line, the environment and the config file, with units."""
+        fromCommandLine = resolve(
+            {"header-timeout": "5", "min-upload-rate": "2KiB", "upload-rate-window": "1m", "max-connections": "64"}
+        )
+        self.assertEqual(
+            (fromCommandLine.headerTimeout, fromCommandLine.minUploadRate),
+            (5.0, 2048),
+        )
+        self.assertEqual((fromCommandLine.uploadRateWindow, fromCommandLine.maxConnections), (60.0, 64))
+        fromEnvironment = resolve(
+            {},
+            {
+                "FASTERSTORE_HEADER_TIMEOUT": "2.5",
+                "FASTERSTORE_MIN_UPLOAD_RATE": "512",
+                "FASTERSTORE_UPLOAD_RATE_WINDOW": "10s",
+                "FASTERSTORE_MAX_CONNECTIONS": "10",
+            },
+        )
+        self.assertEqual(
+            (fromEnvironment.headerTimeout, fromEnvironment.minUploadRate, fromEnvironment.uploadRateWindow),
+            (2.5, 512, 10.0),
+        )
+        self.assertEqual(fromEnvironment.maxConnections, 10)
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        config = directory.child("c.toml")
+        config.setContent(
+            b'header-timeout = 7\nmin-upload-rate = "1KB"\nupload-rate-window = 15\nmax-connections = 0\n'
+        )
+        fromFile = resolve({"config": config.path})
+        self.assertEqual(
+            (fromFile.headerTimeout, fromFile.minUploadRate, fromFile.uploadRateWindow, fromFile.maxConnections),
+            (7.0, 1000, 15.0, 0),
+        )
+
+    def test_zeroTurnsOff(self) -> None:
+        """0 is accepted for the deadline, the rate and the connection bound (off)."""
+        settings = resolve({"header-timeout": "0", "min-upload-rate": "0", "max-connections": "0"})
+        self.assertEqual((settings.headerTimeout, settings.minUploadRate, settings.maxConnections), (0.0, 0, 0))
+
+    def test_invalid(self) -> None:
+        """Negative or nonsense values, and a zero window, are refused naming the option."""
+        for options, name in [
+            ({"header-timeout": "-1"}, "header-timeout"),
+            ({"min-upload-rate": "fast"}, "min-upload-rate"),
+            ({"upload-rate-window": "0"}, "upload-rate-window"),
+            ({"max-connections": "-5"}, "max-connections"),
+            ({"max-connections": "many"}, "max-connections"),
+        ]:
+            e = self.assertRaises(ConfigError, resolve, options)
+            self.assertIn(name, str(e))
+        self.assertRaises(ConfigError, Settings, maxConnections=-1)
+        self.assertRaises(ConfigError, Settings, minUploadRate=-1)
+        self.assertRaises(ConfigError, Settings, headerTimeout=float("inf"))

@@ -28,6 +28,7 @@ from fasterstore.credentials import (
     storedCredentials,
 )
 from fasterstore.auth.identity import Credentials
+from tests.unit.test_files import UMASKS, assertPrivateTree, setUmask
 
 
 class CredentialsTests(SynchronousTestCase):
@@ -92,6 +93,20 @@ class CredentialsTests(SynchronousTestCase):
         self.load()
         mode = stat.S_IMODE(os.stat(self.dataDir.child(CREDENTIALS_FILE).path).st_mode)
         self.assertEqual(mode, 0o600)
+
+    def test_privateWhateverTheUmask(self) -> None:
+        """
+        Under umask 022, 0 and 277, a generated pair's data directory (and
+        every missing parent) is 0700 and its file 0600, nothing else left.
+        """
+        for mask in UMASKS:
+            setUmask(self, mask)
+            base = self.mktemp()
+            self.dataDir = FilePath(base).child("nested").child("data")
+            self.load()
+            modes = assertPrivateTree(self, base, f"umask {mask:#o}")
+            self.assertEqual(sorted(modes), sorted([".", "nested", os.path.join("nested", "data"),
+                                                    os.path.join("nested", "data", CREDENTIALS_FILE)]))
 
     def test_noTemporaryLeftBehind(self) -> None:
         """Only the credentials file remains in the data directory."""

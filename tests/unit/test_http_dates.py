@@ -11,10 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from fasterstore.auth.sigv4 import parseAmzDate
 from fasterstore.http.dates import (
+    MAX_TIMESTAMP,
     formatHTTPDate,
     formatISO8601,
     parseHTTPDate,
+    utcTimestamp,
     wholeSeconds,
 )
 
@@ -168,3 +171,126 @@ class FormatTests(SynchronousTestCase):
         iso = datetime.strptime(formatISO8601(when)[:19], "%Y-%m-%dT%H:%M:%S")
         http = datetime.strptime(formatHTTPDate(when), "%a, %d %b %Y %H:%M:%S GMT")
         self.assertEqual(iso, http)
+
+
+_MONTH_INDEX = {"Jan": 1, "Feb": 2, "Apr": 4, "Dec": 12}
+
+
+class ClientDateTests(SynchronousTestCase):
+    """
+    Dates a client sends never make the parsers raise: a year C{calendar}
+    cannot represent, a day not in its month or another script's digits is
+    no date at all.
+    """
+
+    def test_yearZero(self) -> None:
+        """
+        Year 0000 is not a date (C{calendar} raised ValueError for it, a
+        traceback for C{If-Modified-Since: Sat, 01 Jan 0000 00:00:00 GMT}).
+        """
+        for value in (
+            "Sat, 01 Jan 0000 00:00:00 GMT",
+            "Sat Jan  1 00:00:00 0000",
+        ):
+            self.assertIsNone(parseHTTPDate(value), value)
+
+    def test_extremeYears(self) -> None:
+        """
+        Years 1 and 9999 are dates; five-digit years are not.
+        """
+        self.assertEqual(
+            parseHTTPDate("Mon, 01 Jan 0001 00:00:00 GMT"),
+            datetime(1, 1, 1, tzinfo=timezone.utc).timestamp(),
+        )
+        self.assertEqual(parseHTTPDate("Fri, 31 Dec 9999 23:59:59 GMT"), float(MAX_TIMESTAMP))
+        self.assertIsNone(parseHTTPDate("Sat, 01 Jan 10000 00:00:00 GMT"))
+
+    def test_impossibleDays(self) -> None:
+        """
+        Day 0, day 99 and 29 February of a common year are not dates.
+        """
+        for value in (
+            "Sat, 00 Jan 2000 00:00:00 GMT",
+            "Sat, 99 Jan 2000 00:00:00 GMT",
+            "Sat, 29 Feb 2001 00:00:00 GMT",
+        ):
+            self.assertIsNone(parseHTTPDate(value), value)
+        self.assertIsNotNone(parseHTTPDate("Tue, 29 Feb 2000 00:00:00 GMT"))
+
+    def test_utcTimestamp(self) -> None:
+        """
+        L{utcTimestamp} is C{None} outside the calendar and POSIX time
+        inside it, a leap second being the next minute's first.
+        """
+        self.assertEqual(utcTimestamp(1994, 11, 6, 8, 49, 37), EXAMPLE)
+        self.assertEqual(utcTimestamp(1994, 11, 6, 8, 48, 60), EXAMPLE - 37)
+        for fields in [
+            (0, 1, 1, 0, 0, 0),
+            (10000, 1, 1, 0, 0, 0),
+            (2000, 0, 1, 0, 0, 0),
+            (2000, 13, 1, 0, 0, 0),
+            (2000, 4, 31, 0, 0, 0),
+            (2000, 1, 1, 24, 0, 0),
+            (2000, 1, 1, 0, 60, 0),
+            (2000, 1, 1, 0, 0, 61),
+            (2000, 1, 1, -1, 0, 0),
+        ]:
+            self.assertIsNone(utcTimestamp(*fields), fields)
+
+    def test_amzDate(self) -> None:
+        """
+        C{x-amz-date} is ASCII digits only, exactly, of a real day; anything
+        else is ValueError (which the signers answer with their own error).
+        """
+        self.assertEqual(parseAmzDate("19941106T084937Z"), EXAMPLE)
+        for value in (
+            "19941106T084937Z\n",
+            "٢٠١٣٠٥٢٤T000000Z",
+            "２０１３0524T000000Z",
+            "00000101T000000Z",
+            "20010229T000000Z",
+            "20000431T000000Z",
+            "20000101T240000Z",
+        ):
+            self.assertRaises(ValueError, parseAmzDate, value)
+
+    @given(
+        st.sampled_from(["Sat, {d} {m} {y} {H}:{M}:{S} GMT", "Saturday, {d}-{m}-{y} {H}:{M}:{S} GMT", "Sat {m} {d} {H}:{M}:{S} {y}"]),
+        st.sampled_from(["Jan", "Feb", "Apr", "Dec", "Foo"]),
+        st.lists(
+            st.one_of(
+                st.integers(min_value=0, max_value=99999).map(str),
+                st.integers(min_value=0, max_value=99).map("{:02d}".format),
+                st.sampled_from(["٣", "²", "０", "-1", "1_0", "9" * 40]),
+            ),
+            min_size=5,
+            max_size=5,
+        ),
+    )
+    def test_dateShapedNeverRaises(self, shape: str, month: str, fields: list) -> None:
+        """
+        Any numbers in the fields of a date-shaped value give C{None} or the
+        time C{datetime} gives for them, never an exception.
+        """
+        day, year, hour, minute, second = fields
+        value = shape.format(d=day, m=month, y=year, H=hour, M=minute, S=second)
+        result = parseHTTPDate(value)
+        if result is not None:
+            self.assertTrue(0 <= int(second) <= 60)
+            moment = datetime(
+                int(year) if len(year) == 4 else (2000 + int(year) if int(year) < 70 else 1900 + int(year)),
+                _MONTH_INDEX[month], int(day), int(hour), int(minute), min(int(second), 59), tzinfo=timezone.utc,
+            )
+            self.assertEqual(result, moment.timestamp() + (int(second) == 60))
+
+    @given(st.text(alphabet="0123456789TZ٣２\n ", max_size=20))
+    def test_amzDateOnlyValueError(self, value: str) -> None:
+        """
+        L{parseAmzDate} of any text returns a float or raises ValueError.
+        """
+        try:
+            result = parseAmzDate(value)
+        except ValueError:
+            pass
+        else:
+            self.assertIsInstance(result, float)

@@ -15,7 +15,9 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 import botocore.session
-from botocore.awsrequest import HeadersDict
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest, HeadersDict
+from botocore.credentials import Credentials as BotoCredentials
 from botocore.httpchecksum import Crc32Checksum, CrtCrc32cChecksum, CrtCrc64NvmeChecksum, Sha256Checksum
 from botocore.parsers import RestXMLParser
 from twisted.trial.unittest import SynchronousTestCase
@@ -24,7 +26,7 @@ from fasterstore.errors import S3Error
 from fasterstore.metadata.records import PartRecord
 from fasterstore.s3 import multipart
 from fasterstore.http.dates import formatHTTPDate
-from tests.unit.test_resource import OTHER, ResourceTestCase
+from tests.unit.test_resource import ACCESS, BASE, OTHER, SECRET, ResourceTestCase
 
 _MODEL = botocore.session.get_session().get_service_model("s3")
 
@@ -724,3 +726,79 @@ class HeaderTimeHookTests(MultipartTestCase):
                             ({"partNumber": "1", "uploadId": "nope"}, "NoSuchUpload")]:
             error = self.assertRaises(S3Error, multipart.uploadPartAlgorithms, ctx, self.call(query))
             self.assertEqual(error.code, code)
+
+
+def latin1Request(case: ResourceTestCase, method: str, path: str, headers: Dict[str, str]) -> Response:
+    """
+    Like L{ResourceTestCase.request}, but header values go on the wire as
+    latin-1 (one byte per character, as the server decodes them) rather
+    than UTF-8, so that C{²} arrives as C{²}.  Every header is signed.
+    """
+    url = BASE + path
+    aws = AWSRequest(method=method, url=url, data=b"", headers=headers)
+    S3SigV4Auth(BotoCredentials(ACCESS, SECRET), "s3", "us-east-1").add_auth(aws)
+    raw = {k.encode("latin-1"): [v.encode("latin-1")] for k, v in aws.headers.items()}
+    stub = case.server.stub
+    response = case.successResultOf(stub.request(method, url, headers=raw))
+    content = case.successResultOf(stub.content(response))
+    return response.code, {k.decode().lower(): v[0].decode() for k, v in response.headers.getAllRawHeaders()}, content
+
+
+class StrictNumberTests(MultipartTestCase):
+    """
+    Numbers in multipart requests are ASCII integers or refused with AWS's
+    error: never a 500, never read as another script's digits.
+    """
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_completePartNumber(self) -> None:
+        """
+        A C{<PartNumber>} that is not an ASCII integer within 32 bits is
+        MalformedXML: the schema types it C{xs:int}, so the document does
+        not validate (InvalidPart is for numbers that are integers but name
+        no part).  C{²} gave a 500 and C{١} (Arabic-Indic one) completed
+        the upload with part 1.
+        """
+        uploadId = self.create()
+        etags = self.uploadParts(uploadId, [b"x"])
+        for number in ["²", "١", "１", "1_0", "+1", "-1", "9" * 5000, "2147483648"]:
+            body = (
+                "<CompleteMultipartUpload><Part><PartNumber>%s</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>"
+                % (number, etags[0])
+            ).encode("utf-8")
+            self.assertError(self.request("POST", f"/bucket/k?uploadId={uploadId}", body), 400, "MalformedXML")
+        self.assertIsNotNone(self.server.engine.getUpload(uploadId))
+        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        body = b"<CompleteMultipartUpload><Part><PartNumber> 1 </PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>" % etags[0].encode()
+        self.assertEqual(self.request("POST", f"/bucket/k?uploadId={uploadId}", body)[0], 200)
+
+    def test_copySourceRange(self) -> None:
+        """
+        An x-amz-copy-source-range with an offset too long for 64 bits (a
+        500: int() refuses over 4300 digits) or in superscript digits is
+        InvalidArgument.
+        """
+        self.lowerMinPartSize()
+        self.request("PUT", "/bucket/src", b"0123456789")
+        uploadId = self.create()
+        for value in ["bytes=0-" + "9" * 5000, "bytes=" + "9" * 5000 + "-" + "9" * 5000,
+                      "bytes=0-99999999999999999999", "bytes=0-³", "bytes=²-3"]:
+            response = latin1Request(self, "PUT", f"/bucket/k?partNumber=1&uploadId={uploadId}",
+                                     {"x-amz-copy-source": "bucket/src", "x-amz-copy-source-range": value})
+            self.assertError(response, 400, "InvalidArgument")
+        self.assertEqual(self.server.engine.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
+        response = latin1Request(self, "PUT", f"/bucket/k?partNumber=1&uploadId={uploadId}",
+                                 {"x-amz-copy-source": "bucket/src", "x-amz-copy-source-range": "bytes=0-3"})
+        self.assertEqual(response[0], 200, response[2])
+
+    def test_parseCopySourceRange(self) -> None:
+        """
+        L{multipart.parseCopySourceRange} refuses another script's digits,
+        which C{\\d} matched and C{int()} read.
+        """
+        for value in ["bytes=٠-٣", "bytes=０-３"]:
+            error = self.assertRaises(S3Error, multipart.parseCopySourceRange, value, 10)
+            self.assertEqual(error.code, "InvalidArgument")
+        self.assertEqual(multipart.parseCopySourceRange("bytes=0-3", 10), (0, 4))

@@ -12,9 +12,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
 from fasterstore.s3.ranges import contentRange, parseRange
+from tests.unit.test_resource import ResourceTestCase
 
 sizes = st.integers(min_value=0, max_value=2**40)
 positions = st.integers(min_value=0, max_value=2**41)
+# Empty, ordinary, or runs of one digit up to thousands long.
+positionTexts = st.one_of(
+    st.just(""),
+    st.integers(min_value=0, max_value=2**80).map(str),
+    st.tuples(st.sampled_from("0123456789"), st.integers(min_value=1, max_value=6000)).map(lambda t: t[0] * t[1]),
+)
 
 
 class ParseRangeTests(SynchronousTestCase):
@@ -198,3 +205,63 @@ class ContentRangeTests(SynchronousTestCase):
         value = contentRange(start, end, size)
         inclusive = value.split(" ")[1].split("/")[0]
         self.assertEqual(parseRange("bytes=" + inclusive, size), (start, end))
+
+
+class StrictPositionTests(SynchronousTestCase):
+    """
+    Positions are read by the strict number parser: any length, ASCII only,
+    never a traceback.
+    """
+
+    def test_hugePositions(self) -> None:
+        """
+        Positions of thousands of digits (which C{int()} refuses with
+        ValueError past 4300) are read as past every end: a last byte is
+        clamped, a first byte unsatisfiable, a suffix the whole object.
+        """
+        huge = "9" * 5000
+        self.assertEqual(parseRange("bytes=0-" + huge, 10), (0, 10))
+        self.assertEqual(parseRange("bytes=-" + huge, 10), (0, 10))
+        for header in ("bytes=" + huge + "-", "bytes=" + huge + "-" + huge, "bytes=" + huge + "-5"):
+            error = self.assertRaises(S3Error, parseRange, header, 10)
+            self.assertEqual(error.code, "InvalidRange")
+        self.assertEqual(parseRange("bytes=" + "0" * 5000 + "2-" + "0" * 5000 + "3", 10), (2, 4))
+
+    def test_asciiUnit(self) -> None:
+        """
+        The unit is matched ASCII case-insensitively only: C{byteſ} (long
+        s, which Unicode case folding equates with C{s}) is not C{bytes}.
+        """
+        self.assertIsNone(parseRange("byteſ=0-1", 10))
+        self.assertIsNone(parseRange("bytes=٠-١", 10))
+
+    @given(positionTexts, positionTexts, sizes)
+    def test_anyPositions(self, first: str, last: str, size: int) -> None:
+        """
+        Positions of any length give C{None}, a valid interval or
+        C{InvalidRange}.
+        """
+        try:
+            result = parseRange(f"bytes={first}-{last}", size)
+        except S3Error as e:
+            self.assertEqual(e.code, "InvalidRange")
+        else:
+            if result is not None:
+                start, end = result
+                self.assertTrue(0 <= start < end <= size)
+
+
+class RangeRequestTests(ResourceTestCase):
+    """A GET with a huge Range position through the real resource tree."""
+
+    def test_hugeRangeServed(self) -> None:
+        """
+        C{bytes=0-<5000 nines>} is the whole object as a 206 (it was a 500),
+        and nothing is logged as a failure.
+        """
+        self.createBucket()
+        self.request("PUT", "/bucket/k", b"0123456789")
+        status, headers, body = self.request("GET", "/bucket/k", headers={"Range": "bytes=0-" + "9" * 5000})
+        self.assertEqual((status, body, headers["content-range"]), (206, b"0123456789", "bytes 0-9/10"))
+        self.assertError(self.request("GET", "/bucket/k", headers={"Range": "bytes=" + "9" * 5000 + "-"}), 416, "InvalidRange")
+        self.assertEqual(self.flushLoggedErrors(), [])

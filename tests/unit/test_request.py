@@ -141,3 +141,148 @@ class StreamingRequestTests(SynchronousTestCase):
         self.assertEqual(b"".join(leaf.receiver.chunks), b"abcde")
         self.assertIn(b"abc|de", transport.value())
 
+
+
+@implementer(IBodyReceiver)
+class RefusingReceiver(RecordingReceiver):
+    """Refuses the body, with C{error}, once C{after} bytes have come."""
+
+    def __init__(self, after: int, error: BaseException) -> None:
+        super().__init__()
+        self.after = after
+        self.error = error
+        self.lostCount = 0
+
+    def dataReceived(self, data: bytes) -> Optional[Deferred[None]]:
+        self.chunks.append(data)
+        if sum(map(len, self.chunks)) >= self.after:
+            raise self.error
+        return self.wait
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost = reason
+        self.lostCount += 1
+
+
+def splitResponse(data: bytes) -> tuple:
+    """(status line, header lines, body) of one response, checking Content-Length frames the body."""
+    head, separator, body = data.partition(b"\r\n\r\n")
+    assert separator, data
+    lines = head.split(b"\r\n")
+    lengths = [line for line in lines[1:] if line.lower().startswith(b"content-length:")]
+    assert len(lengths) == 1, lines
+    assert int(lengths[0].split(b":", 1)[1]) == len(body), (lengths, body)
+    return lines[0], lines[1:], body
+
+
+class MidBodyEarlyResponseTests(SynchronousTestCase):
+    """A receiver may refuse a body part way through by raising EarlyResponse."""
+
+    def refusing(self, error: BaseException, after: int = 4) -> tuple:
+        """A leaf whose receiver refuses after C{after} bytes, and a connection to it."""
+        leaf = StreamingLeaf()
+        leaf.receiver = RefusingReceiver(after, error)
+        channel, transport = connect(leaf)
+        return leaf, channel, transport
+
+    def test_answeredAndClosed(self) -> None:
+        """
+        The answer goes out complete and well-formed, reading stops, the
+        connection closes, and nothing more reaches the receiver.
+        """
+        early = EarlyResponse(400, {b"Content-Type": b"application/xml"}, b"<Error><Code>X</Code></Error>")
+        leaf, channel, transport = self.refusing(early)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        self.assertEqual(transport.value(), b"")
+        channel.dataReceived(b"cd")
+        status, headers, body = splitResponse(transport.value())
+        self.assertEqual(status, b"HTTP/1.1 400 Bad Request")
+        self.assertIn(b"Connection: close", headers)
+        self.assertIn(b"Content-Type: application/xml", headers)
+        self.assertEqual(body, b"<Error><Code>X</Code></Error>")
+        self.assertEqual(transport.producerState, "paused")
+        self.assertTrue(transport.disconnecting)
+        channel.dataReceived(b"e" * 96)
+        self.assertEqual(leaf.receiver.chunks, [b"ab", b"cd"])
+        self.assertEqual(leaf.seenAtHeaders, [b"PUT /b/k"])
+
+    def test_receiverToldOnce(self) -> None:
+        """
+        The receiver's connectionLost gets the very EarlyResponse it raised,
+        at once, and is not called again when the connection goes.
+        """
+        early = EarlyResponse(413, {}, b"")
+        leaf, channel, transport = self.refusing(early)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabcd")
+        receiver = leaf.receiver
+        assert isinstance(receiver, RefusingReceiver)
+        self.assertEqual(receiver.lostCount, 1)
+        assert receiver.lost is not None
+        self.assertIs(receiver.lost.value, early)
+        channel.connectionLost(Failure(ConnectionError("gone")))
+        self.assertEqual(receiver.lostCount, 1)
+        self.assertIs(receiver.lost.value, early)
+
+    def test_afterContinue(self) -> None:
+        """After an interim 100 Continue, the early answer is a complete second response."""
+        leaf, channel, transport = self.refusing(EarlyResponse(400, {}, b"no"))
+        channel.dataReceived(
+            b"PUT /b/k HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"
+        )
+        self.assertEqual(transport.value(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        channel.dataReceived(b"abcd")
+        final = transport.value()[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
+        status, _, body = splitResponse(final)
+        self.assertEqual((status, body), (b"HTTP/1.1 400 Bad Request", b"no"))
+
+    def test_headersSanitised(self) -> None:
+        """
+        The request sets Content-Length and Connection itself (whatever their
+        case in the given headers), and CR/LF cannot split a header.
+        """
+        early = EarlyResponse(
+            400,
+            {b"content-length": b"999", b"CONNECTION": b"keep-alive", b"X-Evil": b"a\r\nSet-Cookie: b"},
+            b"body",
+        )
+        leaf, channel, transport = self.refusing(early)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabcd")
+        _, headers, body = splitResponse(transport.value())
+        self.assertEqual(body, b"body")
+        self.assertEqual([h for h in headers if h.lower().startswith(b"connection")], [b"Connection: close"])
+        self.assertIn(b"X-Evil: a  Set-Cookie: b", headers)
+        self.assertFalse(any(h.startswith(b"Set-Cookie") for h in headers))
+
+    def test_unexpectedError(self) -> None:
+        """A receiver failing otherwise is logged and answered 500; it hears its own error."""
+        leaf, channel, transport = self.refusing(ZeroDivisionError("oops"))
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabcd")
+        status, _, body = splitResponse(transport.value())
+        self.assertEqual((status, body), (b"HTTP/1.1 500 Internal Server Error", b""))
+        self.assertTrue(transport.disconnecting)
+        assert leaf.receiver.lost is not None
+        self.assertIsInstance(leaf.receiver.lost.value, ZeroDivisionError)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_noResumeAfterAnswer(self) -> None:
+        """A pause still pending when the body is refused never resumes reading."""
+        leaf, channel, transport = self.refusing(EarlyResponse(400, {}, b""), after=4)
+        wait: Deferred[None] = Deferred()
+        leaf.receiver.wait = wait
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        self.assertEqual(transport.producerState, "paused")
+        channel.dataReceived(b"cd")
+        self.assertTrue(transport.disconnecting)
+        wait.callback(None)
+        self.assertEqual(transport.producerState, "paused")
+
+    def test_headEarlyAnswerHasNoBody(self) -> None:
+        """An early answer to HEAD carries its length but no body."""
+        leaf = StreamingLeaf()
+        leaf.early = EarlyResponse(403, {}, b"<Error/>")
+        channel, transport = connect(leaf)
+        channel.dataReceived(b"HEAD /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 403 Forbidden\r\n"), out)
+        self.assertIn(b"Content-Length: 8\r\n", out)
+        self.assertTrue(out.endswith(b"\r\n\r\n"), out)

@@ -28,6 +28,7 @@ from fasterstore.storage.records import (
 )
 from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentStore, StoreClosed
 from fasterstore.threads import ImmediateRunner
+from tests.unit.test_files import UMASKS, assertPrivateTree, setUmask
 
 
 REAL_FDATASYNC = segments._fdatasync
@@ -581,3 +582,26 @@ class CloseTests(StoreTestCase):
         self.assertIsInstance(writer, BlobWriter)
         self.assertIs(writer.store, store)
         self.assertIs(writer.runner, store.runner)
+
+
+class PermissionTests(SynchronousTestCase):
+    """Segment files and directories hold customer data: private whatever the umask."""
+
+    def test_privateWhateverTheUmask(self) -> None:
+        """
+        Under umask 022, 0 and 277, a store on a missing root creates the
+        root and C{segments/} 0700 and every segment file (first and
+        rotated) 0600.
+        """
+        for mask in UMASKS:
+            setUmask(self, mask)
+            root = FilePath(self.mktemp()).child("data")
+            store = SegmentStore(root, ImmediateRunner(), targetSize=recordLength(100))
+            self.addCleanup(store.close)
+            for i in range(3):
+                self.successResultOf(store.append(payloadOf(100, i)))
+            modes = assertPrivateTree(self, root.path, f"umask {mask:#o}")
+            self.assertEqual(
+                sorted(name for name in modes if name.endswith(".seg")),
+                [os.path.join("segments", "%08d.seg" % n) for n in (1, 2, 3)],
+            )

@@ -17,6 +17,7 @@ from email.utils import formatdate
 from typing import Dict, List, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import attrs
 import botocore.auth
 from botocore.auth import HmacV1Auth, HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -748,6 +749,32 @@ class PresignedV2Tests(BotocoreTestCase):
         head = self.presignV2(url("k"))
         error = self.assertRaises(S3Error, authenticate, head, lambda key: None, REGION, NOW)
         self.assertEqual(error.code, "InvalidAccessKeyId")
+
+    def test_expiresCapped(self) -> None:
+        """
+        Expires more than a week after the server's time is refused, like a
+        SigV4 X-Amz-Expires over 604800; a week exactly is accepted.
+        """
+        head = self.presignV2(url("k"), expires=604800)
+        self.assertAuthenticated(head)
+        error = self.assertS3Error("AccessDenied", self.presignV2(url("k"), expires=604801))
+        self.assertIn("a week", error.message)
+        self.assertS3Error("AccessDenied", self.presignV2(url("k"), expires=10 * 365 * 86400))
+
+    def test_belowMountPoint(self) -> None:
+        """
+        Mounted below the root of a Site, SigV2 verifies over the path as
+        sent or over the path below the mount point (what botocore and so
+        C{aws s3 presign} sign); another path is still refused.
+        """
+        signed = self.presignV2(url("photos/plain.txt", bucket=None))
+        mounted = RequestHead(
+            signed.method, b"/storage/s3" + signed.rawPath, signed.rawQuery, signed.headers,
+            localPath=signed.rawPath,
+        )
+        self.assertAuthenticated(mounted)
+        self.assertS3Error("SignatureDoesNotMatch", attrs.evolve(mounted, localPath=None))
+        self.assertS3Error("SignatureDoesNotMatch", attrs.evolve(mounted, localPath=b"/photos/other.txt"))
 
 
 class DispatchTests(BotocoreTestCase):

@@ -24,6 +24,7 @@ from fasterstore.metadata.snapshot import (
 from fasterstore.metadata.records import ObjectRecord
 from fasterstore.metadata.state import MetadataState, Mutation
 from fasterstore.metadata.wal import WAL, WALCorruptError, listWALs, walPath
+from tests.unit.test_files import UMASKS, assertPrivateTree, setUmask
 from tests.unit.test_metadata_state import (
     completeUpload,
     createBucket,
@@ -312,3 +313,42 @@ class CheckpointInChildTests(SynchronousTestCase):
 
         e = self.assertRaises(snapshot.SnapshotError, snapshot.checkpointInChild, self.mktemp(), 1, False)
         self.assertIn("exited with", str(e))
+
+
+class PermissionTests(SynchronousTestCase):
+    """Snapshots hold customer metadata: private whatever the umask, in this process or the child."""
+
+    def test_privateWhateverTheUmask(self) -> None:
+        """
+        Under umask 022, 0 and 277, L{loadState} creates a missing meta
+        directory 0700, and L{writeSnapshot}, L{checkpoint} and
+        L{snapshotModule.checkpointInChild} (whose child inherits the
+        umask) write 0600 snapshots.
+        """
+        for mask in UMASKS:
+            setUmask(self, mask)
+            directory = os.path.join(self.mktemp(), "meta")
+            loaded = loadState(directory, fsync=False)
+            self.assertEqual(loaded.walGeneration, 1)
+            writeSnapshot(directory, 1, stateOf(HISTORY[:2]), fsync=False)
+            for generation, build in ((2, checkpoint), (3, snapshotModule.checkpointInChild)):
+                w = WAL.open(directory, generation, fsync=False)
+                w.append(HISTORY[generation : generation + 1])
+                w.close()
+                self.assertEqual(build(directory, generation, False), snapshotPath(directory, generation))
+                self.assertEqual(listSnapshots(directory), [generation])
+                assertPrivateTree(self, os.path.dirname(directory), f"umask {mask:#o}, {build.__name__}")
+
+    def test_staleTempReplaced(self) -> None:
+        """A world-readable temp file left by a crash does not become the snapshot: a fresh 0600 one does."""
+        setUmask(self, 0o022)
+        directory = self.mktemp()
+        os.makedirs(directory)
+        os.chmod(directory, 0o700)
+        temp = snapshotPath(directory, 1) + ".tmp"
+        with open(temp, "wb") as f:
+            f.write(b"leftover from a crash " * 100)
+        os.chmod(temp, 0o644)
+        path = writeSnapshot(directory, 1, stateOf(HISTORY), fsync=False)
+        self.assertEqual(readSnapshot(path, 1), stateOf(HISTORY))
+        assertPrivateTree(self, directory)

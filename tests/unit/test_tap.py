@@ -182,3 +182,31 @@ class MakeServiceTests(SynchronousTestCase):
         options = parse(["--region", "test-1"])
         self.assertIs(makeService(options), built)
         self.assertEqual(calls, [options.settings])
+
+
+class ConnectionLimitOptionsTests(SynchronousTestCase):
+    """The connection limits on the twistd command line."""
+
+    def test_parsed(self) -> None:
+        """The four options land in their Settings fields."""
+        settings = parse(
+            ["--header-timeout", "1", "--min-upload-rate", "1000", "--upload-rate-window", "2", "--max-connections", "3"]
+        ).settings
+        self.assertEqual(
+            (settings.headerTimeout, settings.minUploadRate, settings.uploadRateWindow, settings.maxConnections),
+            (1.0, 1000, 2.0, 3),
+        )
+
+    def test_help(self) -> None:
+        """--help lists them, with their defaults and what happens past them."""
+        text = " ".join(str(Options(environ={})).split())
+        for option in ["--header-timeout=", "--min-upload-rate=", "--upload-rate-window=", "--max-connections="]:
+            self.assertIn(option, text)
+        self.assertIn("503 SlowDown", text)
+        self.assertIn("400 RequestTimeout", text)
+        self.assertIn("[default: 20]", text)
+
+    def test_usageErrors(self) -> None:
+        """Bad values are usage errors."""
+        for argv in [["--max-connections", "-1"], ["--header-timeout", "soon"], ["--upload-rate-window", "0"]]:
+            self.assertRaises(UsageError, parse, argv)

@@ -25,6 +25,7 @@ from fasterstore.metadata.wal import (
     readWAL,
     walPath,
 )
+from tests.unit.test_files import UMASKS, assertPrivateTree, setUmask
 from tests.unit.test_metadata_state import createBucket, deleteObject, putObject
 
 
@@ -238,3 +239,32 @@ class TornTailTests(WALTestCase):
         self.appendRaw(tail)
         self.assertEqual(list(readWAL(self.path())), [m(1), m(2), m(3)])
         self.assertEqual(os.path.getsize(self.path()), self.goodSize)
+
+
+class PermissionTests(WALTestCase):
+    """WAL files hold customer metadata: private whatever the umask."""
+
+    def test_privateWhateverTheUmask(self) -> None:
+        """Under umask 022, 0 and 277, the file L{WAL.open} creates and the ones L{WAL.rotate} starts are 0600."""
+        for mask in UMASKS:
+            setUmask(self, mask)
+            directory = self.mktemp()
+            os.makedirs(directory)
+            os.chmod(directory, 0o700)
+            w = WAL.open(directory, 1, fsync=False)
+            self.addCleanup(w.close)
+            w.append([m(1)])
+            w.rotate()
+            w.append([m(2)])
+            w.rotate()
+            self.assertEqual(listWALs(directory), [1, 2, 3])
+            assertPrivateTree(self, directory, f"umask {mask:#o}")
+
+    def test_existingFileKept(self) -> None:
+        """Reopening an existing generation appends to it and leaves its mode alone."""
+        self.appendRaw(encodeRecord([encodeMutation(m(1))]))
+        os.chmod(self.path(), 0o640)
+        w = self.openWAL()
+        w.append([m(2)])
+        self.assertEqual(list(readWAL(self.path())), [m(1), m(2)])
+        self.assertEqual(os.stat(self.path()).st_mode & 0o777, 0o640)
