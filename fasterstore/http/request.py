@@ -31,6 +31,8 @@ from twisted.web import server
 from twisted.web.http import RESPONSES
 from zope.interface import Interface
 
+from fasterstore.http.redaction import redactURI
+
 log = Logger()
 
 
@@ -178,7 +180,7 @@ class StreamingRequest(server.Request):
         except EarlyResponse as early:
             self._answerEarly(early)
         except BaseException:
-            log.failure("choosing a body receiver for {uri}", uri=self.uri)
+            log.failure("choosing a body receiver for {uri}", uri=redactURI(self.uri))
             self._answerEarly(EarlyResponse(500, {}, b""))
         if self.bodyReceiver is None and not self._answeredEarly:
             super().gotLength(length)
@@ -203,7 +205,7 @@ class StreamingRequest(server.Request):
             return
         except BaseException:
             failure = Failure()
-            log.failure("receiving the body of {uri}", failure, uri=self.uri)
+            log.failure("receiving the body of {uri}", failure, uri=redactURI(self.uri))
             self._refuseMidBody(receiver, EarlyResponse(500, {}, b""), failure)
             return
         if wait is not None and not self._paused:
@@ -235,7 +237,7 @@ class StreamingRequest(server.Request):
         try:
             receiver.connectionLost(reason)
         except BaseException:
-            log.failure("releasing the refused body of {uri}", uri=self.uri)
+            log.failure("releasing the refused body of {uri}", uri=redactURI(self.uri))
 
     def _transport(self) -> Any:
         """The connection's transport (TCP or TLS), as a push producer."""

@@ -36,7 +36,7 @@ from fasterstore.s3.routing import Route, route
 from fasterstore.auth.admission import admit, refuseUnsigned
 from fasterstore.auth.canonical import RequestHead, headerValue
 from fasterstore.auth.integrity import DOCUMENT_LIMIT, IGNORED_BODY_LIMIT, DocumentBody, uploadSpec
-from fasterstore.auth.redaction import redactURI
+from fasterstore.http.redaction import redactURI
 from fasterstore.auth.identity import Authenticated
 from fasterstore.auth.payload import PayloadMode
 

@@ -640,3 +640,18 @@ class AccessLogTests(SynchronousTestCase):
         protocol.makeConnection(StringTransport(peerAddress=PEER))
         protocol.dataReceived(HEAD)
         self.assertEqual(logged.getvalue(), "")
+
+    def test_logFilePrivate(self) -> None:
+        """An access log file is created 0600 whatever the umask: it names buckets and keys."""
+        import os
+        import stat
+
+        from fasterstore.service import _Site
+
+        previous = os.umask(0o022)
+        self.addCleanup(os.umask, previous)
+        path = os.path.abspath(self.mktemp())
+        site = _Site(Leaf(), path, IDLE, limits=limits(), reactor=MemoryReactorClock())
+        site.startFactory()
+        self.addCleanup(site.stopFactory)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)

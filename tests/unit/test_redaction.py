@@ -1,5 +1,5 @@
 """
-Tests for L{fasterstore.auth.redaction}.
+Tests for L{fasterstore.http.redaction}.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from fasterstore.auth.redaction import redactURI
+from fasterstore.http.redaction import redactURI
 
 
 class RedactURITests(SynchronousTestCase):
