@@ -195,6 +195,9 @@ class S3Resource(Resource):
                     validateBucketName(r.bucket)
                 except S3Error:
                     raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
+                # Every bucket and object operation is the bucket owner's:
+                # decided here, once, so that no handler can forget it.
+                buckets.ownedBucket(ctx, call)
             if r.key is not None:
                 validateKey(r.key)
             if operation.body == "object":
@@ -249,7 +252,6 @@ class S3Resource(Resource):
     def _objectBody(self, call: Call) -> ObjectBody:
         ctx = self.context
         assert call.route.bucket is not None
-        buckets.ownedBucket(ctx, call)
         if call.operation.name == "PutObject":
             call.attributes = objects.storedAttributes(call.headers)
         spec = uploadSpec(call.headers, call.auth, ctx.maxObjectSize)

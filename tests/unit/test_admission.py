@@ -408,3 +408,44 @@ class BodyBoundTests(AdmissionTestCase):
         )
         self.assertError(parseResponse(written), 400, "MaxPostPreDataLengthExceeded")
         self.assertTrue(transport.disconnecting)
+
+
+class OwnershipTests(AdmissionTestCase):
+    """Every bucket and object operation is refused to another account, whichever handler it reaches."""
+
+    #: Operations another account may reach by design.
+    OPEN = {"CreateBucket", "PostObject", "PreflightCORS"}
+
+    def test_noHandlerRunsForAnotherAccount(self) -> None:
+        """
+        For every method, level and sub-resource (and the header that makes
+        a copy), a request signed by another account never reaches a
+        handler: a new operation cannot forget the owner check.
+        """
+        from fasterstore.s3 import cors
+        from fasterstore.s3.operations import SUBRESOURCES
+        from tests.unit.test_resource import OTHER
+
+        self.assertIn(cors.PREFLIGHT, self.OPEN)
+        self.createBucket()
+        self.put("/bucket/k", b"data")
+        reached: List[str] = []
+        for rule in RULES:
+            original = rule.operation.handler
+
+            async def record(ctx: object, call: object, request: object, name: str = rule.operation.name) -> None:
+                reached.append(name)
+                raise AssertionError(name)
+
+            object.__setattr__(rule.operation, "handler", record)
+            self.addCleanup(object.__setattr__, rule.operation, "handler", original)
+        queries = [""] + sorted(SUBRESOURCES) + ["list-type=2", "partNumber=1&uploadId=x"]
+        for method in ("GET", "HEAD", "PUT", "POST", "DELETE"):
+            for path in ("/bucket", "/bucket/k"):
+                for query in queries:
+                    for headers in ({}, {"x-amz-copy-source": "bucket/k"}):
+                        target = path + ("?" + query if query else "")
+                        status, _, _ = self.request(method, target, headers=headers, creds=OTHER)
+                        self.assertNotEqual(status, 200, (method, target, headers))
+        self.assertEqual(sorted(set(reached) - self.OPEN), [])
+        self.flushLoggedErrors(AssertionError)
