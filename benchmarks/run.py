@@ -42,6 +42,7 @@ import argparse
 import concurrent.futures
 import http.client
 import json
+import math
 import os
 import platform
 import secrets
@@ -600,7 +601,8 @@ def run_wrk(wrk: str, target: Server, url_file: Path, concurrency: int, threads:
     threads = max(1, min(threads, concurrency))
     command = [
         wrk, "-t%d" % threads, "-c%d" % concurrency, "-d%gs" % duration,
-        "--latency", "--timeout", "%gs" % timeout, "-s", str(LUA), target.base_url,
+        # wrk reads whole seconds only ("2.5s" is a usage error).
+        "--latency", "--timeout", "%ds" % max(1, math.ceil(timeout)), "-s", str(LUA), target.base_url,
         "--", str(url_file), str(threads), str(start), body_mode,
     ]
     env = dict(os.environ)

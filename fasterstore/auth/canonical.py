@@ -77,8 +77,10 @@ def percentDecode(data: bytes, plusIsSpace: bool = False) -> bytes:
     @param plusIsSpace: decode C{+} as a space, as forms and most query
         parsers do.
     """
-    if plusIsSpace:
+    if plusIsSpace and b"+" in data:
         data = data.replace(b"+", b" ")
+    if b"%" not in data:
+        return data  # the common case: nothing to undo
     return unquote_to_bytes(data)
 
 
