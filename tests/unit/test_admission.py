@@ -449,3 +449,34 @@ class OwnershipTests(AdmissionTestCase):
                         self.assertNotEqual(status, 200, (method, target, headers))
         self.assertEqual(sorted(set(reached) - self.OPEN), [])
         self.flushLoggedErrors(AssertionError)
+
+
+class LoggedURITests(AdmissionTestCase):
+    """Item 4: a failure logged for a presigned request never shows its signature."""
+
+    def test_failureLogRedacted(self) -> None:
+        """The InternalError log line names the URI with X-Amz-Signature=REDACTED."""
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        self.createBucket()
+        self.put("/bucket/k", b"data")
+        events: List[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        (rule,) = [r for r in RULES if r.operation.name == "GetObject"]
+        original = rule.operation.handler
+
+        async def broken(ctx: object, call: object, request: object) -> None:
+            raise RuntimeError("broken handler")
+
+        object.__setattr__(rule.operation, "handler", broken)
+        self.addCleanup(object.__setattr__, rule.operation, "handler", original)
+        url = self.presign("GET", "/bucket/k")
+        signature = url.rsplit("X-Amz-Signature=", 1)[1]
+        self.assertError(self.send("GET", url), 500, "InternalError")
+        self.flushLoggedErrors(RuntimeError)
+        lines = [formatEvent(event) for event in events]
+        failures = [line for line in lines if "GetObject" in line and "failed" in line]
+        self.assertEqual(len(failures), 1, lines)
+        self.assertIn("X-Amz-Signature=REDACTED", failures[0])
+        self.assertFalse([line for line in lines if signature in line])
