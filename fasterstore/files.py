@@ -9,15 +9,19 @@ only removes bits, so a umask can never widen 0700/0600, but an odd one
 whatever this module creates is set to exactly L{PRIVATE_DIRECTORY_MODE} or
 L{PRIVATE_FILE_MODE} explicitly.  Things that already exist are left as they
 are (an operator may have opened a directory to a backup group on purpose):
-L{warnIfShared} says so at start instead.
+L{warnIfShared} says so at start instead.  L{DataDirectoryLock} keeps a
+second server off a directory in use.
 Tests: tests/unit/test_files.py.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+from typing import Optional
 
+import attrs
 from twisted.logger import Logger
 
 #: The mode of every directory the server creates.
@@ -25,6 +29,9 @@ PRIVATE_DIRECTORY_MODE = 0o700
 
 #: The mode of every file the server creates.
 PRIVATE_FILE_MODE = 0o600
+
+#: The lock file in a data directory.
+LOCK_FILE = "lock"
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -109,3 +116,59 @@ def preparePrivateDirectory(log: Logger, path: str) -> None:
     """
     if not makePrivateDirectory(path):
         warnIfShared(log, path)
+
+
+class DataDirectoryLocked(Exception):
+    """Another process (or another store in this one) serves this data directory."""
+
+
+@attrs.define
+class DataDirectoryLock:
+    """
+    An exclusive C{flock} on C{DIR/lock}, held while a server uses the
+    directory: two servers appending to the same segments would write at the
+    same offsets and serve each other's bytes.  C{flock} (not POSIX record
+    locks) so that it conflicts within one process too and survives twistd's
+    daemonizing fork; C{O_CLOEXEC} so that helper processes never hold it.
+
+    @ivar path: the lock file; it holds the holder's pid, for the message.
+    """
+
+    path: str
+    _fd: Optional[int] = None
+
+    @classmethod
+    def acquire(cls, directory: str) -> "DataDirectoryLock":
+        """
+        Take the lock of C{directory} or fail at once.
+
+        @raise DataDirectoryLocked: naming the holder's pid when known.
+        """
+        path = os.path.join(directory, LOCK_FILE)
+        fd = openPrivateFile(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise DataDirectoryLocked(
+                f"{directory} is in use by another FasterStore server (pid {holder}); "
+                "a data directory can be served by one server at a time"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        return cls(path, fd)
+
+    @property
+    def held(self) -> bool:
+        """Whether this object still holds the lock."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Give the lock up (idempotent); the file stays, for the next holder."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

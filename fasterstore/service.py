@@ -30,7 +30,7 @@ from zope.interface import provider
 from fasterstore.config import Settings
 from fasterstore.accounts import AccountStore, SignalReloadService
 from fasterstore.credentials import CredentialsError, loadOrCreateCredentials, storedCredentials
-from fasterstore.files import openPrivateFile, preparePrivateDirectory
+from fasterstore.files import DataDirectoryLock, openPrivateFile, preparePrivateDirectory
 from fasterstore.metadata.engine import MetadataEngine, SnapshotService
 from fasterstore.metadata.snapshot import checkpointInChild
 from fasterstore.metrics import Metrics
@@ -94,6 +94,8 @@ class StoreService(Service):
                 await store.segments.close()
             finally:
                 store.pool.stop()
+                if store.lock is not None:
+                    store.lock.release()
 
 
 class _RedactedForLog:
@@ -170,6 +172,7 @@ class FasterStore:
     @ivar requestFactory: give it to your Site so uploads stream instead of
         being buffered by twisted.web (see L{site}).
     @ivar limits: what one client connection may cost, for L{site}.
+    @ivar lock: the data directory's lock, held until the service stops.
     """
 
     reactor: Any
@@ -182,6 +185,7 @@ class FasterStore:
     shutdownTimeout: float
     requestFactory: Callable[..., StreamingRequest] = StreamingRequest
     limits: ConnectionLimits = attrs.field(factory=ConnectionLimits)
+    lock: Optional[DataDirectoryLock] = None
 
     @classmethod
     def create(
@@ -216,6 +220,7 @@ class FasterStore:
         (the L{ConnectionLimits} defaults when None).
         """
         preparePrivateDirectory(log, dataDir.path)
+        lock = DataDirectoryLock.acquire(dataDir.path)
         metrics = Metrics()
         pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
         runner = PoolRunner(reactor, pool)
@@ -248,7 +253,7 @@ class FasterStore:
         service = MultiService()
         store = cls(
             reactor, pool, segments, engine, context, resource, service, shutdownTimeout,
-            limits=limits if limits is not None else ConnectionLimits(),
+            limits=limits if limits is not None else ConnectionLimits(), lock=lock,
         )
         StoreService(store).setServiceParent(service)
         SnapshotService(engine, reactor, snapshotInterval).setServiceParent(service)

@@ -96,9 +96,14 @@ def makeService(config: Options) -> IService:
     C{config.settings}.  Imported lazily so that C{twistd --help} stays fast
     and light.
     """
+    from fasterstore.files import DataDirectoryLocked
     from fasterstore.service import makeStoreService
 
-    service: IService = makeStoreService(config.settings)
+    try:
+        service: IService = makeStoreService(config.settings)
+    except DataDirectoryLocked as e:
+        # An operator's mistake, not a bug: one line, exit status 1.
+        raise SystemExit(f"fasterstore: {e}") from None
     return service
 
 

@@ -282,3 +282,43 @@ class FasterStoreCreateTests(SynchronousTestCase):
         os.chmod(dataDir, 0o700)
         self.create(dataDir)
         self.assertNotIn("chmod", self.recorder.text())
+
+
+class DataDirectoryLockTests(SynchronousTestCase):
+    """One server per data directory."""
+
+    def test_secondRefused(self) -> None:
+        """A second lock on the directory is refused, naming the holder's pid; release frees it."""
+        from fasterstore.files import DataDirectoryLock, DataDirectoryLocked
+
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory, 0o700)
+        first = DataDirectoryLock.acquire(directory)
+        self.addCleanup(first.release)
+        with self.assertRaises(DataDirectoryLocked) as caught:
+            DataDirectoryLock.acquire(directory)
+        self.assertIn(f"pid {os.getpid()}", str(caught.exception))
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(directory, "lock")).st_mode), 0o600)
+        first.release()
+        self.assertFalse(first.held)
+        second = DataDirectoryLock.acquire(directory)
+        self.addCleanup(second.release)
+        self.assertTrue(second.held)
+
+    def test_storeHoldsItUntilStopped(self) -> None:
+        """FasterStore.create takes the lock; a second store on the directory fails until the first stops."""
+        from twisted.internet.task import Clock
+
+        from fasterstore.auth.identity import Credentials
+        from fasterstore.files import DataDirectoryLocked
+        from fasterstore.service import FasterStore
+
+        dataDir = FilePath(self.mktemp())
+        credentials = Credentials("AK", "SK", "owner", "owner")
+        store = FasterStore.create(Clock(), dataDir, credentials)
+        self.assertRaises(DataDirectoryLocked, FasterStore.create, Clock(), dataDir, credentials)
+        assert store.lock is not None
+        store.lock.release()
+        other = FasterStore.create(Clock(), dataDir, credentials)
+        assert other.lock is not None
+        other.lock.release()
