@@ -364,12 +364,8 @@ def authenticateHeader(
         (),
     )
     return Authenticated(
-        credentials=credentials,
-        payload=payload,
-        payloadSHA256=payloadSHA256,
-        chunkSigner=_chunkSigner(payload, key, timestamp, scope, signature),
-        presigned=False,
-        signedHeaders=frozenset(signedHeaders),
+        credentials, payload, payloadSHA256, _chunkSigner(payload, key, timestamp, scope, signature),
+        presigned=False, signedHeaders=frozenset(signedHeaders),
     )
 
 
@@ -429,12 +425,8 @@ def authenticateQuery(
         head, credentials, scope, timestamp, signedHeaders, payloadHash, signature.lower(), ("X-Amz-Signature",)
     )
     return Authenticated(
-        credentials=credentials,
-        payload=payload,
-        payloadSHA256=payloadSHA256,
-        chunkSigner=_chunkSigner(payload, key, timestamp, scope, signature),
-        presigned=True,
-        signedHeaders=frozenset(signedHeaders),
+        credentials, payload, payloadSHA256, _chunkSigner(payload, key, timestamp, scope, signature),
+        presigned=True, signedHeaders=frozenset(signedHeaders),
     )
 
 
