@@ -26,6 +26,7 @@ import base64
 import hashlib
 import re
 import secrets
+import string
 from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote
 from xml.etree import ElementTree
@@ -98,8 +99,16 @@ def isPartCopy(route: Route, headers: Mapping[str, str]) -> bool:
 
 
 def newUploadId() -> str:
-    """A fresh, unguessable, URL-safe upload id."""
-    return secrets.token_urlsafe(32)
+    """
+    A fresh, unguessable, URL-safe upload id (256 random bits) of letters
+    and digits only: one starting with C{-} reads as an option to command
+    line clients (C{aws s3api upload-part --upload-id -x...} fails), and
+    C{_} or C{-} anywhere gains nothing.
+    """
+    return "".join(secrets.choice(_UPLOAD_ID_ALPHABET) for _ in range(43))
+
+
+_UPLOAD_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 # -- request parsing ------------------------------------------------------------

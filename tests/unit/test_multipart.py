@@ -802,3 +802,16 @@ class StrictNumberTests(MultipartTestCase):
             error = self.assertRaises(S3Error, multipart.parseCopySourceRange, value, 10)
             self.assertEqual(error.code, "InvalidArgument")
         self.assertEqual(multipart.parseCopySourceRange("bytes=0-3", 10), (0, 4))
+
+
+class UploadIdTests(SynchronousTestCase):
+    """Upload ids are safe to pass on a command line."""
+
+    def test_lettersAndDigits(self) -> None:
+        """No id starts with '-' (aws cli would read it as an option): letters and digits only, 256 bits."""
+        from fasterstore.s3.multipart import newUploadId
+
+        ids = {newUploadId() for _ in range(2000)}
+        self.assertEqual(len(ids), 2000)
+        for uploadId in ids:
+            self.assertRegex(uploadId, r"\A[A-Za-z0-9]{43}\Z")
