@@ -35,6 +35,7 @@ from fasterstore.auth.payload import PayloadMode
 from fasterstore.checksums import ALGORITHMS, Hasher, newHasher
 from fasterstore.errors import S3Error
 from fasterstore.http.request import EarlyResponse, IBodyReceiver
+from fasterstore.numbers import INT64_MAX, readDecimal
 
 #: The checksum S3 computes when the client names none (AWS does the same
 #: for every new object since 2025).
@@ -108,10 +109,10 @@ def uploadSpec(
     size: Optional[int]
     lengthHeader = "x-amz-decoded-content-length" if payload.streaming else "content-length"
     if lengthHeader in headers:
-        text = headers[lengthHeader]
-        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        declared = readDecimal(headers[lengthHeader], maximum=INT64_MAX)
+        if declared is None:
             raise S3Error("InvalidArgument", f"Invalid {lengthHeader} header.")
-        size = int(text)
+        size = declared
     elif payload.streaming or "chunked" not in headers.get("transfer-encoding", "").lower():
         raise S3Error("MissingContentLength")
     else:
@@ -266,10 +267,12 @@ class DocumentBody:
         self._bodyHashers: Dict[str, Hasher] = {}
         if payload is PayloadMode.SIGNED:
             self._bodyHashers["sha256"] = newHasher("sha256")
+        # Without aws-chunked framing the body is the data: a digest the
+        # signed hash already computes is not computed twice.
         self._dataHashers: Dict[str, Hasher] = {}
         if self._spec.contentMD5 is not None:
             self._dataHashers["md5"] = newHasher("md5")
-        if self._spec.checksummed:
+        if self._spec.checksummed and self._spec.algorithm not in self._bodyHashers:
             self._dataHashers[self._spec.algorithm] = newHasher(self._spec.algorithm)
         self._decoder: Optional[AwsChunkedDecoder] = None
         if payload.streaming:
@@ -284,7 +287,8 @@ class DocumentBody:
         """
         Take a piece of the body.
 
-        @raise EarlyResponse: once the body passes the limit.
+        @raise EarlyResponse: once the body passes the limit or its
+            framing fails: the rest is never read.
         """
         if self._error is not None:
             return None
@@ -298,8 +302,7 @@ class DocumentBody:
         except S3Error as e:
             self._error = e
             self._parts = []
-            if e.code == "MaxMessageLengthExceeded":
-                raise self._refuse(e) from None
+            raise self._refuse(e) from None
         return None
 
     def _deliver(self, data: bytes) -> None:
