@@ -219,19 +219,6 @@ class FasterStore:
         C{limits} bounds what each client connection of L{site} may cost
         (the L{ConnectionLimits} defaults when None).
         """
-        preparePrivateDirectory(log, dataDir.path)
-        lock = DataDirectoryLock.acquire(dataDir.path)
-        metrics = Metrics()
-        pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
-        runner = PoolRunner(reactor, pool)
-        drive = drive if drive is not None else dataDir
-        if drive != dataDir:
-            preparePrivateDirectory(log, drive.path)
-        segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
-        engine = MetadataEngine(
-            dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync,
-            checkpointer=checkpointInChild,
-        )
         if lookup is None:
             if credentials is None:
                 raise ValueError("FasterStore.create needs credentials or a lookup")
@@ -239,6 +226,23 @@ class FasterStore:
 
             def lookup(accessKey: str) -> Optional[Credentials]:
                 return single if accessKey == single.accessKey else None
+        preparePrivateDirectory(log, dataDir.path)
+        drive = drive if drive is not None else dataDir
+        if drive != dataDir:
+            preparePrivateDirectory(log, drive.path)
+        lock = DataDirectoryLock.acquire(dataDir.path)
+        metrics = Metrics()
+        pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
+        runner = PoolRunner(reactor, pool)
+        try:
+            segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
+        except BaseException:
+            lock.release()  # a failed start must not keep the directory locked
+            raise
+        engine = MetadataEngine(
+            dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync,
+            checkpointer=checkpointInChild,
+        )
         context = S3Context(
             engine=engine,
             segments=segments,

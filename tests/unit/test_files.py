@@ -322,3 +322,20 @@ class DataDirectoryLockTests(SynchronousTestCase):
         other = FasterStore.create(Clock(), dataDir, credentials)
         assert other.lock is not None
         other.lock.release()
+
+    def test_failedCreateReleases(self) -> None:
+        """A store whose segments cannot be opened does not leave its data directory locked."""
+        from twisted.internet.task import Clock
+
+        from fasterstore.auth.identity import Credentials
+        from fasterstore.service import FasterStore
+
+        dataDir = FilePath(self.mktemp())
+        drive = FilePath(self.mktemp())
+        drive.makedirs()
+        drive.child("segments").setContent(b"a file where the segments directory goes")
+        credentials = Credentials("AK", "SK", "owner", "owner")
+        self.assertRaises(OSError, FasterStore.create, Clock(), dataDir, credentials, drive=drive)
+        store = FasterStore.create(Clock(), dataDir, credentials)
+        assert store.lock is not None
+        store.lock.release()
