@@ -203,7 +203,7 @@ OPTIONS: Tuple[OptionSpec, ...] = (
     OptionSpec("config", "configFile", "path", "TOML file with the same options (keys are the long option names)."),
     OptionSpec("no-fsync", "noFsync", "flag", "Never fsync: acknowledged writes may be lost. Unsafe, benchmarks only."),
     OptionSpec("segment-size", "segmentSize", "size", "Target segment file size before rotation, in bytes. [default: 256MiB]"),
-    OptionSpec("snapshot-interval", "snapshotInterval", "duration", "Seconds between metadata snapshots. [default: 60]"),
+    OptionSpec("snapshot-interval", "snapshotInterval", "duration", "Ignored: the metadata store takes no snapshots any more (accepted so that old configurations still start)."),
     OptionSpec(
         "shutdown-timeout", "shutdownTimeout", "duration",
         "Seconds in-flight requests get to finish on SIGTERM. [default: 30]",
@@ -298,7 +298,8 @@ class Settings:
     @ivar configFile: the config file that was read, if any.
     @ivar fsync: C{False} only under C{--no-fsync}.
     @ivar segmentSize: target segment size in bytes.
-    @ivar snapshotInterval: seconds between metadata snapshots.
+    @ivar snapshotInterval: ignored (the option of the snapshots the SQLite
+        metadata store replaced).
     @ivar shutdownTimeout: seconds in-flight requests get on SIGTERM.
     @ivar maxObjectSize: largest single PUT body in bytes.
     @ivar drives: directories for object data, never empty: the data

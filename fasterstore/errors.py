@@ -23,6 +23,7 @@ ERRORS: Dict[str, Tuple[int, str]] = {
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
     "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header."),
+    "InsufficientStorage": (507, "There is not enough free space on the server to store the object; retry later."),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (403, "The AWS access key ID you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),

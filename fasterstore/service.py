@@ -31,8 +31,8 @@ from fasterstore.config import Settings
 from fasterstore.accounts import AccountStore, SignalReloadService
 from fasterstore.credentials import CredentialsError, loadOrCreateCredentials, storedCredentials
 from fasterstore.files import DataDirectoryLock, openPrivateFile, preparePrivateDirectory
-from fasterstore.metadata.engine import MetadataEngine, SnapshotService
-from fasterstore.metadata.snapshot import checkpointInChild
+from fasterstore.metadata.migration import LegacyMigration
+from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
 from fasterstore.http.redaction import redactURI
@@ -55,7 +55,7 @@ class StoreService(Service):
     """
     Starts the disk thread pool and loads the metadata; on stop, refuses new
     requests, lets in-flight ones finish (up to a bound), then flushes,
-    snapshots and closes the engines.
+    closes the engines.
     """
 
     def __init__(self, store: "FasterStore") -> None:
@@ -65,7 +65,7 @@ class StoreService(Service):
         super().startService()
         store = self.store
         store.pool.start()
-        d = store.engine.load()
+        d = store.metadata.open()
         d.addErrback(self._loadFailed)
 
     def _loadFailed(self, failure: Any) -> None:
@@ -88,7 +88,7 @@ class StoreService(Service):
         if timer.active():
             timer.cancel()
         try:
-            await store.engine.close()
+            await store.metadata.close()
         finally:
             try:
                 await store.segments.close()
@@ -178,7 +178,7 @@ class FasterStore:
     reactor: Any
     pool: ThreadPool
     segments: SegmentStore
-    engine: MetadataEngine
+    metadata: SQLiteMetadataStore
     context: S3Context
     resource: S3Resource
     service: MultiService
@@ -210,7 +210,10 @@ class FasterStore:
         """
         Build a server on a data directory (metadata) and a drive (object
         data; the data directory itself by default): creates them and opens
-        the active segment; the metadata loads when C{service} starts.
+        the active segment; the metadata store opens (and, the first time
+        on a data directory of an older FasterStore, migrates it) when
+        C{service} starts.  C{snapshotInterval} is ignored (the store takes
+        no snapshots); it stays for callers that pass it.
 
         Authentication uses C{lookup} (access key -> credentials, e.g.
         L{fasterstore.accounts.AccountStore.lookup}) when given, otherwise
@@ -239,12 +242,13 @@ class FasterStore:
         except BaseException:
             lock.release()  # a failed start must not keep the directory locked
             raise
-        engine = MetadataEngine(
-            dataDir.path, clock=reactor, runner=runner, syncData=segments.prepareSync, metrics=metrics, fsync=fsync,
-            checkpointer=checkpointInChild,
+        metaDirectory = os.path.join(dataDir.path, "meta")
+        metadata = SQLiteMetadataStore(
+            os.path.join(metaDirectory, DATABASE_NAME), runner=runner, syncData=segments.prepareSync,
+            metrics=metrics, fsync=fsync, migrate=LegacyMigration.find(metaDirectory, fsync),
         )
         context = S3Context(
-            engine=engine,
+            metadata=metadata,
             segments=segments,
             clock=reactor,
             lookup=lookup,
@@ -256,12 +260,11 @@ class FasterStore:
         resource = S3Resource(context)
         service = MultiService()
         store = cls(
-            reactor, pool, segments, engine, context, resource, service, shutdownTimeout,
+            reactor, pool, segments, metadata, context, resource, service, shutdownTimeout,
             limits=limits if limits is not None else ConnectionLimits(), lock=lock,
         )
         StoreService(store).setServiceParent(service)
-        SnapshotService(engine, reactor, snapshotInterval).setServiceParent(service)
-        UploadExpiryService(engine, reactor, ttl=multipartTTL).setServiceParent(service)
+        UploadExpiryService(metadata, reactor, ttl=multipartTTL).setServiceParent(service)
         return store
 
     def site(self, root: Optional[Resource] = None, accessLog: Optional[str] = None) -> Site:

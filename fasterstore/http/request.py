@@ -21,10 +21,11 @@ Tests: tests/unit/test_request.py.
 from __future__ import annotations
 
 from io import BytesIO
-from typing import Any, Mapping, Optional, cast
+from typing import Any, List, Mapping, Optional, Tuple, Union, cast
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
@@ -122,11 +123,16 @@ def _clean(text: bytes) -> bytes:
 class IStreamingBodyResource(Interface):
     """A resource that wants request bodies as they arrive."""
 
-    def bodyReceiver(request: "StreamingRequest") -> Optional[IBodyReceiver]:
+    def bodyReceiver(
+        request: "StreamingRequest",
+    ) -> "Union[Optional[IBodyReceiver], Deferred[Optional[IBodyReceiver]]]":
         """
         Called once the request's headers are complete, with C{method},
         C{uri}, C{path} and C{prepath} already set.  Return a receiver for
-        the body, or None to let twisted.web buffer it as usual.
+        the body, or None to let twisted.web buffer it as usual; or a
+        Deferred of either (or failing with L{EarlyResponse}) when choosing
+        needs I/O: the request stops reading and holds what already arrived
+        until it fires.
         """
 
 
@@ -161,6 +167,11 @@ class StreamingRequest(server.Request):
     bodyReceiver: Optional[IBodyReceiver] = None
     _paused: bool = False
     _answeredEarly: bool = False
+    # While a receiver is being chosen: the body chunks that arrived, and
+    # the arguments of requestReceived if the body is already complete.
+    _held: Optional[List[bytes]] = None
+    _heldCompletion: Optional[Tuple[bytes, bytes, bytes]] = None
+    _length: Optional[int] = None
 
     def gotLength(self, length: Optional[int]) -> None:
         """Headers are complete: find the resource and ask for a receiver."""
@@ -172,20 +183,80 @@ class StreamingRequest(server.Request):
         self.site = cast(Any, channel).site
         self.prepath = []
         self.postpath = [unquote_to_bytes(s) for s in self.path[1:].split(b"/")]
+        self._length = length
         try:
             resource = self.site.getResourceFor(self)
             streaming = IStreamingBodyResource(resource, None)
             if streaming is not None:
-                self.bodyReceiver = streaming.bodyReceiver(self)
+                chosen = streaming.bodyReceiver(self)
+                if isinstance(chosen, Deferred):
+                    outcome: List[Any] = []
+
+                    def grab(result: Any) -> Any:
+                        outcome.append(result)
+                        return result
+
+                    chosen.addBoth(grab)
+                    if not outcome:
+                        self._holdUntil(chosen)
+                        return
+                    chosen.addErrback(lambda f: None)  # raised below instead
+                    if isinstance(outcome[0], Failure):
+                        outcome[0].raiseException()
+                    chosen = outcome[0]
+                self.bodyReceiver = chosen
         except EarlyResponse as early:
             self._answerEarly(early)
         except BaseException:
             log.failure("choosing a body receiver for {uri}", uri=redactURI(self.uri))
             self._answerEarly(EarlyResponse(500, {}, b""))
+        self._startBody()
+
+    def _startBody(self) -> None:
         if self.bodyReceiver is None and not self._answeredEarly:
-            super().gotLength(length)
+            super().gotLength(self._length)
         else:
             self.content = BytesIO()
+
+    def _holdUntil(self, chosen: "Deferred[Optional[IBodyReceiver]]") -> None:
+        """Stop reading until the receiver is chosen; keep what arrives meanwhile."""
+        self._held = []
+        self.content = BytesIO()
+        self._paused = True
+        self._transport().pauseProducing()
+        streaming = IStreamingChannel(self.channel, None)
+        if streaming is not None:
+            streaming.bodyPaused()
+        chosen.addCallbacks(self._receiverChosen, self._receiverRefused)
+
+    def _receiverRefused(self, failure: Failure) -> None:
+        self._held = self._heldCompletion = None
+        if self._disconnected:
+            return
+        if failure.check(EarlyResponse):
+            early = failure.value
+            assert isinstance(early, EarlyResponse)
+            self._answerEarly(early)
+        else:
+            log.failure("choosing a body receiver for {uri}", failure, uri=redactURI(self.uri))
+            self._answerEarly(EarlyResponse(500, {}, b""))
+
+    def _receiverChosen(self, receiver: Optional[IBodyReceiver]) -> None:
+        held, completion = self._held or [], self._heldCompletion
+        self._held = self._heldCompletion = None
+        if self._disconnected:
+            if receiver is not None:
+                receiver.connectionLost(Failure(ConnectionDone("the client left before its body was read")))
+            return
+        self.bodyReceiver = receiver
+        self._startBody()
+        # Read again, then replay: a chunk the receiver cannot take at once
+        # pauses anew, within this same turn.
+        self._resume(None)
+        for data in held:
+            self.handleContentChunk(data)
+        if completion is not None and not self._answeredEarly:
+            self.requestReceived(*completion)
 
     def handleContentChunk(self, data: bytes) -> None:
         """
@@ -193,6 +264,9 @@ class StreamingRequest(server.Request):
         answer at once if it refuses the body.
         """
         if self._answeredEarly:
+            return
+        if self._held is not None:
+            self._held.append(data)
             return
         receiver = self.bodyReceiver
         if receiver is None:
@@ -246,6 +320,9 @@ class StreamingRequest(server.Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """The body is complete: render, unless the answer already went out."""
         if self._answeredEarly:
+            return
+        if self._held is not None:
+            self._heldCompletion = (command, path, version)
             return
         super().requestReceived(command, path, version)
 

@@ -1,1 +1,1 @@
-"""The metadata engine: in-memory indexes made durable by a WAL and snapshots."""
+"""The metadata store: one interface (L{fasterstore.metadata.store}), its backends, their behaviour suite."""

@@ -8,7 +8,7 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.web.server import Request
@@ -30,6 +30,20 @@ def _send(request: Request, status: int, contentType: bytes, body: bytes) -> Non
     finish(request)
 
 
+def notReadyReason(ctx: S3Context) -> Optional[str]:
+    """Why the node cannot accept writes right now, or None if it can."""
+    if ctx.draining:
+        return "shutting down"
+    if not ctx.metadata.ready:
+        return "metadata store not open"
+    if ctx.metadata.failing is not None:
+        # Asked while failing: try a commit, so readiness comes back by
+        # itself even when no client write arrives to succeed.
+        ctx.metadata.probe()
+        return "metadata commits failing: " + ctx.metadata.failing
+    return None
+
+
 async def handle(ctx: S3Context, call: "Call", request: Request) -> None:
     """Serve a reserved path."""
     if request.method not in (b"GET", b"HEAD"):
@@ -38,10 +52,11 @@ async def handle(ctx: S3Context, call: "Call", request: Request) -> None:
     if path == "health/live":
         _send(request, 200, b"text/plain", b"live\n")
     elif path == "health/ready":
-        if ctx.engine.ready and not ctx.draining:
+        reason = notReadyReason(ctx)
+        if reason is None:
             _send(request, 200, b"text/plain", b"ready\n")
         else:
-            _send(request, 503, b"text/plain", b"not ready\n")
+            _send(request, 503, b"text/plain", b"not ready: " + reason.encode("utf-8", "replace") + b"\n")
     elif path == "metrics":
         _send(request, 200, CONTENT_TYPE_LATEST.encode(), ctx.metrics.render())
     else:

@@ -118,12 +118,12 @@ def _startDelete(ctx: S3Context, bucket: str, entry: DeleteEntry) -> "Deferred[O
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
 
-    return ctx.engine.deleteObject(bucket, entry.key, precondition)
+    return ctx.metadata.deleteObject(bucket, entry.key, precondition)
 
 
 async def deleteObjects(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteObjects: up to 1000 keys in one request, one result each."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     requireDigest(call.headers)
     body = call.document
     quiet, entries = parseDelete(body)

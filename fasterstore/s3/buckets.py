@@ -24,16 +24,25 @@ if TYPE_CHECKING:
 MAX_KEYS = 1000
 
 
-def ownedBucket(ctx: S3Context, call: "Call") -> BucketRecord:
+async def loadOwnedBucket(ctx: S3Context, call: "Call") -> BucketRecord:
     """The addressed bucket, if it exists and the caller owns it."""
     name = call.route.bucket
     assert name is not None
-    bucket = ctx.engine.getBucket(name)
+    bucket = await ctx.metadata.getBucket(name)
     if bucket is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": name})
     if call.auth is None or bucket.owner != call.auth.credentials.owner:
         raise S3Error("AccessDenied")
     return bucket
+
+
+def ownedBucket(call: "Call") -> BucketRecord:
+    """
+    The addressed bucket, as the resource found it when it checked the
+    caller owns it (L{loadOwnedBucket}, once per request, at header time).
+    """
+    assert call.bucket is not None, "a bucket operation whose bucket was never checked"
+    return call.bucket
 
 
 def _owner(call: "Call") -> Tuple[str, str]:
@@ -63,7 +72,7 @@ async def listBuckets(ctx: S3Context, call: "Call", request: Request) -> None:
                                   extra={"ArgumentName": "max-buckets", "ArgumentValue": raw}),
         )
     mine = [
-        b for b in ctx.engine.listBuckets()
+        b for b in await ctx.metadata.listBuckets()
         if b.owner == ownerId and b.name > after
         and (not prefix or b.name.startswith(prefix)) and (not region or b.region == region)
     ]
@@ -89,7 +98,7 @@ async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     ownerId, _ = _owner(call)
     record = BucketRecord(name=name, owner=ownerId, region=ctx.region, created=ctx.clock.seconds())
     try:
-        await ctx.engine.createBucket(record)
+        await ctx.metadata.createBucket(record)
     except S3Error as e:
         # AWS: "BucketAlreadyOwnedByYou ... in all AWS Regions except in the
         # North Virginia Region", where re-creating your own bucket is 200.
@@ -100,20 +109,20 @@ async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
 
 async def headBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     """HeadBucket: 200 with the region, or a bodiless error."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     sendEmpty(request, 200, {"x-amz-bucket-region": bucket.region})
 
 
 async def deleteBucket(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteBucket: only an empty bucket."""
-    bucket = ownedBucket(ctx, call)
-    await ctx.engine.deleteBucket(bucket.name, bucket.owner)
+    bucket = ownedBucket(call)
+    await ctx.metadata.deleteBucket(bucket.name, bucket.owner)
     sendEmpty(request, 204)
 
 
 async def getBucketLocation(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetBucketLocation: empty for us-east-1, as AWS answers."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     sendXML(request, xml.locationConstraint(bucket.region))
 
 
@@ -132,12 +141,12 @@ def _maxKeys(call: "Call") -> int:
 
 async def listObjectsV1(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListObjects (v1): Marker / NextMarker pagination."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     q = call.route.query
     prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
     maxKeys = _maxKeys(call)
     encoding = xml.validateEncodingType(call.route.query.get("encoding-type"))
-    page = ctx.engine.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=marker, maxKeys=maxKeys)
+    page = await ctx.metadata.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=marker, maxKeys=maxKeys)
     sendXML(
         request,
         xml.listObjectsV1(
@@ -152,7 +161,7 @@ async def listObjectsV1(ctx: S3Context, call: "Call", request: Request) -> None:
 
 async def listObjectsV2(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListObjectsV2: continuation tokens, start-after, fetch-owner."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     q = call.route.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     token = q.get("continuation-token")
@@ -162,7 +171,7 @@ async def listObjectsV2(ctx: S3Context, call: "Call", request: Request) -> None:
     maxKeys = _maxKeys(call)
     encoding = xml.validateEncodingType(call.route.query.get("encoding-type"))
     fetchOwner = q.get("fetch-owner", "").lower() == "true"
-    page = ctx.engine.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=after, maxKeys=maxKeys)
+    page = await ctx.metadata.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=after, maxKeys=maxKeys)
     sendXML(
         request,
         xml.listObjectsV2(

@@ -9,7 +9,7 @@ cases (``If-Match`` true + ``If-Unmodified-Since`` false gives 200;
 
 Writes follow S3 conditional writes: only ``If-None-Match: *`` and
 ``If-Match: <etag>`` are supported.  L{checkPutConditions} is pure so the
-metadata engine can evaluate it against the current record at commit time,
+metadata store can evaluate it against the current record at commit time,
 which is what makes the check atomic.
 
 ETags are compared on their opaque value: S3 accepts them quoted or

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 import attrs
 from twisted.internet.interfaces import IReactorTime
 
-from fasterstore.metadata.engine import MetadataEngine
+from fasterstore.metadata.store import IMetadataStore
 from fasterstore.metrics import Metrics
 from fasterstore.auth.identity import Credentials
 from fasterstore.storage.segments import SegmentStore
@@ -26,6 +26,9 @@ class S3Context:
     """
     The server-side state an S3 request is served from.
 
+    @ivar metadata: buckets, objects and uploads (every read and write
+        returns a Deferred).
+
     @ivar lookup: finds the credentials of an access key.
     @ivar region: the region this server answers for.
     @ivar domains: base domains for virtual-hosted-style addressing.
@@ -33,7 +36,7 @@ class S3Context:
     @ivar draining: set during shutdown; new requests are refused.
     """
 
-    engine: MetadataEngine
+    metadata: IMetadataStore
     segments: SegmentStore
     clock: IReactorTime
     lookup: Callable[[str], Optional[Credentials]]

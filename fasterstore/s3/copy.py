@@ -5,7 +5,7 @@ No byte is read or written: the destination record takes references on the
 source's blob (or, for a multipart object, its parts' blobs) and keeps the
 source's size, ETag and checksums.  Everything about the source — its
 existence, the ``x-amz-copy-source-if-*`` conditions, the 5 GiB limit, the
-copy-onto-itself rule — is decided inside the engine's C{build} callback,
+copy-onto-itself rule — is decided inside the metadata store's C{build} callback,
 against the source as it will be when the copy commits (writes not yet
 durable included), so a racing PUT or DELETE of the source can never make
 the answer disagree with what was copied.
@@ -147,13 +147,13 @@ def checkCopySourceConditions(headers: Dict[str, str], source: ObjectRecord) -> 
         raise S3Error("PreconditionFailed", extra={"Condition": "x-amz-copy-source-" + failed})
 
 
-def _sourceBucket(ctx: S3Context, call: "Call", name: str) -> None:
+async def _sourceBucket(ctx: S3Context, call: "Call", name: str) -> None:
     """The source bucket exists and belongs to the caller."""
     try:
         validateBucketName(name)
     except S3Error:
         raise S3Error("NoSuchBucket", extra={"BucketName": name}) from None
-    bucket = ctx.engine.getBucket(name)
+    bucket = await ctx.metadata.getBucket(name)
     if bucket is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": name})
     if call.auth is None or bucket.owner != call.auth.credentials.owner:
@@ -175,12 +175,12 @@ def copyObjectResult(record: ObjectRecord) -> bytes:
 
 async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """CopyObject: a new record sharing the source's bytes."""
-    destination = ownedBucket(ctx, call)
+    destination = ownedBucket(call)
     assert call.route.key is not None
     destinationKey = call.route.key
     headers = call.headers
     source = parseCopySource(headers["x-amz-copy-source"])
-    _sourceBucket(ctx, call, source.bucket)
+    await _sourceBucket(ctx, call, source.bucket)
     validateKey(source.key)
     if source.versionId is not None and source.versionId != "null":
         raise S3Error("NoSuchVersion", extra={"Key": source.key, "VersionId": source.versionId})
@@ -233,5 +233,5 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
 
-    record = await ctx.engine.copyObject(source.bucket, source.key, build, precondition)
+    record = await ctx.metadata.copyObject(source.bucket, source.key, build, precondition)
     sendXML(request, copyObjectResult(record))

@@ -7,7 +7,7 @@ as compact JSON under the bucket's C{"cors"} config entry (the format is
 L{rulesToJSON}); GetBucketCors writes the XML back from them.  A preflight
 (C{OPTIONS} on a bucket or object URL) is answered before authentication, as
 S3 does: browsers send no credentials with it.  On every other request that
-carries an C{Origin} header, L{applyCORSHeaders} adds the headers of the
+carries an C{Origin} header, L{requestCORSHeaders} finds the headers of the
 first matching rule, error responses included.
 Tests: tests/unit/test_cors.py.
 """
@@ -27,7 +27,7 @@ from fasterstore.numbers import INT32_MAX, readDecimal
 from fasterstore.s3 import xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.responses import sendEmpty, sendXML, setHeaders
+from fasterstore.s3.responses import sendEmpty, sendXML
 from fasterstore.s3.routing import Route, route
 
 if TYPE_CHECKING:
@@ -196,9 +196,9 @@ def corsConfiguration(rules: Sequence[CORSRule]) -> bytes:
     return xml.serialize(root)
 
 
-def bucketRules(ctx: S3Context, bucket: str) -> Optional[Tuple[CORSRule, ...]]:
+async def bucketRules(ctx: S3Context, bucket: str) -> Optional[Tuple[CORSRule, ...]]:
     """The bucket's rules, or None when it has none (or does not exist)."""
-    record = ctx.engine.getBucket(bucket)
+    record = await ctx.metadata.getBucket(bucket)
     if record is None:
         return None
     stored = record.configValue(CONFIG_NAME)
@@ -210,15 +210,15 @@ def bucketRules(ctx: S3Context, bucket: str) -> Optional[Tuple[CORSRule, ...]]:
 
 async def putBucketCors(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutBucketCors: validate the document, store its rules durably."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     rules = parseCORSConfiguration(call.document)
-    await ctx.engine.setBucketConfig(bucket.name, CONFIG_NAME, rulesToJSON(rules))
+    await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, rulesToJSON(rules))
     sendEmpty(request, 200)
 
 
 async def getBucketCors(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetBucketCors: the rules, or 404 NoSuchCORSConfiguration."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     stored = bucket.configValue(CONFIG_NAME)
     if stored is None:
         raise S3Error("NoSuchCORSConfiguration", extra={"BucketName": bucket.name})
@@ -227,9 +227,9 @@ async def getBucketCors(ctx: S3Context, call: "Call", request: Request) -> None:
 
 async def deleteBucketCors(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteBucketCors: 204, whether or not there were rules."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     if bucket.configValue(CONFIG_NAME) is not None:
-        await ctx.engine.setBucketConfig(bucket.name, CONFIG_NAME, None)
+        await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, None)
     sendEmpty(request, 204)
 
 
@@ -282,7 +282,7 @@ async def preflight(ctx: S3Context, call: "Call", request: Request) -> None:
     method = requested.strip() if requested else "OPTIONS"
     assert call.route.bucket is not None
     resourceType = "OBJECT" if call.route.key is not None else "BUCKET"
-    record = ctx.engine.getBucket(call.route.bucket)
+    record = await ctx.metadata.getBucket(call.route.bucket)
     if record is None or record.configValue(CONFIG_NAME) is None:
         message = "CORSResponse: Bucket not found" if record is None else "CORSResponse: CORS is not enabled for this bucket."
         raise S3Error("AccessForbidden", message, extra={"Method": method, "ResourceType": resourceType})
@@ -298,7 +298,7 @@ async def preflight(ctx: S3Context, call: "Call", request: Request) -> None:
     sendEmpty(request, 200, response)
 
 
-def corsHeaders(ctx: S3Context, bucket: Optional[str], origin: Optional[str], method: str) -> Dict[str, str]:
+async def corsHeaders(ctx: S3Context, bucket: Optional[str], origin: Optional[str], method: str) -> Dict[str, str]:
     """
     The C{Access-Control-*} headers for an actual (not preflight) request:
     empty unless it names an C{Origin} and the bucket has a rule matching
@@ -306,20 +306,20 @@ def corsHeaders(ctx: S3Context, bucket: Optional[str], origin: Optional[str], me
     """
     if not origin or bucket is None or method == "OPTIONS":
         return {}
-    rules = bucketRules(ctx, bucket)
+    rules = await bucketRules(ctx, bucket)
     if not rules:
         return {}
     rule = matchRule(rules, origin, method)
     return _ruleHeaders(rule, origin) if rule is not None else {}
 
 
-def applyCORSHeaders(
+async def requestCORSHeaders(
     ctx: S3Context, route: Optional[Route], headers: Optional[Mapping[str, str]], request: Request
 ) -> Dict[str, str]:
     """
-    Set the CORS headers of an actual request on C{request} and return them,
-    so that an error response (which drops the headers set so far) can set
-    them again.
+    The CORS headers of an actual request (see L{corsHeaders}), for its
+    response and for any error response (which drops the headers set so
+    far).
 
     @param route: the request's route, or None if it could not be resolved
         (then it is routed again here; an unroutable request gets none).
@@ -338,9 +338,7 @@ def applyCORSHeaders(
             route = _routeOf(ctx, request)
         except S3Error:
             return {}
-    found = corsHeaders(ctx, route.bucket, origin, request.method.decode("latin-1"))
-    setHeaders(request, found)
-    return found
+    return await corsHeaders(ctx, route.bucket, origin, request.method.decode("latin-1"))
 
 
 def _routeOf(ctx: S3Context, request: Request) -> Route:

@@ -99,19 +99,19 @@ def refuseUnsupportedHeaders(level: str, headers: Mapping[str, str]) -> None:
 
 def _owner(ctx: S3Context, call: "Call") -> Tuple[str, str]:
     """The owning account of the addressed bucket: (canonical id, display name)."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     assert call.auth is not None
     # ownedBucket ensured the caller is the owner.
     return bucket.owner, call.auth.credentials.displayName
 
 
-def _checkObject(ctx: S3Context, call: "Call") -> None:
+async def _checkObject(ctx: S3Context, call: "Call") -> None:
     """An object-level request names an existing object's null version."""
     assert call.route.bucket is not None and call.route.key is not None
     versionId = call.route.query.get("versionId")
     if versionId is not None and versionId != "null":
         raise S3Error("NoSuchVersion", extra={"Key": call.route.key, "VersionId": versionId})
-    if ctx.engine.getObject(call.route.bucket, call.route.key) is None:
+    if await ctx.metadata.getObject(call.route.bucket, call.route.key) is None:
         raise S3Error("NoSuchKey", extra={"Key": call.route.key})
 
 
@@ -170,7 +170,7 @@ async def getAcl(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetBucketAcl / GetObjectAcl: the private owner view."""
     ownerId, displayName = _owner(ctx, call)
     if call.route.key is not None:
-        _checkObject(ctx, call)
+        await _checkObject(ctx, call)
     sendXML(request, accessControlPolicy(ownerId, displayName))
 
 
@@ -182,7 +182,7 @@ async def putAcl(ctx: S3Context, call: "Call", request: Request) -> None:
     ownerId, _ = _owner(ctx, call)
     level = "object" if call.route.key is not None else "bucket"
     if level == "object":
-        _checkObject(ctx, call)
+        await _checkObject(ctx, call)
     body = call.document
     canned = call.headers.get("x-amz-acl")
     grants = [name for name in _GRANT_HEADERS if name in call.headers]
@@ -217,7 +217,7 @@ def document(rootName: str, *children: Tuple[str, str]) -> Handler:
     body = _emptyDocument(rootName, *children)
 
     async def handler(ctx: S3Context, call: "Call", request: Request) -> None:
-        ownedBucket(ctx, call)
+        ownedBucket(call)
         sendXML(request, body)
 
     handler.__doc__ = f"Answer with an empty {rootName}."
@@ -228,7 +228,7 @@ def missing(code: str, message: Optional[str] = None) -> Handler:
     """A handler answering with the S3 error C{code} for the bucket."""
 
     async def handler(ctx: S3Context, call: "Call", request: Request) -> None:
-        bucket = ownedBucket(ctx, call)
+        bucket = ownedBucket(call)
         raise S3Error(code, message, extra={"BucketName": bucket.name})
 
     handler.__doc__ = f"Answer with {code}."
@@ -237,14 +237,14 @@ def missing(code: str, message: Optional[str] = None) -> Handler:
 
 async def deleteAbsent(ctx: S3Context, call: "Call", request: Request) -> None:
     """Delete a configuration the bucket cannot have: 204, nothing to do."""
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     sendEmpty(request, 204)
 
 
 async def noObjectLock(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetObjectRetention / GetObjectLegalHold: the bucket has no Object Lock."""
-    ownedBucket(ctx, call)
-    _checkObject(ctx, call)
+    ownedBucket(call)
+    await _checkObject(ctx, call)
     raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 
 

@@ -5,7 +5,7 @@ CompleteMultipartUpload, with the XML documents they read and write.
 
 A part is a blob of its own, streamed into the segment engine like a
 PutObject body (or copied server-side, piece by piece, from another object
-for UploadPartCopy) and recorded in the upload by the metadata engine.
+for UploadPartCopy) and recorded in the upload by the metadata store.
 Completing an upload commits a manifest: the object record lists the parts
 chosen and no byte is rewritten; L{fasterstore.s3.objects.objectExtents}
 reads such an object as its parts' blobs laid end to end.
@@ -538,17 +538,17 @@ def _noSuchUpload(uploadId: str) -> S3Error:
     return S3Error("NoSuchUpload", extra={"UploadId": uploadId})
 
 
-def _upload(ctx: S3Context, call: "Call") -> UploadRecord:
+async def _upload(ctx: S3Context, call: "Call") -> UploadRecord:
     """The upload the request names, in the bucket and under the key it addresses."""
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     uploadId = call.route.query.get("uploadId", "")
-    upload = ctx.engine.getUpload(uploadId) if uploadId else None
+    upload = await ctx.metadata.getUpload(uploadId) if uploadId else None
     if upload is None or (upload.bucket, upload.key) != (call.route.bucket, call.route.key):
         raise _noSuchUpload(uploadId)
     return upload
 
 
-def uploadPartAlgorithms(ctx: S3Context, call: "Call") -> FrozenSet[str]:
+async def uploadPartAlgorithms(ctx: S3Context, call: "Call") -> FrozenSet[str]:
     """
     For the resource, at header time of an UploadPart: the checksums the
     part's writer must compute besides the one its headers name (the
@@ -558,7 +558,7 @@ def uploadPartAlgorithms(ctx: S3Context, call: "Call") -> FrozenSet[str]:
     @raise S3Error: C{InvalidArgument}, C{NoSuchUpload}.
     """
     parsePartNumber(call.route.query.get("partNumber", ""))
-    return frozenset({effectiveAlgorithm(_upload(ctx, call))})
+    return frozenset({effectiveAlgorithm(await _upload(ctx, call))})
 
 
 def _partRecord(ctx: S3Context, number: int, blob: WrittenBlob, algorithm: str, digest: bytes) -> PartRecord:
@@ -577,11 +577,11 @@ def _partRecord(ctx: S3Context, number: int, blob: WrittenBlob, algorithm: str, 
 
 async def createMultipartUpload(ctx: S3Context, call: "Call", request: Request) -> None:
     """CreateMultipartUpload: record the future object's headers, metadata, tags and checksum."""
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     assert call.route.bucket is not None and call.route.key is not None
     attributes = storedAttributes(call.headers)
     algorithm, checksumType = checksumSettings(call.headers)
-    upload = await ctx.engine.createUpload(
+    upload = await ctx.metadata.createUpload(
         UploadRecord(
             uploadId=newUploadId(),
             bucket=call.route.bucket,
@@ -607,7 +607,7 @@ async def uploadPart(ctx: S3Context, call: "Call", request: Request) -> None:
     blob = await body.finish()
     try:
         number = parsePartNumber(call.route.query.get("partNumber", ""))
-        upload = _upload(ctx, call)
+        upload = await _upload(ctx, call)
         algorithm = effectiveAlgorithm(upload)
         named = body.algorithms[0] if _requestNamesChecksum(call.headers) else None
         if upload.checksumAlgorithm is not None and named is not None and named != algorithm:
@@ -619,9 +619,9 @@ async def uploadPart(ctx: S3Context, call: "Call", request: Request) -> None:
         if digest is None:
             digest = await _digestExtents(ctx, blob.extents, algorithm)
     except BaseException:
-        ctx.engine.discard(blob)
+        ctx.metadata.discard(blob)
         raise
-    part = await ctx.engine.putPart(upload.uploadId, _partRecord(ctx, number, blob, algorithm, digest), blob)
+    part = await ctx.metadata.putPart(upload.uploadId, _partRecord(ctx, number, blob, algorithm, digest), blob)
     ctx.metrics.bytesIn.inc(blob.size)
     sendEmpty(request, 200, {"ETag": f'"{part.etag}"', f"x-amz-checksum-{algorithm}": dict(part.checksums)[algorithm]})
 
@@ -629,16 +629,16 @@ async def uploadPart(ctx: S3Context, call: "Call", request: Request) -> None:
 async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None:
     """UploadPartCopy: part N is (a range of) another object, copied server-side."""
     number = parsePartNumber(call.route.query.get("partNumber", ""))
-    upload = _upload(ctx, call)
+    upload = await _upload(ctx, call)
     sourceBucket, sourceKey, versionId = parseCopySource(call.headers["x-amz-copy-source"])
-    bucket = ctx.engine.getBucket(sourceBucket)
+    bucket = await ctx.metadata.getBucket(sourceBucket)
     if bucket is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": sourceBucket})
     if call.auth is None or bucket.owner != call.auth.credentials.owner:
         raise S3Error("AccessDenied")
     if versionId is not None and versionId != "null":
         raise S3Error("NoSuchVersion", extra={"Key": sourceKey, "VersionId": versionId})
-    source = ctx.engine.getObject(sourceBucket, sourceKey)
+    source = await ctx.metadata.getObject(sourceBucket, sourceKey)
     if source is None:
         raise S3Error("NoSuchKey", extra={"Key": sourceKey})
     checkCopySourceConditions(call.headers, source)
@@ -647,10 +647,10 @@ async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None
         raise S3Error("EntityTooLarge", extra={"ProposedSize": str(end - start), "MaxSizeAllowed": str(ctx.maxObjectSize)})
     algorithm = effectiveAlgorithm(upload)
     try:
-        blob = await _copyRange(ctx, objectExtents(ctx, source), start, end, (algorithm,))
+        blob = await _copyRange(ctx, await objectExtents(ctx, source), start, end, (algorithm,))
     except CorruptionError:
         raise S3Error("InternalError", "The source object's stored data failed its checksum.") from None
-    part = await ctx.engine.putPart(
+    part = await ctx.metadata.putPart(
         upload.uploadId, _partRecord(ctx, number, blob, algorithm, blob.digests[algorithm]), blob
     )
     sendXML(request, copyPartResult(part))
@@ -658,7 +658,7 @@ async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None
 
 async def listParts(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListParts: the parts uploaded so far, paged by part number."""
-    upload = _upload(ctx, call)
+    upload = await _upload(ctx, call)
     query = call.route.query
     maxParts = min(nonNegativeInt(query.get("max-parts"), "max-parts", MAX_PARTS), MAX_PARTS)
     marker = nonNegativeInt(query.get("part-number-marker"), "part-number-marker", 0)
@@ -668,13 +668,13 @@ async def listParts(ctx: S3Context, call: "Call", request: Request) -> None:
 
 async def listMultipartUploads(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListMultipartUploads: uploads in progress by key, then initiation time."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     query = call.route.query
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
     keyMarker, uploadIdMarker = query.get("key-marker", ""), query.get("upload-id-marker", "")
     maxUploads = min(nonNegativeInt(query.get("max-uploads"), "max-uploads", MAX_UPLOADS), MAX_UPLOADS)
     encoding = xml.validateEncodingType(query.get("encoding-type"))
-    page = ctx.engine.listUploads(bucket.name, prefix, delimiter, keyMarker, uploadIdMarker, maxUploads)
+    page = await ctx.metadata.listUploads(bucket.name, prefix, delimiter, keyMarker, uploadIdMarker, maxUploads)
     sendXML(
         request,
         listMultipartUploadsResult(
@@ -689,8 +689,8 @@ async def listMultipartUploads(ctx: S3Context, call: "Call", request: Request) -
 
 async def abortMultipartUpload(ctx: S3Context, call: "Call", request: Request) -> None:
     """AbortMultipartUpload: the upload goes away; its parts' space becomes reclaimable."""
-    upload = _upload(ctx, call)
-    await ctx.engine.abortUpload(upload.uploadId)
+    upload = await _upload(ctx, call)
+    await ctx.metadata.abortUpload(upload.uploadId)
     sendEmpty(request, 204)
 
 
@@ -702,7 +702,7 @@ def _assemble(
 ) -> ObjectRecord:
     """
     The object record a CompleteMultipartUpload commits: run by the metadata
-    engine against the upload as it will be, so a part still being recorded
+    store against the upload as it will be, so a part still being recorded
     counts.
 
     @raise S3Error: C{InvalidPart}, C{EntityTooSmall}, C{InvalidRequest},
@@ -760,10 +760,10 @@ def _assemble(
     )
 
 
-def _completedBy(ctx: S3Context, call: "Call", requested: Sequence[CompletedPart]) -> Optional[ObjectRecord]:
+async def _completedBy(ctx: S3Context, call: "Call", requested: Sequence[CompletedPart]) -> Optional[ObjectRecord]:
     """The current object, if this very upload completed it with these parts."""
     assert call.route.bucket is not None and call.route.key is not None
-    current = ctx.engine.getObject(call.route.bucket, call.route.key)
+    current = await ctx.metadata.getObject(call.route.bucket, call.route.key)
     uploadId = call.route.query.get("uploadId")
     if current is None or not uploadId or current.uploadId != uploadId:
         return None
@@ -784,15 +784,15 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
     named, atomically with the upload's end (a racing abort or second
     complete gets NoSuchUpload); If-None-Match / If-Match honoured.
     """
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     requested = parseCompleteMultipartUpload(call.document)
     for previous, following in zip(requested, requested[1:]):
         if following.number <= previous.number:
             raise S3Error("InvalidPartOrder", extra={"UploadId": call.route.query.get("uploadId", "")})
     try:
-        upload = _upload(ctx, call)
+        upload = await _upload(ctx, call)
     except S3Error as e:
-        completed = _completedBy(ctx, call, requested)
+        completed = await _completedBy(ctx, call, requested)
         if e.code != "NoSuchUpload" or completed is None:
             raise
         # A retry (the first answer was lost): the same answer, as AWS gives.
@@ -804,7 +804,7 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
     if conditions:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
-    record = await ctx.engine.completeUpload(
+    record = await ctx.metadata.completeUpload(
         upload.uploadId, lambda latest: _assemble(ctx, latest, requested, headers), precondition
     )
     sendXML(request, completeMultipartUploadResult(_location(call, request), record))

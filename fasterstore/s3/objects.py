@@ -118,11 +118,11 @@ def _checkVersion(call: "Call") -> None:
         raise S3Error("NoSuchVersion", extra={"Key": call.route.key or "", "VersionId": versionId})
 
 
-def _current(ctx: S3Context, call: "Call") -> ObjectRecord:
-    ownedBucket(ctx, call)
+async def _current(ctx: S3Context, call: "Call") -> ObjectRecord:
+    ownedBucket(call)
     _checkVersion(call)
     assert call.route.bucket is not None and call.route.key is not None
-    record = ctx.engine.getObject(call.route.bucket, call.route.key)
+    record = await ctx.metadata.getObject(call.route.bucket, call.route.key)
     if record is None:
         raise S3Error("NoSuchKey", extra={"Key": call.route.key})
     return record
@@ -182,7 +182,7 @@ def uploadResponseHeaders(record: ObjectRecord) -> Dict[str, str]:
 
 async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutObject: verify the streamed body, commit durably, answer."""
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     body = call.body
     assert isinstance(body, ObjectBody), "PutObject always gets an ObjectBody"
     assert call.attributes is not None, "resolved with the body, at header time"
@@ -194,7 +194,7 @@ async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     if "if-match" in conditions or "if-none-match" in conditions:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
-    record = await ctx.engine.putObject(record, blob, precondition)
+    record = await ctx.metadata.putObject(record, blob, precondition)
     ctx.metrics.bytesIn.inc(blob.size)
     sendEmpty(request, 200, uploadResponseHeaders(record))
 
@@ -231,7 +231,7 @@ def partsPage(
     return page
 
 
-def objectExtents(ctx: S3Context, record: ObjectRecord) -> Tuple[Extent, ...]:
+async def objectExtents(ctx: S3Context, record: ObjectRecord) -> Tuple[Extent, ...]:
     """
     Where an object's bytes are, in order: its blob's extents, or for a
     multipart object its parts' blobs' extents laid end to end.  Every read
@@ -240,9 +240,19 @@ def objectExtents(ctx: S3Context, record: ObjectRecord) -> Tuple[Extent, ...]:
     @raise S3Error: C{InternalError} if a blob the record names is missing
         (logged: the metadata is inconsistent).
     """
+    extents, _ = await objectLayout(ctx, record)
+    return extents
+
+
+async def objectLayout(ctx: S3Context, record: ObjectRecord) -> Tuple[Tuple[Extent, ...], Tuple[Tuple[str, int], ...]]:
+    """
+    L{objectExtents}, and the C{(address, size)} of each blob they hold, for
+    a whole read to verify what it serves (L{RangeProducer.identities}).
+    """
     extents: List[Extent] = []
+    identities: List[Tuple[str, int]] = []
     for address in record.blobAddresses():
-        blob = ctx.engine.getBlob(address)
+        blob = await ctx.metadata.getBlob(address)
         if blob is None:
             log.error(
                 "object {bucket}/{key} points at missing blob {blob}",
@@ -250,7 +260,8 @@ def objectExtents(ctx: S3Context, record: ObjectRecord) -> Tuple[Extent, ...]:
             )
             raise S3Error("InternalError")
         extents.extend(blob.extents)
-    return tuple(extents)
+        identities.append((address, blob.size))
+    return tuple(extents), tuple(identities)
 
 
 def parsePartNumber(value: str) -> int:
@@ -299,9 +310,9 @@ def _checksumHeaders(checksums: Tuple[Tuple[str, str], ...], checksumType: Optio
     return headers
 
 
-def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[ObjectRecord, Optional[Tuple[int, int]], Dict[str, str]]:
+async def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[ObjectRecord, Optional[Tuple[int, int]], Dict[str, str]]:
     """Look up, evaluate conditions, Range or partNumber; set status and headers."""
-    record = _current(ctx, call)
+    record = await _current(ctx, call)
     partNumber = call.route.query.get("partNumber")
     number = None
     if partNumber is not None:
@@ -359,16 +370,17 @@ def _partIndex(record: ObjectRecord, number: int) -> int:
 
 async def headObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """HeadObject: GetObject's headers, no body."""
-    _, _, headers = _prepareRead(ctx, call, request)
+    _, _, headers = await _prepareRead(ctx, call, request)
     setHeaders(request, headers)
     finish(request)
 
 
 async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetObject: stream the (ranged, or one part's) content with backpressure."""
-    record, span, headers = _prepareRead(ctx, call, request)
+    record, span, headers = await _prepareRead(ctx, call, request)
     start, end = span if span is not None else (0, record.size)
-    producer = RangeProducer(ctx.segments, objectExtents(ctx, record), start, end, cast(IConsumer, request))
+    extents, identities = await objectLayout(ctx, record)
+    producer = RangeProducer(ctx.segments, extents, start, end, cast(IConsumer, request), identities=identities)
     try:
         await producer.prefetch()
     except CorruptionError:
@@ -475,7 +487,7 @@ async def getObjectAttributes(ctx: S3Context, call: "Call", request: Request) ->
     with C{x-amz-max-parts} and C{x-amz-part-number-marker} (or the query
     parameters of the same names without the prefix).
     """
-    record = _current(ctx, call)
+    record = await _current(ctx, call)
     named = [n.strip() for n in call.headers.get("x-amz-object-attributes", "").split(",") if n.strip()]
     if not named:
         raise S3Error("InvalidArgument", "Missing required header for this request: x-amz-object-attributes",
@@ -507,7 +519,7 @@ async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
     (AWS's conditional delete) only that version: 412 otherwise, 404 if
     there is none, checked at commit time like a conditional PUT.
     """
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     _checkVersion(call)
     assert call.route.bucket is not None and call.route.key is not None
     precondition = None
@@ -517,5 +529,5 @@ async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(ifMatch, current)
 
-    await ctx.engine.deleteObject(call.route.bucket, call.route.key, precondition)
+    await ctx.metadata.deleteObject(call.route.bucket, call.route.key, precondition)
     sendEmpty(request, 204)

@@ -40,6 +40,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
+from fasterstore.metadata.records import BucketRecord
 from fasterstore.auth.postpolicy import Signer, checkPolicy, missingField, parsePolicy, verifySignature
 from fasterstore.errors import S3Error
 from fasterstore.http.request import EarlyResponse, IBodyReceiver
@@ -107,7 +108,7 @@ class FormResult:
     algorithms: Tuple[str, ...]
 
 
-def formBody(ctx: S3Context, call: "Call", refuse: Callable[[S3Error], EarlyResponse]) -> "FormUpload":
+async def formBody(ctx: S3Context, call: "Call", refuse: Callable[[S3Error], EarlyResponse]) -> "FormUpload":
     """
     The body receiver of a POST Object request, chosen at header time.
 
@@ -125,9 +126,10 @@ def formBody(ctx: S3Context, call: "Call", refuse: Callable[[S3Error], EarlyResp
     if not boundary or len(boundary) > 70:
         raise S3Error("MalformedPOSTRequest")
     assert call.route.bucket is not None
-    if ctx.engine.getBucket(call.route.bucket) is None:
+    bucket = await ctx.metadata.getBucket(call.route.bucket)
+    if bucket is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": call.route.bucket})
-    return FormUpload(ctx, call.route.bucket, boundary, refuse)
+    return FormUpload(ctx, bucket, boundary, refuse)
 
 
 @implementer(IBodyReceiver)
@@ -141,15 +143,20 @@ class FormUpload:
     @ivar prepared: set once the file part began and the policy held.
     """
 
-    def __init__(self, ctx: S3Context, bucket: str, boundary: bytes, refuse: Callable[[S3Error], EarlyResponse]) -> None:
+    def __init__(
+        self, ctx: S3Context, bucket: BucketRecord, boundary: bytes, refuse: Callable[[S3Error], EarlyResponse]
+    ) -> None:
         """
+        @param bucket: the addressed bucket as found at header time: its
+            owner must have signed the policy.
         @param refuse: turns an error found before the policy checked out
             into the answer sent at once: the rest of an unauthenticated
             body is never read.
         """
         self._ctx = ctx
         self._refuse = refuse
-        self._bucket = bucket
+        self._bucket = bucket.name
+        self._owner = bucket.owner
         self._parser = MultipartParser(
             boundary,
             {
@@ -291,10 +298,7 @@ class FormUpload:
         }
         fields["bucket"] = self._bucket
         checkPolicy(policy, fields, [name for name, _ in self._fields], signer.exempt, ctx.clock.seconds())
-        bucket = ctx.engine.getBucket(self._bucket)
-        if bucket is None:
-            raise S3Error("NoSuchBucket", extra={"BucketName": self._bucket})
-        if bucket.owner != signer.credentials.owner:
+        if self._owner != signer.credentials.owner:
             raise S3Error("AccessDenied")
         key = fields["key"]
         validateKey(key)
@@ -307,7 +311,7 @@ class FormUpload:
         if lengthRange is not None:
             self._limit = min(self._limit, lengthRange[1])
         self._writer = ctx.segments.openWriter({spec.algorithm})
-        self._body = ObjectBody(self._writer, spec, None, ctx.maxObjectSize, ctx.engine.discard)
+        self._body = ObjectBody(self._writer, spec, None, ctx.maxObjectSize, ctx.metadata.discard)
         self._fields = []
         self._preData = 0
         self._state = "file"
@@ -432,7 +436,7 @@ async def postObject(ctx: S3Context, call: "Call", request: Request) -> None:
     upload, blob = result.upload, result.blob
     assert call.route.bucket is not None
     record = newObjectRecord(ctx, call.route.bucket, upload.key, blob, result.algorithms, upload.attributes)
-    record = await ctx.engine.putObject(record, blob)
+    record = await ctx.metadata.putObject(record, blob)
     ctx.metrics.bytesIn.inc(blob.size)
     location = _location(request, call.route.rawPath, record.key)
     headers = uploadResponseHeaders(record)

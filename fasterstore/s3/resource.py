@@ -24,6 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from fasterstore.errors import S3Error
+from fasterstore.metadata.records import BucketRecord
 from fasterstore.s3 import buckets, inspection, multipart, objects
 from fasterstore.s3 import cors, post
 from fasterstore.s3.body import ObjectBody
@@ -31,7 +32,7 @@ from fasterstore.s3.context import S3Context
 from fasterstore.s3.operations import ADMIN, SUBRESOURCES, Operation, levelOf, select
 from fasterstore.s3.names import validateBucketName, validateKey
 from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
-from fasterstore.s3.responses import errorBody, newRequestId, sendError, useS3Headers
+from fasterstore.s3.responses import errorBody, newRequestId, sendError, setHeaders, useS3Headers
 from fasterstore.s3.routing import Route, route
 from fasterstore.auth.admission import admit, refuseUnsigned
 from fasterstore.auth.canonical import RequestHead, headerValue
@@ -60,6 +61,10 @@ class Call:
     requestId: str
     attributes: Optional[objects.StoredAttributes] = None
     body: Optional[Union[ObjectBody, DocumentBody, "post.FormUpload"]] = None
+    #: The addressed bucket, found at header time when the caller was
+    #: checked to own it (None for service-level calls, CreateBucket, form
+    #: POSTs and preflights).
+    bucket: Optional[BucketRecord] = None
     #: The request's document, verified against every digest its head
     #: declares before the handler runs (b"" for operations that take none).
     document: bytes = b""
@@ -108,18 +113,33 @@ class S3Resource(Resource):
 
     # -- header time -------------------------------------------------------
 
-    def bodyReceiver(self, request: Request) -> Optional[IBodyReceiver]:
-        """Resolve the call once headers are in; refuse early if we can."""
-        call = self._resolve(request)
+    def bodyReceiver(self, request: Request) -> "Deferred[Optional[IBodyReceiver]]":
+        """
+        Resolve the call once headers are in; refuse early if we can.  Fires
+        at once unless the metadata store had to wait.
+        """
+        return Deferred.fromCoroutine(self._receiverFor(request))
+
+    async def _receiverFor(self, request: Request) -> Optional[IBodyReceiver]:
+        call = await self._resolve(request)
         self._resolved[request] = call
         if isinstance(call, S3Error):
             if _hasBody(request):
-                raise self._refusal(request)(call)
+                raise self._refusal(request, await self._corsHeaders(None, request))(call)
             return None
         return call.body
 
-    def _refusal(self, request: Request) -> Callable[[S3Error], EarlyResponse]:
-        """How to answer an error at once, for a request whose body will not be read."""
+    async def _corsHeaders(self, call: Optional[Call], request: Request) -> Dict[str, str]:
+        return await cors.requestCORSHeaders(
+            self.context, call.route if call is not None else None, call.headers if call is not None else None, request
+        )
+
+    def _refusal(self, request: Request, corsHeaders: Dict[str, str]) -> Callable[[S3Error], EarlyResponse]:
+        """
+        How to answer an error at once, for a request whose body will not
+        be read; with the request's CORS headers (a browser reads the error
+        only with them).
+        """
 
         def refuse(error: S3Error) -> EarlyResponse:
             requestId = newRequestId()
@@ -129,21 +149,23 @@ class S3Resource(Resource):
                 b"x-amz-request-id": requestId.encode(),
                 b"x-amz-id-2": requestId.encode(),
             }
-            # A browser reads the error only with the bucket's CORS headers.
-            for name, value in cors.applyCORSHeaders(self.context, None, None, request).items():
+            for name, value in corsHeaders.items():
                 headers[name.encode("latin-1")] = value.encode("latin-1")
             self.context.metrics.errors.labels(error.code).inc()
             return _Refused(error, error.status, headers, body)
 
         return refuse
 
-    def _ignoredBody(self, request: Request, headers: Dict[str, str], auth: Optional[Authenticated]) -> Optional[DocumentBody]:
+    async def _ignoredBody(
+        self, request: Request, call: Optional[Call], headers: Dict[str, str], auth: Optional[Authenticated]
+    ) -> Optional[DocumentBody]:
         """A receiver that verifies and drops a body nobody wants (bounded)."""
         if not _hasBody(request):
             return None
-        return DocumentBody(headers, auth, IGNORED_BODY_LIMIT, self._refusal(request), keep=False)
+        refusal = self._refusal(request, await self._corsHeaders(call, request))
+        return DocumentBody(headers, auth, IGNORED_BODY_LIMIT, refusal, keep=False)
 
-    def _resolve(self, request: Request) -> Call | S3Error:
+    async def _resolve(self, request: Request) -> Call | S3Error:
         ctx = self.context
         try:
             hosts = request.requestHeaders.getRawHeaders(b"host") or []
@@ -160,7 +182,9 @@ class S3Resource(Resource):
             headers = {name: headerValue(values) for name, values in allHeaders.items()}
             requestId = newRequestId()
             if r.bucket == "_fasterstore" and not r.virtualHost:
-                return Call(r, None, ADMIN, headers, requestId, body=self._ignoredBody(request, headers, None))
+                admin = Call(r, None, ADMIN, headers, requestId)
+                admin.body = await self._ignoredBody(request, None, headers, None)
+                return admin
             if ctx.draining:
                 raise S3Error("ServiceUnavailable", "The server is shutting down.")
             if r.bucket is None and request.method == b"POST":
@@ -168,7 +192,7 @@ class S3Resource(Resource):
                 # signatures name another service, so answer before auth.
                 raise S3Error("NotImplemented", "FasterStore serves the S3 API only; IAM and STS actions are not supported.")
             # -- browser POST uploads, CORS: no Authorization header --------
-            unsigned = self._unsignedCall(request, r, allHeaders, headers, requestId)
+            unsigned = await self._unsignedCall(request, r, allHeaders, headers, requestId)
             if unsigned is not None:
                 return unsigned
             head = RequestHead(
@@ -182,7 +206,7 @@ class S3Resource(Resource):
             )
             auth = admit(head, ctx.lookup, ctx.region, ctx.clock.seconds(), SUBRESOURCES)
             if auth is None:
-                if r.bucket is not None and ctx.engine.getBucket(r.bucket) is None:
+                if r.bucket is not None and await ctx.metadata.getBucket(r.bucket) is None:
                     # As AWS: a bucket's existence is not secret.
                     raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket})
                 raise S3Error("AccessDenied", "Anonymous access is not allowed.")
@@ -197,25 +221,25 @@ class S3Resource(Resource):
                     raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
                 # Every bucket and object operation is the bucket owner's:
                 # decided here, once, so that no handler can forget it.
-                buckets.ownedBucket(ctx, call)
+                call.bucket = await buckets.loadOwnedBucket(ctx, call)
             if r.key is not None:
                 validateKey(r.key)
             if operation.body == "object":
-                call.body = self._objectBody(call)
+                call.body = await self._objectBody(call)
             elif operation.body == "small":
                 call.body = DocumentBody(
-                    headers, auth, DOCUMENT_LIMIT, self._refusal(request),
+                    headers, auth, DOCUMENT_LIMIT, self._refusal(request, await self._corsHeaders(call, request)),
                     checksumHeaders=operation.checksumsDescribeBody,
                 )
             else:
-                call.body = self._ignoredBody(request, headers, auth)
+                call.body = await self._ignoredBody(request, call, headers, auth)
             return call
         except S3Error as e:
             return e
 
     # -- browser POST uploads, CORS ----------------------------------------
 
-    def _unsignedCall(
+    async def _unsignedCall(
         self, request: Request, r: Route, allHeaders: Dict[str, List[str]], headers: Dict[str, str], requestId: str
     ) -> Optional[Call]:
         """
@@ -242,14 +266,15 @@ class S3Resource(Resource):
             except S3Error:
                 raise S3Error("NoSuchBucket", extra={"BucketName": r.bucket}) from None
             refuseUnsigned(allHeaders, frozenset())
-            call.body = post.formBody(self.context, call, self._refusal(request))
+            refusal = self._refusal(request, await self._corsHeaders(call, request))
+            call.body = await post.formBody(self.context, call, refusal)
         else:
-            call.body = self._ignoredBody(request, headers, None)
+            call.body = await self._ignoredBody(request, call, headers, None)
         return call
 
     # ----------------------------------------------------------------------
 
-    def _objectBody(self, call: Call) -> ObjectBody:
+    async def _objectBody(self, call: Call) -> ObjectBody:
         ctx = self.context
         assert call.route.bucket is not None
         if call.operation.name == "PutObject":
@@ -259,11 +284,11 @@ class S3Resource(Resource):
         if call.operation.name == "UploadPart":
             # The part's checksum in the same pass; refuses a bad part
             # number or an unknown upload before any body byte is read.
-            algorithms |= multipart.uploadPartAlgorithms(ctx, call)
+            algorithms |= await multipart.uploadPartAlgorithms(ctx, call)
         if call.auth is not None and call.auth.payload is PayloadMode.SIGNED:
             algorithms.add("sha256")
         writer = ctx.segments.openWriter(algorithms)
-        return ObjectBody(writer, spec, call.auth, ctx.maxObjectSize, ctx.engine.discard)
+        return ObjectBody(writer, spec, call.auth, ctx.maxObjectSize, ctx.metadata.discard)
 
     # -- render time -------------------------------------------------------
 
@@ -294,7 +319,7 @@ class S3Resource(Resource):
         started = ctx.clock.seconds()
         call = self._resolved.pop(request, None)
         if call is None:
-            call = self._resolve(request)
+            call = await self._resolve(request)
             if isinstance(call, Call) and call.body is not None:
                 try:
                     await _pump(request.content, call.body)
@@ -307,10 +332,8 @@ class S3Resource(Resource):
         request.setHeader(b"x-amz-id-2", requestId.encode())
         request.setHeader(b"Server", b"FasterStore")
         # -- browser POST uploads, CORS: Access-Control-* on actual requests --
-        corsHeaders = cors.applyCORSHeaders(
-            ctx, call.route if isinstance(call, Call) else None,
-            call.headers if isinstance(call, Call) else None, request,
-        )
+        corsHeaders = await self._corsHeaders(call if isinstance(call, Call) else None, request)
+        setHeaders(request, corsHeaders)
         try:
             if isinstance(call, S3Error):
                 raise call

@@ -163,14 +163,14 @@ def decodeTags(text: Optional[str]) -> Tags:
 # -- object tagging -----------------------------------------------------------
 
 
-def _object(ctx: S3Context, call: "Call") -> ObjectRecord:
+async def _object(ctx: S3Context, call: "Call") -> ObjectRecord:
     """The addressed object (in a bucket the caller owns), null version only."""
-    ownedBucket(ctx, call)
+    ownedBucket(call)
     assert call.route.bucket is not None and call.route.key is not None
     versionId = call.route.query.get("versionId")
     if versionId is not None and versionId != "null":
         raise S3Error("NoSuchVersion", extra={"Key": call.route.key, "VersionId": versionId})
-    record = ctx.engine.getObject(call.route.bucket, call.route.key)
+    record = await ctx.metadata.getObject(call.route.bucket, call.route.key)
     if record is None:
         raise S3Error("NoSuchKey", extra={"Key": call.route.key})
     return record
@@ -178,23 +178,23 @@ def _object(ctx: S3Context, call: "Call") -> ObjectRecord:
 
 async def putObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutObjectTagging: replace the object's tag set."""
-    record = _object(ctx, call)
+    record = await _object(ctx, call)
     tags = parseTagging(call.document, MAX_OBJECT_TAGS)
-    await ctx.engine.setObjectTags(record.bucket, record.key, tags)
+    await ctx.metadata.setObjectTags(record.bucket, record.key, tags)
     sendEmpty(request, 200)
 
 
 async def getObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetObjectTagging: the tag set, empty when the object has none."""
-    record = _object(ctx, call)
+    record = await _object(ctx, call)
     sendXML(request, taggingDocument(record.tags))
 
 
 async def deleteObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteObjectTagging: remove every tag (204 even if there were none)."""
-    record = _object(ctx, call)
+    record = await _object(ctx, call)
     if record.tags:
-        await ctx.engine.setObjectTags(record.bucket, record.key, ())
+        await ctx.metadata.setObjectTags(record.bucket, record.key, ())
     sendEmpty(request, 204)
 
 
@@ -203,15 +203,15 @@ async def deleteObjectTagging(ctx: S3Context, call: "Call", request: Request) ->
 
 async def putBucketTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutBucketTagging: replace the bucket's tag set (204, as AWS answers)."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     tags = parseTagging(call.document, MAX_BUCKET_TAGS)
-    await ctx.engine.setBucketConfig(bucket.name, CONFIG_NAME, encodeTags(tags) if tags else None)
+    await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, encodeTags(tags) if tags else None)
     sendEmpty(request, 204)
 
 
 async def getBucketTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetBucketTagging: the tag set, or C{NoSuchTagSet} when there is none."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     tags = decodeTags(bucket.configValue(CONFIG_NAME))
     if not tags:
         raise S3Error("NoSuchTagSet", extra={"BucketName": bucket.name})
@@ -220,7 +220,7 @@ async def getBucketTagging(ctx: S3Context, call: "Call", request: Request) -> No
 
 async def deleteBucketTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteBucketTagging: 204 whether or not there were tags."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     if bucket.configValue(CONFIG_NAME) is not None:
-        await ctx.engine.setBucketConfig(bucket.name, CONFIG_NAME, None)
+        await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, None)
     sendEmpty(request, 204)

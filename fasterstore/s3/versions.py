@@ -108,7 +108,7 @@ def listVersionsResult(
 
 async def listObjectVersions(ctx: S3Context, call: "Call", request: Request) -> None:
     """ListObjectVersions: each object once, as its null version."""
-    bucket = ownedBucket(ctx, call)
+    bucket = ownedBucket(call)
     q = call.route.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     keyMarker, versionIdMarker = q.get("key-marker", ""), q.get("version-id-marker", "")
@@ -127,7 +127,7 @@ async def listObjectVersions(ctx: S3Context, call: "Call", request: Request) -> 
     encoding = xml.validateEncodingType(q.get("encoding-type"))
     # The null version is an object's only one: after the key marker's
     # (null) version comes the next key, with or without a version marker.
-    page = ctx.engine.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=keyMarker, maxKeys=maxKeys)
+    page = await ctx.metadata.listObjects(bucket.name, prefix=prefix, delimiter=delimiter, after=keyMarker, maxKeys=maxKeys)
     assert call.auth is not None
     credentials = call.auth.credentials
     sendXML(

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.engine import MetadataEngine
+from fasterstore.metadata.store import IMetadataStore
 
 log = Logger()
 
@@ -29,13 +29,16 @@ DEFAULT_TTL = 7 * 86400.0
 #: Default time between two sweeps: one hour.
 DEFAULT_INTERVAL = 3600.0
 
+#: Uploads read from the store at a time by a sweep.
+SWEEP_PAGE = 1000
+
 
 class UploadExpiryService(TimerService):
     """
     Aborts multipart uploads initiated longer than C{ttl} seconds ago,
     checking every C{interval} seconds (and once at start).
 
-    @ivar engine: the metadata engine holding the uploads.
+    @ivar metadata: the metadata store holding the uploads.
     @ivar ttl: how old, in seconds, an upload may get.
     @ivar expired: how many uploads this service has aborted (for tests and
         logs).
@@ -43,7 +46,7 @@ class UploadExpiryService(TimerService):
 
     def __init__(
         self,
-        engine: MetadataEngine,
+        metadata: IMetadataStore,
         clock: IReactorTime,
         ttl: float = DEFAULT_TTL,
         interval: float = DEFAULT_INTERVAL,
@@ -53,12 +56,12 @@ class UploadExpiryService(TimerService):
         super().__init__(interval, self._tick)
         self.clock = clock
         self._now = clock
-        self.engine = engine
+        self.metadata = metadata
         self.ttl = ttl
         self.expired = 0
 
     def _tick(self) -> "Optional[Deferred[int]]":
-        if not self.engine.ready:
+        if not self.metadata.ready:
             return None
         # A failed sweep is logged; the service keeps running.
         d = ensureDeferred(self.sweep())
@@ -75,20 +78,28 @@ class UploadExpiryService(TimerService):
         """
         before = self._now.seconds() - self.ttl
         aborted = 0
-        for upload in self.engine.staleUploads(before):
-            try:
-                await self.engine.abortUpload(upload.uploadId)
-            except S3Error as e:
-                if e.code != "NoSuchUpload":
+        while True:
+            # A page at a time, so a backlog never sits in memory at once;
+            # a page where nothing could be aborted ends the sweep.
+            page = await self.metadata.staleUploads(before, limit=SWEEP_PAGE)
+            progress = 0
+            for upload in page:
+                try:
+                    await self.metadata.abortUpload(upload.uploadId)
+                except S3Error as e:
+                    if e.code != "NoSuchUpload":
+                        log.failure("Expiring upload {uploadId} failed", uploadId=upload.uploadId)
+                    continue
+                except Exception:
                     log.failure("Expiring upload {uploadId} failed", uploadId=upload.uploadId)
-                continue
-            except Exception:
-                log.failure("Expiring upload {uploadId} failed", uploadId=upload.uploadId)
-                continue
-            aborted += 1
-            log.info(
-                "Expired multipart upload {uploadId} of {bucket}/{key}, initiated {initiated}",
-                uploadId=upload.uploadId, bucket=upload.bucket, key=upload.key, initiated=upload.initiated,
-            )
+                    continue
+                progress += 1
+                log.info(
+                    "Expired multipart upload {uploadId} of {bucket}/{key}, initiated {initiated}",
+                    uploadId=upload.uploadId, bucket=upload.bucket, key=upload.key, initiated=upload.initiated,
+                )
+            aborted += progress
+            if len(page) < SWEEP_PAGE or progress == 0:
+                break
         self.expired += aborted
         return aborted

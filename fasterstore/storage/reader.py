@@ -18,21 +18,30 @@ How the HTTP layer uses it::
     # on failure (CorruptionError): abort the connection, never finish()
     # cleanly, or the client would take a truncated body as complete.
 
+A whole-object read also verifies each blob's identity: given the blobs'
+content addresses (C{identities}), it hashes what it reads with BLAKE3 and
+checks each blob's digest before that blob's last piece is written, so a
+record whose block checksums pass but which holds other bytes (a misplaced
+write) is never served as a complete response.  A ranged read verifies the
+block checksums only; that no two blobs claim one record is the metadata
+store's invariant.
+
 Tests: tests/unit/test_reader.py.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import attrs
+from blake3 import blake3
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fasterstore.storage.blob import Extent
-from fasterstore.storage.segments import ExtentMap, SegmentStore
+from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentStore
 
 PIECE_SIZE = 256 * 1024
 WRITE_SIZE = 64 * 1024
@@ -55,6 +64,8 @@ class RangeProducer:
     @ivar consumer: usually a twisted.web C{Request}.
     @ivar pieceSize: bytes per read.
     @ivar writeSize: most bytes per C{consumer.write}.
+    @ivar identities: C{(BLAKE3 hex, size)} of each blob the extents hold,
+        in order; checked when the read covers all of them.
     """
 
     store: SegmentStore
@@ -64,7 +75,12 @@ class RangeProducer:
     consumer: IConsumer
     pieceSize: int = PIECE_SIZE
     writeSize: int = WRITE_SIZE
+    identities: Sequence[Tuple[str, int]] = ()
 
+    _verify: int = attrs.field(init=False, default=-1)  # blob being hashed, -1 for none
+    _hasher: Any = attrs.field(init=False, default=None)
+    _left: int = attrs.field(init=False, default=0)
+    _blobStart: int = attrs.field(init=False, default=0)
     _position: int = attrs.field(init=False)
     _current: memoryview = attrs.field(init=False, default=memoryview(b""))
     _next: Optional[bytes] = attrs.field(init=False, default=None)
@@ -85,6 +101,39 @@ class RangeProducer:
         if self.pieceSize <= 0 or self.writeSize <= 0:
             raise ValueError("pieceSize and writeSize must be positive")
         self._position = self.begin
+        whole = self.begin == 0 and self.end == self.extents.size
+        if whole and self.identities and sum(n for _, n in self.identities) == self.end:
+            self._verify = 0
+            self._nextBlob()
+
+    def _nextBlob(self) -> None:
+        """Start hashing the next blob (skipping empty ones: no bytes, nothing misplaced)."""
+        while self._verify < len(self.identities):
+            if self.identities[self._verify][1]:
+                self._hasher, self._left = blake3(), self.identities[self._verify][1]
+                return
+            self._verify += 1
+        self._verify = -1
+
+    def _mismatch(self) -> CorruptionError:
+        extent, _, _ = self.extents.locate(self._blobStart, self._blobStart + 1)[0]
+        address, _ = self.identities[self._verify]
+        return CorruptionError(extent.segment, extent.offset, f"bytes read are not blob {address}")
+
+    def _checkIdentity(self, data: bytes) -> None:
+        """Hash a piece; raise L{CorruptionError} at the end of a blob that is not what it should be."""
+        view = memoryview(data)
+        while self._verify >= 0 and view:
+            take = view[: self._left]
+            self._hasher.update(take)
+            self._left -= len(take)
+            view = view[len(take) :]
+            if self._left == 0:
+                if self._hasher.hexdigest() != self.identities[self._verify][0]:
+                    raise self._mismatch()
+                self._blobStart += self.identities[self._verify][1]
+                self._verify += 1
+                self._nextBlob()
 
     def prefetch(self) -> "Deferred[None]":
         """
@@ -193,6 +242,12 @@ class RangeProducer:
         self._reading = False
         if self._stopped or self._finished:
             return
+        if self._verify >= 0:
+            try:
+                self._checkIdentity(data)
+            except CorruptionError:
+                self._readFailed(self.store.reportCorruption(Failure()))
+                return
         self._next = data
         self._prefetchDone(None)
         self._pump()

@@ -403,9 +403,9 @@ class SegmentStore:
             except _NotCached:
                 pass
             except CorruptionError:
-                return fail().addErrback(self._reportCorruption)
+                return fail().addErrback(self.reportCorruption)
         d = self._track(self.runner.run(self._read, pieces))
-        d.addErrback(self._reportCorruption)
+        d.addErrback(self.reportCorruption)
         return d
 
     def _read(self, pieces: List[Tuple[Extent, int, int]], nowait: bool = False) -> bytes:
@@ -467,7 +467,7 @@ class SegmentStore:
                 self._fds[segment] = fd
             return fd
 
-    def _reportCorruption(self, failure: Failure) -> Failure:
+    def reportCorruption(self, failure: Failure) -> Failure:
         """Log and count a corrupt read (on the reactor thread)."""
         error = failure.value
         if isinstance(error, CorruptionError):

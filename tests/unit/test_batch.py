@@ -124,9 +124,9 @@ class DeleteObjectsTests(ResourceTestCase):
         status, _, content = self.request("POST", "/bucket?delete", body, crc32Header(body))
         self.assertEqual(status, 200, content)
         self.assertEqual(results(content), (["a", "dir/c d", "missing"], []))
-        self.assertIsNone(self.server.engine.getObject("bucket", "a"))
-        self.assertIsNone(self.server.engine.getObject("bucket", "dir/c d"))
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "b"))
+        self.assertIsNone(self.server.now.getObject("bucket", "a"))
+        self.assertIsNone(self.server.now.getObject("bucket", "dir/c d"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "b"))
 
     def test_contentMD5(self) -> None:
         """Content-MD5 alone is accepted too."""
@@ -139,7 +139,7 @@ class DeleteObjectsTests(ResourceTestCase):
         result = self.request("POST", "/bucket?delete", deleteDocument(["a"]))
         self.assertError(result, 400, "InvalidRequest")
         self.assertIn(b"Missing required header for this request: Content-MD5", result[2])
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "a"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "a"))
 
     def test_wrongDigests(self) -> None:
         """A checksum or Content-MD5 that does not match the body is BadDigest, nothing deleted."""
@@ -148,7 +148,7 @@ class DeleteObjectsTests(ResourceTestCase):
         self.assertError(self.request("POST", "/bucket?delete", body, crc32Header(other)), 400, "BadDigest")
         self.assertError(self.request("POST", "/bucket?delete", body, md5Header(other)), 400, "BadDigest")
         self.assertError(self.request("POST", "/bucket?delete", body, {"Content-MD5": "x"}), 400, "InvalidDigest")
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "a"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "a"))
 
     def test_payloadHash(self) -> None:
         """A body that does not match its signed SHA-256 is refused."""
@@ -157,7 +157,7 @@ class DeleteObjectsTests(ResourceTestCase):
             self.request("POST", "/bucket?delete", body, crc32Header(body), payloadHash=hashlib.sha256(b"x").hexdigest()),
             400, "XAmzContentSHA256Mismatch",
         )
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "a"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "a"))
 
     def test_quiet(self) -> None:
         """Quiet mode lists only the errors."""
@@ -165,8 +165,8 @@ class DeleteObjectsTests(ResourceTestCase):
         status, _, content = self.request("POST", "/bucket?delete", body, crc32Header(body))
         self.assertEqual(status, 200)
         self.assertEqual(results(content), ([], [("b", "NoSuchVersion")]))
-        self.assertIsNone(self.server.engine.getObject("bucket", "a"))
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "b"))
+        self.assertIsNone(self.server.now.getObject("bucket", "a"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "b"))
 
     def test_nullVersion(self) -> None:
         """VersionId null deletes the object and is echoed."""
@@ -175,7 +175,7 @@ class DeleteObjectsTests(ResourceTestCase):
         deleted = ElementTree.fromstring(content).find(f"{NS}Deleted")
         assert deleted is not None
         self.assertEqual(deleted.findtext(f"{NS}VersionId"), "null")
-        self.assertIsNone(self.server.engine.getObject("bucket", "a"))
+        self.assertIsNone(self.server.now.getObject("bucket", "a"))
 
     def test_perKeyErrors(self) -> None:
         """A bad key or a failed ETag condition is an <Error> for that key only."""
@@ -188,7 +188,7 @@ class DeleteObjectsTests(ResourceTestCase):
         deleted, errors = results(content)
         self.assertEqual(deleted, ["b"])
         self.assertEqual(errors, [("a", "PreconditionFailed"), ("x" * 1025, "KeyTooLongError")])
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "a"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "a"))
 
     def test_malformed(self) -> None:
         """No objects, too many, or no Delete document: MalformedXML."""

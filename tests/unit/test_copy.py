@@ -43,7 +43,7 @@ class CopyTests(ResourceTestCase):
 
     def record(self, key: str, bucket: str = "bucket") -> ObjectRecord:
         """The stored record of an object."""
-        record = self.server.engine.getObject(bucket, key)
+        record = self.server.now.getObject(bucket, key)
         assert record is not None
         return record
 
@@ -60,7 +60,7 @@ class CopyTests(ResourceTestCase):
         self.assertEqual(doc.findtext(f"{NS}ChecksumCRC64NVME"), dict(source.checksums)["crc64nvme"])
         copied = self.record("dst", "other-bucket")
         self.assertEqual((copied.blob, copied.etag, copied.size, copied.checksums), (source.blob, source.etag, source.size, source.checksums))
-        blob = self.server.engine.getBlob(source.blob)
+        blob = self.server.now.getBlob(source.blob)
         assert blob is not None
         self.assertEqual(blob.refs, 2)
         self.assertEqual(self.request("DELETE", "/bucket/src")[0], 204)
@@ -68,7 +68,7 @@ class CopyTests(ResourceTestCase):
         self.assertEqual((status, body), (200, DATA))
         self.assertEqual((headers["content-type"], headers["x-amz-meta-color"], headers["cache-control"]),
                          ("text/plain", "blue", "no-cache"))
-        blob = self.server.engine.getBlob(source.blob)
+        blob = self.server.now.getBlob(source.blob)
         assert blob is not None
         self.assertEqual(blob.refs, 1)
 
@@ -107,7 +107,7 @@ class CopyTests(ResourceTestCase):
         after = self.record("src")
         self.assertEqual((after.meta, after.headers, after.etag), ((("color", "red"),), (), before.etag))
         self.assertGreater(after.modified, before.modified)
-        blob = self.server.engine.getBlob(after.blob)
+        blob = self.server.now.getBlob(after.blob)
         assert blob is not None
         self.assertEqual(blob.refs, 1)
         self.assertEqual(self.request("GET", "/bucket/src")[2], DATA)
@@ -119,7 +119,7 @@ class CopyTests(ResourceTestCase):
 
     def test_tagging(self) -> None:
         """Tags are copied by default, replaced from x-amz-tagging with REPLACE."""
-        self.successResultOf(self.server.engine.setObjectTags("bucket", "src", (("a", "1"),)))
+        self.successResultOf(self.server.metadata.setObjectTags("bucket", "src", (("a", "1"),)))
         self.copy("/bucket/d1")
         self.assertEqual(self.record("d1").tags, (("a", "1"),))
         self.copy("/bucket/d2", headers={"x-amz-tagging-directive": "REPLACE", "x-amz-tagging": "b=2&c=x%20y"})
@@ -163,7 +163,7 @@ class CopyTests(ResourceTestCase):
             result = self.copy("/bucket/nope", headers=headers)
             self.assertError(result, 412, "PreconditionFailed")
             self.assertEqual(ElementTree.fromstring(result[2]).findtext("Condition"), condition)
-        self.assertIsNone(self.server.engine.getObject("bucket", "nope"))
+        self.assertIsNone(self.server.now.getObject("bucket", "nope"))
 
     def test_destinationConditions(self) -> None:
         """If-None-Match: * on the destination refuses to overwrite."""
@@ -185,7 +185,7 @@ class CopyTests(ResourceTestCase):
 
     def test_tooLarge(self) -> None:
         """A source over 5 GiB is refused with AWS's message."""
-        self.successResultOf(self.server.engine.copyObject(
+        self.successResultOf(self.server.metadata.copyObject(
             "bucket", "src", lambda s: attrs.evolve(s, key="huge", size=MAX_COPY_SIZE + 1)
         ))
         result = self.copy("/bucket/dst", "bucket/huge")

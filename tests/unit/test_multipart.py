@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 from xml.etree import ElementTree
 
@@ -20,6 +20,7 @@ from botocore.awsrequest import AWSRequest, HeadersDict
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.httpchecksum import Crc32Checksum, CrtCrc32cChecksum, CrtCrc64NvmeChecksum, Sha256Checksum
 from botocore.parsers import RestXMLParser
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
@@ -107,7 +108,7 @@ class MultipartTestCase(ResourceTestCase):
         response = self.request("POST", f"/bucket/{key}?uploads", headers=headers)
         self.assertEqual(response[0], 200, response[2])
         parsed = parse("CreateMultipartUpload", response)
-        self.assertEqual((parsed["Bucket"], parsed["Key"]), ("bucket", self.server.engine.getUpload(parsed["UploadId"]).key))  # type: ignore[union-attr]
+        self.assertEqual((parsed["Bucket"], parsed["Key"]), ("bucket", self.server.now.getUpload(parsed["UploadId"]).key))  # type: ignore[union-attr]
         return str(parsed["UploadId"])
 
     def putPart(self, uploadId: str, number: int, data: bytes, key: str = "k", headers: Optional[Dict[str, str]] = None) -> Response:
@@ -137,7 +138,7 @@ class CreateTests(MultipartTestCase):
             "Content-Type": "text/x-parts", "x-amz-meta-Color": "red",
             "x-amz-tagging": "a=1&b=two%20words&empty=", "Content-Encoding": "aws-chunked",
         })
-        upload = self.server.engine.getUpload(uploadId)
+        upload = self.server.now.getUpload(uploadId)
         assert upload is not None
         self.assertEqual(dict(upload.headers), {"Content-Type": "text/x-parts"})
         self.assertEqual(upload.meta, (("color", "red"),))
@@ -158,7 +159,7 @@ class CreateTests(MultipartTestCase):
             response = self.request("POST", "/bucket/k?uploads", headers={"x-amz-checksum-algorithm": algorithm})
             parsed = parse("CreateMultipartUpload", response)
             self.assertEqual((parsed["ChecksumAlgorithm"], parsed["ChecksumType"]), (algorithm.upper(), checksumType))
-            upload = self.server.engine.getUpload(parsed["UploadId"])
+            upload = self.server.now.getUpload(parsed["UploadId"])
             assert upload is not None
             self.assertEqual((upload.checksumAlgorithm, upload.checksumType), (algorithm.lower(), checksumType))
 
@@ -172,7 +173,7 @@ class CreateTests(MultipartTestCase):
             {"x-amz-checksum-algorithm": "SHA1", "x-amz-checksum-type": "FULL_OBJECT"},
         ]:
             self.assertError(self.request("POST", "/bucket/k?uploads", headers=headers), 400, "InvalidRequest")
-        self.assertEqual(self.server.engine.listUploads("bucket").uploads, [])
+        self.assertEqual(self.server.now.listUploads("bucket").uploads, [])
 
     def test_badTags(self) -> None:
         """Tags beyond AWS's limits are InvalidTag; a repeated key InvalidArgument (the tagging module's rules)."""
@@ -213,11 +214,11 @@ class CompleteTests(MultipartTestCase):
         self.assertEqual(headers["content-type"], "text/x-parts")
         self.assertEqual(headers["x-amz-meta-color"], "red")
         self.assertNotIn("x-amz-mp-parts-count", headers)
-        record = self.server.engine.getObject("bucket", "k")
+        record = self.server.now.getObject("bucket", "k")
         assert record is not None
         self.assertEqual((record.blob, [p.number for p in record.parts], record.tags), ("", [1, 2, 3], (("t", "1"),)))
-        self.assertIsNone(self.server.engine.getUpload(uploadId))
-        self.assertEqual(self.server.engine.listUploads("bucket").uploads, [])
+        self.assertIsNone(self.server.now.getUpload(uploadId))
+        self.assertEqual(self.server.now.listUploads("bucket").uploads, [])
 
     def test_retriedCompleteGetsTheSameAnswer(self) -> None:
         """
@@ -267,7 +268,7 @@ class CompleteTests(MultipartTestCase):
         etags = self.uploadParts(uploadId, [b"x" * 1024, b"y" * 1024])
         self.assertError(self.complete(uploadId, [(2, etags[1]), (1, etags[0])]), 400, "InvalidPartOrder")
         self.assertError(self.complete(uploadId, [(1, etags[0]), (1, etags[0])]), 400, "InvalidPartOrder")
-        self.assertIsNotNone(self.server.engine.getUpload(uploadId))
+        self.assertIsNotNone(self.server.now.getUpload(uploadId))
 
     def test_invalidPart(self) -> None:
         """A part never uploaded, or with another ETag, is InvalidPart."""
@@ -276,7 +277,7 @@ class CompleteTests(MultipartTestCase):
         self.assertError(self.complete(uploadId, [(1, etags[0]), (2, etags[0])]), 400, "InvalidPart")
         self.assertError(self.complete(uploadId, [(1, '"%s"' % ("0" * 32))]), 400, "InvalidPart")
         self.assertError(self.complete(uploadId, [(10001, etags[0])]), 400, "InvalidPart")
-        self.assertIsNotNone(self.server.engine.getUpload(uploadId))
+        self.assertIsNotNone(self.server.now.getUpload(uploadId))
 
     def test_entityTooSmall(self) -> None:
         """Every part but the last must be at least 5 MiB (the real default here)."""
@@ -325,14 +326,14 @@ class CompleteTests(MultipartTestCase):
         for number in ["0", "10001", "abc", "-1"]:
             self.assertError(self.request("PUT", f"/bucket/k?partNumber={number}&uploadId={uploadId}", b"x"), 400, "InvalidArgument")
         self.assertEqual(self.putPart(uploadId, 10000, b"x")[0], 200)
-        self.assertEqual(self.server.engine.getUpload(uploadId).parts[0].number, 10000)  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(uploadId).parts[0].number, 10000)  # type: ignore[union-attr]
 
     def test_partContentMD5(self) -> None:
         """A part's body is checked like a PutObject's: Content-MD5 mismatch is BadDigest."""
         uploadId = self.create()
         wrong = b64(hashlib.md5(b"other").digest())
         self.assertError(self.putPart(uploadId, 1, b"data", headers={"Content-MD5": wrong}), 400, "BadDigest")
-        self.assertEqual(self.server.engine.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
 
     def test_conditionalComplete(self) -> None:
         """If-None-Match: * refuses to replace an object; If-Match needs its ETag."""
@@ -341,7 +342,7 @@ class CompleteTests(MultipartTestCase):
         etags = self.uploadParts(uploadId, [b"new"])
         self.assertError(self.complete(uploadId, [(1, etags[0])], headers={"If-None-Match": "*"}), 412, "PreconditionFailed")
         self.assertError(self.complete(uploadId, [(1, etags[0])], headers={"If-Match": '"nope"'}), 412, "PreconditionFailed")
-        self.assertIsNotNone(self.server.engine.getUpload(uploadId))
+        self.assertIsNotNone(self.server.now.getUpload(uploadId))
         current = '"%s"' % hashlib.md5(b"existing").hexdigest()
         self.assertEqual(self.complete(uploadId, [(1, etags[0])], headers={"If-Match": current})[0], 200)
         self.assertEqual(self.request("GET", "/bucket/k")[2], b"new")
@@ -367,8 +368,8 @@ class CompleteTests(MultipartTestCase):
         """Enqueued together, the complete wins and the abort is NoSuchUpload."""
         uploadId = self.create()
         etags = self.uploadParts(uploadId, [b"x"])
-        engine = self.server.engine
-        upload = engine.getUpload(uploadId)
+        engine = self.server.metadata
+        upload = self.server.now.getUpload(uploadId)
         assert upload is not None
         requested = [multipart.CompletedPart(1, etags[0].strip('"'))]
         completed = engine.completeUpload(uploadId, lambda u: multipart._assemble(self.server.context, u, requested, {}))
@@ -391,11 +392,11 @@ class AbortTests(MultipartTestCase):
         """204, then the upload is gone and its parts unreferenced."""
         uploadId = self.create()
         self.uploadParts(uploadId, [b"abandoned part"])
-        address = self.server.engine.getUpload(uploadId).parts[0].blob  # type: ignore[union-attr]
+        address = self.server.now.getUpload(uploadId).parts[0].blob  # type: ignore[union-attr]
         status, _, body = self.request("DELETE", f"/bucket/k?uploadId={uploadId}")
         self.assertEqual((status, body), (204, b""))
-        self.assertIsNone(self.server.engine.getUpload(uploadId))
-        self.assertIsNone(self.server.engine.getBlob(address))
+        self.assertIsNone(self.server.now.getUpload(uploadId))
+        self.assertIsNone(self.server.now.getBlob(address))
         self.assertError(self.request("DELETE", f"/bucket/k?uploadId={uploadId}"), 404, "NoSuchUpload")
         self.assertError(self.putPart(uploadId, 2, b"late"), 404, "NoSuchUpload")
 
@@ -478,7 +479,7 @@ class ChecksumTests(MultipartTestCase):
         uploadId = self.create(headers={"x-amz-checksum-algorithm": "SHA1"})
         self.assertError(self.putPart(uploadId, 1, b"x", headers={"x-amz-checksum-crc32": crc32(b"x")}), 400, "InvalidRequest")
         self.assertError(self.putPart(uploadId, 1, b"x", headers={"x-amz-checksum-sha1": b64(hashlib.sha1(b"y").digest())}), 400, "BadDigest")
-        self.assertEqual(self.server.engine.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
 
     def test_objectChecksumFunction(self) -> None:
         """L{multipart.objectChecksum} combines CRCs exactly as a CRC over the whole would be."""
@@ -640,7 +641,7 @@ class CopyPartTests(MultipartTestCase):
         self.assertEqual(response[0], 200, response[2])
         expected = b"".join(parts)[1000000:2100001]
         self.assertEqual(parse("UploadPartCopy", response)["CopyPartResult"]["ETag"], '"%s"' % hashlib.md5(expected).hexdigest())
-        self.assertEqual(self.server.engine.getUpload(self.uploadId).parts[0].size, len(expected))  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(self.uploadId).parts[0].size, len(expected))  # type: ignore[union-attr]
 
     def test_conditions(self) -> None:
         """The copy-source conditions fail with 412, as AWS answers copies."""
@@ -677,7 +678,7 @@ class CopyPartTests(MultipartTestCase):
         self.assertEqual(self.request("PUT", "/theirs/k", b"x", creds=OTHER)[0], 200)
         self.assertError(self.copy(1, "theirs/k"), 403, "AccessDenied")
         self.assertError(self.request("PUT", "/bucket/k?partNumber=1&uploadId=nope", headers={"x-amz-copy-source": "bucket/src%20key"}), 404, "NoSuchUpload")
-        self.assertEqual(self.server.engine.getUpload(self.uploadId).parts, ())  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(self.uploadId).parts, ())  # type: ignore[union-attr]
 
 
 class ParserTests(SynchronousTestCase):
@@ -708,23 +709,26 @@ class HeaderTimeHookTests(MultipartTestCase):
 
         route = Route("bucket", "k", query, b"/bucket/k", b"", False)
         auth = Authenticated(OWNER, PayloadMode.UNSIGNED, None, None, False)
-        return Call(route, auth, Operation("UploadPart", multipart.uploadPart, "object"), {}, "request-id")
+        call = Call(route, auth, Operation("UploadPart", multipart.uploadPart, "object"), {}, "request-id")
+        call.bucket = self.server.now.getBucket("bucket")
+        return call
+
+    def algorithms(self, query: Dict[str, str]) -> "Deferred[FrozenSet[str]]":
+        return Deferred.fromCoroutine(multipart.uploadPartAlgorithms(self.server.context, self.call(query)))
 
     def test_algorithms(self) -> None:
         """The upload's algorithm (CRC64NVME when it named none) is what the part's writer must add."""
-        ctx = self.server.context
         sha1 = self.create(headers={"x-amz-checksum-algorithm": "SHA1"})
         plain = self.create()
-        self.assertEqual(multipart.uploadPartAlgorithms(ctx, self.call({"partNumber": "1", "uploadId": sha1})), frozenset({"sha1"}))
-        self.assertEqual(multipart.uploadPartAlgorithms(ctx, self.call({"partNumber": "2", "uploadId": plain})), frozenset({"crc64nvme"}))
+        self.assertEqual(self.successResultOf(self.algorithms({"partNumber": "1", "uploadId": sha1})), frozenset({"sha1"}))
+        self.assertEqual(self.successResultOf(self.algorithms({"partNumber": "2", "uploadId": plain})), frozenset({"crc64nvme"}))
 
     def test_refusesEarly(self) -> None:
         """Bad part numbers and unknown uploads are refused before any body byte."""
-        ctx = self.server.context
         uploadId = self.create()
         for query, code in [({"partNumber": "0", "uploadId": uploadId}, "InvalidArgument"),
                             ({"partNumber": "1", "uploadId": "nope"}, "NoSuchUpload")]:
-            error = self.assertRaises(S3Error, multipart.uploadPartAlgorithms, ctx, self.call(query))
+            error = self.failureResultOf(self.algorithms(query), S3Error).value
             self.assertEqual(error.code, code)
 
 
@@ -769,8 +773,8 @@ class StrictNumberTests(MultipartTestCase):
                 % (number, etags[0])
             ).encode("utf-8")
             self.assertError(self.request("POST", f"/bucket/k?uploadId={uploadId}", body), 400, "MalformedXML")
-        self.assertIsNotNone(self.server.engine.getUpload(uploadId))
-        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        self.assertIsNotNone(self.server.now.getUpload(uploadId))
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
         body = b"<CompleteMultipartUpload><Part><PartNumber> 1 </PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>" % etags[0].encode()
         self.assertEqual(self.request("POST", f"/bucket/k?uploadId={uploadId}", body)[0], 200)
 
@@ -788,7 +792,7 @@ class StrictNumberTests(MultipartTestCase):
             response = latin1Request(self, "PUT", f"/bucket/k?partNumber=1&uploadId={uploadId}",
                                      {"x-amz-copy-source": "bucket/src", "x-amz-copy-source-range": value})
             self.assertError(response, 400, "InvalidArgument")
-        self.assertEqual(self.server.engine.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
         response = latin1Request(self, "PUT", f"/bucket/k?partNumber=1&uploadId={uploadId}",
                                  {"x-amz-copy-source": "bucket/src", "x-amz-copy-source-range": "bytes=0-3"})
         self.assertEqual(response[0], 200, response[2])

@@ -231,7 +231,7 @@ class RequestTests(MultipartTestCase):
         for value in ["%C2%B2", "%D9%A1", "1_0", "9" * 5000]:
             self.assertInvalidArgument(self.request("PUT", f"/bucket/k?partNumber={value}&uploadId={uploadId}", b"x"), "partNumber")
             self.assertInvalidArgument(self.request("GET", f"/bucket/plain?partNumber={value}"), "partNumber")
-        self.assertEqual(self.server.engine.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
+        self.assertEqual(self.server.now.getUpload(uploadId).parts, ())  # type: ignore[union-attr]
 
     def test_objectAttributes(self) -> None:
         """

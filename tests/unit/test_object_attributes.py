@@ -33,7 +33,7 @@ class ObjectAttributesTests(MultipartTestCase):
         self.assertEqual((result["ObjectSize"], result["StorageClass"]), (5, "STANDARD"))
         self.assertEqual(result["Checksum"], {"ChecksumCRC64NVME": crc64nvme(b"hello"), "ChecksumType": "FULL_OBJECT"})
         self.assertNotIn("ObjectParts", result)
-        record = self.server.engine.getObject("bucket", "k")
+        record = self.server.now.getObject("bucket", "k")
         assert record is not None
         self.assertEqual(result["ResponseMetadata"]["HTTPHeaders"]["last-modified"], formatHTTPDate(record.modified))
 

@@ -340,3 +340,58 @@ class PrefetchTests(ReaderTestCase):
         other = self.producer(FakeConsumer())
         other.start()
         self.assertRaises(RuntimeError, other.prefetch)
+
+
+class IdentityTests(ReaderTestCase):
+    """Whole reads check each blob's content address, not only block checksums."""
+
+    def test_rightIdentityStreams(self) -> None:
+        """The right address: the whole blob arrives as usual."""
+        consumer = FakeConsumer()
+        identities = ((self.blob.contentAddress, self.blob.size),)
+        self.successResultOf(self.producer(consumer, identities=identities).start())
+        self.assertEqual(consumer.value(), self.data)
+
+    def test_wrongIdentityNeverCompletes(self) -> None:
+        """
+        Bytes whose checksums pass but whose address is another's fail the
+        read before the last piece goes out: never a complete wrong body.
+        """
+        consumer = FakeConsumer()
+        identities = (("0" * 64, self.blob.size),)
+        failure = self.failureResultOf(self.producer(consumer, identities=identities).start(), CorruptionError)
+        self.assertIn("are not blob", failure.value.reason)
+        self.assertLess(len(consumer.value()), self.blob.size)
+        self.assertEqual(consumer.value(), self.data[: len(consumer.value())])
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_smallObjectRefusedAtPrefetch(self) -> None:
+        """A one-piece object with the wrong identity fails at prefetch: a clean error, nothing sent."""
+        writer = self.store.openWriter()
+        writer.write(b"small")
+        small = self.successResultOf(writer.finish())
+        consumer = FakeConsumer()
+        producer = RangeProducer(self.store, small.extents, 0, 5, consumer, identities=(("f" * 64, 5),))
+        self.failureResultOf(producer.prefetch(), CorruptionError)
+        self.assertEqual(consumer.value(), b"")
+
+    def test_eachPartChecked(self) -> None:
+        """Several blobs end to end (a multipart object): each is checked on its own."""
+        writer = self.store.openWriter()
+        writer.write(b"second part")
+        second = self.successResultOf(writer.finish())
+        extents = self.blob.extents + second.extents
+        size = self.blob.size + second.size
+        good = ((self.blob.contentAddress, self.blob.size), (second.contentAddress, second.size))
+        consumer = FakeConsumer()
+        self.successResultOf(RangeProducer(self.store, extents, 0, size, consumer, identities=good).start())
+        self.assertEqual(consumer.value(), self.data + b"second part")
+        bad = (good[0], ("0" * 64, second.size))
+        consumer = FakeConsumer()
+        self.failureResultOf(RangeProducer(self.store, extents, 0, size, consumer, identities=bad).start(), CorruptionError)
+
+    def test_rangedReadsSkipIdentity(self) -> None:
+        """A range cannot be hashed whole: it is served on its block checksums."""
+        consumer = FakeConsumer()
+        self.successResultOf(self.producer(consumer, 10, 20, identities=(("0" * 64, self.blob.size),)).start())
+        self.assertEqual(consumer.value(), self.data[10:20])

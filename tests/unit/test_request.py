@@ -144,6 +144,75 @@ class StreamingRequestTests(SynchronousTestCase):
 
 
 @implementer(IBodyReceiver)
+class ChoosingLeaf(StreamingLeaf):
+    """A leaf whose receiver is chosen later, as when choosing needs I/O."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.choice: Deferred[Optional[IBodyReceiver]] = Deferred()
+
+    def bodyReceiver(self, request: StreamingRequest) -> "Deferred[Optional[IBodyReceiver]]":  # type: ignore[override]
+        self.seenAtHeaders.append(request.method + b" " + request.uri)
+        return self.choice
+
+
+class DeferredChoiceTests(SynchronousTestCase):
+    """A receiver chosen asynchronously: reading stops and what arrived is held."""
+
+    def test_heldThenDelivered(self) -> None:
+        """A body complete before the choice reaches the receiver in order, then renders."""
+        leaf = ChoosingLeaf()
+        channel, transport = connect(leaf)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        self.assertEqual(transport.producerState, "paused")
+        channel.dataReceived(b"def")
+        self.assertEqual(leaf.receiver.chunks, [])
+        self.assertEqual(transport.value(), b"")
+        leaf.choice.callback(leaf.receiver)
+        self.assertEqual(leaf.receiver.chunks, [b"abc", b"def"])
+        self.assertEqual(transport.producerState, "producing")
+        self.assertIn(b"\r\n\r\nabc|def", transport.value())
+
+    def test_restArrivesAfter(self) -> None:
+        """After the choice, reading resumes and later chunks stream as usual."""
+        leaf = ChoosingLeaf()
+        channel, transport = connect(leaf)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        leaf.choice.callback(leaf.receiver)
+        self.assertEqual(transport.producerState, "producing")
+        channel.dataReceived(b"cd")
+        self.assertIn(b"ab|cd", transport.value())
+
+    def test_noReceiverBuffersAsUsual(self) -> None:
+        """Choosing no receiver falls back to twisted.web's buffering, held bytes included."""
+        leaf = ChoosingLeaf()
+        channel, transport = connect(leaf)
+        channel.dataReceived(b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz")
+        leaf.choice.callback(None)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nxyz"))
+
+    def test_refusedLater(self) -> None:
+        """An L{EarlyResponse} failure answers at once and closes; held bytes go nowhere."""
+        leaf = ChoosingLeaf()
+        channel, transport = connect(leaf)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nabc")
+        leaf.choice.errback(EarlyResponse(403, {}, b"<Error/>"))
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 403 Forbidden\r\n"), out)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(leaf.receiver.chunks, [])
+
+    def test_clientLeftMeanwhile(self) -> None:
+        """A receiver chosen after the client left is told at once."""
+        leaf = ChoosingLeaf()
+        channel, transport = connect(leaf)
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        channel.connectionLost(Failure(ConnectionError("gone")))
+        leaf.choice.callback(leaf.receiver)
+        self.assertIsNotNone(leaf.receiver.lost)
+        self.assertEqual(leaf.receiver.chunks, [])
+
+
 class RefusingReceiver(RecordingReceiver):
     """Refuses the body, with C{error}, once C{after} bytes have come."""
 

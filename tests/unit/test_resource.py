@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree
 
 from botocore.auth import S3SigV4Auth
@@ -17,10 +17,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from fasterstore.metadata.engine import MetadataEngine
+from fasterstore.metadata.sqlite import SQLiteMetadataStore
+from fasterstore.metadata.store import IMetadataStore
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.resource import S3Resource
@@ -35,6 +37,29 @@ BASE = "http://s3.test"
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
+class ReadsNow:
+    """
+    A metadata store's reads as plain results, for assertions: the store
+    must have answered at once (the SQLite store always does).
+    """
+
+    def __init__(self, store: IMetadataStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        def now(*args: Any, **kwargs: Any) -> Any:
+            outcome: List[Any] = []
+            method(*args, **kwargs).addBoth(outcome.append)
+            assert outcome, f"{name} did not answer at once"
+            if isinstance(outcome[0], Failure):
+                outcome[0].raiseException()
+            return outcome[0]
+
+        return now
+
+
 class Server:
     """A FasterStore resource on real engines in a temporary directory."""
 
@@ -45,13 +70,15 @@ class Server:
         runner = ImmediateRunner()
         self.metrics = Metrics()
         self.segments = SegmentStore(root, runner, targetSize=4 << 20, metrics=self.metrics)
-        self.engine = MetadataEngine(
-            root.path, clock=self.clock, runner=runner, syncData=self.segments.prepareSync, metrics=self.metrics
+        self.metadata = SQLiteMetadataStore(
+            root.child("meta").child("metadata.sqlite").path, runner=runner,
+            syncData=self.segments.prepareSync, metrics=self.metrics, fsync=False,
         )
-        self.engine.load()
+        self.metadata.open()
+        self.now = ReadsNow(self.metadata)
         keys = {OWNER.accessKey: OWNER, OTHER.accessKey: OTHER}
         self.context = S3Context(
-            engine=self.engine, segments=self.segments, clock=self.clock,
+            metadata=self.metadata, segments=self.segments, clock=self.clock,
             lookup=keys.get, metrics=self.metrics, maxObjectSize=1 << 20,
         )
         self.resource = S3Resource(self.context)
@@ -156,7 +183,7 @@ class BucketTests(ResourceTestCase):
         doc = b'<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>'
         self.assertError(self.request("PUT", "/bucket", doc), 400, "IllegalLocationConstraintException")
         self.assertError(self.request("PUT", "/bucket", b"<not xml"), 400, "MalformedXML")
-        self.assertEqual(self.server.engine.getBucket("bucket"), None)
+        self.assertEqual(self.server.now.getBucket("bucket"), None)
         status, _, body = self.request("GET", "/bucket?location")
         self.assertEqual(status, 404)
 
@@ -227,12 +254,12 @@ class ObjectTests(ResourceTestCase):
         self.assertEqual(headers["x-amz-meta-color"], "blue")
         self.assertEqual(headers["cache-control"], "no-cache")
         self.assertEqual(headers["content-length"], str(len(data)))
-        self.assertIsNotNone(self.server.engine.getObject("bucket", "dir/k+ey x"))
+        self.assertIsNotNone(self.server.now.getObject("bucket", "dir/k+ey x"))
 
     def test_contentEncodingKept(self) -> None:
         """Content-Encoding is stored as sent, less the aws-chunked transfer coding."""
         def stored(key: str) -> dict:
-            record = self.server.engine.getObject("bucket", key)
+            record = self.server.now.getObject("bucket", key)
             assert record is not None
             return dict(record.headers)
 
@@ -266,7 +293,7 @@ class ObjectTests(ResourceTestCase):
         """A Content-MD5 mismatch is BadDigest and stores nothing."""
         wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
         self.assertError(self.request("PUT", "/bucket/k", b"data", {"Content-MD5": wrong}), 400, "BadDigest")
-        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
         self.assertError(self.request("PUT", "/bucket/k", b"data", {"Content-MD5": "nope"}), 400, "InvalidDigest")
 
     def test_payloadHashMismatch(self) -> None:
@@ -275,7 +302,7 @@ class ObjectTests(ResourceTestCase):
             self.request("PUT", "/bucket/k", b"data", payloadHash=hashlib.sha256(b"else").hexdigest()),
             400, "XAmzContentSHA256Mismatch",
         )
-        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
 
     def test_checksums(self) -> None:
         """A correct x-amz-checksum-* is stored and returned with checksum mode; a wrong one is BadDigest."""
@@ -329,11 +356,11 @@ class ObjectTests(ResourceTestCase):
         self.assertEqual(self.request("PUT", "/bucket/k", b"x", {"x-amz-tagging": "a=1&b=two%20words"})[0], 200)
         _, headers, _ = self.request("HEAD", "/bucket/k")
         self.assertEqual(headers["x-amz-tagging-count"], "2")
-        record = self.server.engine.getObject("bucket", "k")
+        record = self.server.now.getObject("bucket", "k")
         assert record is not None
         self.assertEqual(dict(record.tags), {"a": "1", "b": "two words"})
         self.assertError(self.request("PUT", "/bucket/j", b"x", {"x-amz-tagging": "aws:x=1"}), 400, "InvalidTag")
-        self.assertIsNone(self.server.engine.getObject("bucket", "j"))
+        self.assertIsNone(self.server.now.getObject("bucket", "j"))
         _, headers, _ = self.request("PUT", "/bucket/plain", b"x")
         self.assertNotIn("x-amz-tagging-count", self.request("HEAD", "/bucket/plain")[1])
 
@@ -429,7 +456,7 @@ class DispatchTests(ResourceTestCase):
         self.assertError(
             self.request("PUT", "/locked", headers={"x-amz-bucket-object-lock-enabled": "true"}), 501, "NotImplemented"
         )
-        self.assertIsNone(self.server.engine.getBucket("locked"))
+        self.assertIsNone(self.server.now.getBucket("locked"))
         self.assertEqual(self.request("PUT", "/bucket", headers={"x-amz-acl": "public-read"})[0], 200)
         for headers, status, code in [
             ({"x-amz-server-side-encryption": "AES256"}, 501, "NotImplemented"),
@@ -437,7 +464,7 @@ class DispatchTests(ResourceTestCase):
             ({"x-amz-object-lock-mode": "GOVERNANCE"}, 400, "InvalidRequest"),
         ]:
             self.assertError(self.request("PUT", "/bucket/k", b"x", headers), status, code)
-        self.assertIsNone(self.server.engine.getObject("bucket", "k"))
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
         self.assertEqual(self.request("PUT", "/bucket/k", b"x", {"x-amz-acl": "public-read"})[0], 200)
         self.assertError(self.request("GET", "/bucket/k", creds=None), 403, "AccessDenied")
 

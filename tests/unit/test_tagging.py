@@ -112,7 +112,7 @@ class ObjectTaggingTests(ResourceTestCase):
     def test_tagsInRecord(self) -> None:
         """Tags are stored in the object record."""
         self.request("PUT", "/bucket/k?tagging", taggingBody([("a", "1")]))
-        record = self.server.engine.getObject("bucket", "k")
+        record = self.server.now.getObject("bucket", "k")
         assert record is not None
         self.assertEqual(record.tags, (("a", "1"),))
 
@@ -127,7 +127,7 @@ class ObjectTaggingTests(ResourceTestCase):
         self.assertError(self.request("PUT", "/bucket/k?tagging", taggingBody([("aws:x", "1")])), 400, "InvalidTag")
         self.assertError(self.request("PUT", "/bucket/k?tagging", b"<Tagging>"), 400, "MalformedXML")
         self.assertError(self.request("GET", "/bucket/k?tagging", creds=OTHER), 403, "AccessDenied")
-        record = self.server.engine.getObject("bucket", "k")
+        record = self.server.now.getObject("bucket", "k")
         assert record is not None
         self.assertEqual(record.tags, ())
 
@@ -147,7 +147,7 @@ class BucketTaggingTests(ResourceTestCase):
         self.assertEqual(status, 204, body)
         status, _, body = self.request("GET", "/bucket?tagging")
         self.assertEqual((status, tagsOf(body)), (200, tags))
-        bucket = self.server.engine.getBucket("bucket")
+        bucket = self.server.now.getBucket("bucket")
         assert bucket is not None
         self.assertEqual(decodeTags(bucket.configValue("tagging")), tuple(tags))
         self.assertEqual(self.request("DELETE", "/bucket?tagging")[0], 204)

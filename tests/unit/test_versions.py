@@ -47,7 +47,7 @@ class ListVersionsTests(ResourceTestCase):
         self.assertEqual(version.findtext(f"{NS}Size"), "1")
         self.assertEqual(version.findtext(f"{NS}StorageClass"), "STANDARD")
         self.assertEqual(version.findtext(f"{NS}Owner/{NS}ID"), "owner-id")
-        record = self.server.engine.getObject("bucket", "a")
+        record = self.server.now.getObject("bucket", "a")
         assert record is not None
         self.assertEqual(version.findtext(f"{NS}ETag"), f'"{record.etag}"')
 

@@ -1,8 +1,9 @@
 """
-The metadata write-ahead log.
+The write-ahead log of the metadata format before the SQLite store, read
+once by L{fasterstore.metadata.migration}.
 
 Files are C{<root>/meta/wal-%012d.log}, numbered by I{generation}; a snapshot
-numbered N covers every generation up to N (see L{fasterstore.metadata.snapshot}).
+numbered N covers every generation up to N (see L{fasterstore.metadata.legacy.snapshot}).
 
 Each file is a sequence of records::
 
@@ -19,8 +20,7 @@ starts only after the previous one was fsynced.  L{readWAL} therefore drops a
 bad tail (truncating the file so later appends are clean) but treats a bad
 record followed by a good one as corruption.
 
-All methods block: call them from the runner thread.
-Tests: tests/unit/test_wal.py.
+Tests: tests/unit/test_migration.py.
 """
 
 from __future__ import annotations
@@ -30,15 +30,12 @@ import mmap
 import os
 import re
 import struct
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional
 
-import attrs
 from awscrt.checksums import crc32c
 from twisted.logger import Logger
 
-from fasterstore.durable import syncDirectory
-from fasterstore.files import openPrivateFile
-from fasterstore.metadata.state import Mutation
+from fasterstore.metadata.legacy.state import Mutation
 
 log = Logger()
 
@@ -47,10 +44,6 @@ HEADER = struct.Struct("<II")
 MAX_RECORD = 1 << 30
 
 _WAL_NAME = re.compile(r"^wal-(\d{12})\.log$")
-
-# Indirections so tests can observe (and fail) the system calls.
-_write = os.write
-_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 class WALCorruptError(Exception):
@@ -70,22 +63,6 @@ def listWALs(directory: str) -> List[int]:
         return []
     found = (_WAL_NAME.match(name) for name in names)
     return sorted(int(m.group(1)) for m in found if m is not None)
-
-
-def encodeMutation(mutation: Mutation) -> bytes:
-    """
-    One mutation as compact JSON.  ASCII-escaped so that no string (not even a
-    lone surrogate from a badly encoded key) can fail to encode later.
-
-    @raise ValueError: or C{TypeError} if the mutation is not JSON-able.
-    """
-    return json.dumps(mutation, separators=(",", ":"), allow_nan=False).encode("ascii")
-
-
-def encodeRecord(encodedMutations: Sequence[bytes]) -> bytes:
-    """Frame already-encoded mutations as one WAL record."""
-    payload = b"[" + b",".join(encodedMutations) + b"]"
-    return HEADER.pack(len(payload), crc32c(payload)) + payload
 
 
 def _decodePayload(payload: bytes) -> Optional[List[Mutation]]:
@@ -183,88 +160,3 @@ def readWAL(path: str, truncate: bool = True) -> Iterator[Mutation]:
             "Ignoring {n} bytes of torn tail in sealed {path} at offset {offset}",
             n=size - offset, path=path, offset=offset,
         )
-
-
-@attrs.define(eq=False)
-class WAL:
-    """
-    The open, newest WAL generation, appended to by the engine's rounds.
-
-    @ivar directory: the C{meta} directory.
-    @ivar generation: the generation being appended to.
-    @ivar fsync: if false, L{sync} does nothing (tests, benchmarks).
-    @ivar size: bytes in the current generation's file.
-    """
-
-    directory: str
-    generation: int
-    fsync: bool = True
-    size: int = 0
-    _fd: int = -1
-
-    @classmethod
-    def open(cls, directory: str, generation: int, fsync: bool = True) -> "WAL":
-        """
-        Open a generation for appending, creating it if needed.  Replay an
-        existing file with L{readWAL} first, so any torn tail is gone.
-        """
-        wal = cls(directory, generation, fsync)
-        wal._openFile(create=False)
-        return wal
-
-    def _openFile(self, create: bool) -> None:
-        path = walPath(self.directory, self.generation)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        existed = os.path.exists(path)
-        if create:
-            flags |= os.O_EXCL
-        self._fd = openPrivateFile(path, flags)
-        self.size = os.fstat(self._fd).st_size
-        if not existed and self.fsync:
-            syncDirectory(self.directory)
-
-    def appendEncoded(self, encodedMutations: Sequence[bytes]) -> int:
-        """
-        Write mutations already encoded with L{encodeMutation} as one record
-        (not yet durable: call L{sync}).  Returns the bytes written.
-        """
-        record = encodeRecord(encodedMutations)
-        view = memoryview(record)
-        while view:
-            written = _write(self._fd, view)
-            view = view[written:]
-        self.size += len(record)
-        return len(record)
-
-    def append(self, mutations: Sequence[Mutation]) -> int:
-        """Write mutations as one record (see L{appendEncoded})."""
-        return self.appendEncoded([encodeMutation(m) for m in mutations])
-
-    def sync(self) -> None:
-        """Make everything appended so far durable (fdatasync)."""
-        if self.fsync:
-            _fdatasync(self._fd)
-
-    def rotate(self) -> int:
-        """
-        Seal the current generation and start the next one; the new file's
-        directory entry is fsynced before this returns.
-
-        @return: the sealed generation.
-        """
-        self.sync()
-        os.close(self._fd)
-        self._fd = -1
-        sealed = self.generation
-        self.generation = sealed + 1
-        self._openFile(create=True)
-        return sealed
-
-    def close(self) -> None:
-        """Sync and close the file."""
-        if self._fd >= 0:
-            try:
-                self.sync()
-            finally:
-                os.close(self._fd)
-                self._fd = -1

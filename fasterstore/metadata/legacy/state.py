@@ -1,5 +1,7 @@
 """
-The metadata engine's in-memory state, and the one function that changes it.
+The metadata format before the SQLite store (FasterStore up to the issue 8
+work): the in-memory state a snapshot plus WAL replay rebuilt, kept only so
+that L{fasterstore.metadata.migration} can read an old data directory once.
 
 Every change is a I{mutation}: a plain JSON-able dict with an C{"op"} key.
 L{MetadataState.apply} is the only code path that applies one, whether the
@@ -37,18 +39,15 @@ Tests: tests/unit/test_metadata_state.py, tests/unit/test_metadata_multipart.py.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import attrs
 from sortedcontainers import SortedDict
 
-from fasterstore.errors import S3Error
 from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
 from fasterstore.storage.blob import Extent
 
 Mutation = Dict[str, Any]
-
-_MAX_CHAR = "\U0010ffff"
 
 # Snapshots serialise millions of object records: read the fields directly
 # instead of going through attrs.asdict (tuples encode as JSON arrays and
@@ -73,68 +72,6 @@ def extentsToJSON(extents: Iterable[Extent]) -> List[List[int]]:
 
 def _extents(triples: Iterable[Sequence[int]]) -> Tuple[Extent, ...]:
     return tuple(Extent(int(s), int(o), int(n)) for s, o, n in triples)
-
-
-def commonPrefix(key: str, prefix: str, delimiter: str) -> Optional[str]:
-    """
-    The CommonPrefixes entry C{key} rolls up into: C{key} up to and
-    including the first C{delimiter} after C{prefix}; None if it has none.
-    """
-    i = key.find(delimiter, len(prefix))
-    return key[: i + len(delimiter)] if i >= 0 else None
-
-
-def prefixSuccessor(prefix: str) -> Optional[str]:
-    """
-    The smallest string greater than every string starting with C{prefix},
-    or C{None} if there is none: lets a listing jump past a whole common
-    prefix with one bisection instead of walking the keys under it.
-    """
-    stripped = prefix.rstrip(_MAX_CHAR)
-    if not stripped:
-        return None
-    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
-
-
-@attrs.frozen
-class ListPage:
-    """
-    One page of a bucket listing.
-
-    @ivar objects: the objects returned, in key order.
-    @ivar commonPrefixes: the rolled-up prefixes returned, in order.
-    @ivar isTruncated: whether more entries follow this page.
-    @ivar nextAfter: the last key or common prefix returned (C{""} if none):
-        pass it as C{after} to get the next page (NextMarker /
-        NextContinuationToken).
-    """
-
-    objects: List[ObjectRecord]
-    commonPrefixes: List[str]
-    isTruncated: bool
-    nextAfter: str
-
-
-@attrs.frozen
-class UploadPage:
-    """
-    One page of ListMultipartUploads results.
-
-    @ivar uploads: the uploads returned, by key, then initiation time.
-    @ivar commonPrefixes: the rolled-up prefixes returned, in order.
-    @ivar isTruncated: whether more entries follow this page.
-    @ivar nextKeyMarker: the key of the last upload, or the last common
-        prefix, returned (C{""} if none): the next page's C{keyMarker}.
-    @ivar nextUploadIdMarker: the id of the last upload returned, or C{""}
-        if the page ended on a common prefix or is empty: the next page's
-        C{uploadIdMarker}.
-    """
-
-    uploads: List[UploadRecord]
-    commonPrefixes: List[str]
-    isTruncated: bool
-    nextKeyMarker: str
-    nextUploadIdMarker: str
 
 
 @attrs.define(eq=True)
@@ -397,148 +334,6 @@ class MetadataState:
             del self.objects[name]
         self.buckets.pop(name, None)
 
-    # -- reads -----------------------------------------------------------
-
-    def getBucket(self, name: str) -> Optional[BucketRecord]:
-        """The bucket called C{name}, if it exists."""
-        return self.buckets.get(name)
-
-    def listBuckets(self) -> List[BucketRecord]:
-        """Every bucket, sorted by name (as ListBuckets returns them)."""
-        return [self.buckets[name] for name in sorted(self.buckets)]
-
-    def getObject(self, bucket: str, key: str) -> Optional[ObjectRecord]:
-        """The current version of an object, if it exists."""
-        keys = self.objects.get(bucket)
-        if keys is None:
-            return None
-        return keys.get(key)
-
-    def getBlob(self, address: str) -> Optional[BlobRecord]:
-        """The blob with this content address, if any object references it."""
-        return self.blobs.get(address)
-
-    def bucketIsEmpty(self, name: str) -> bool:
-        """Whether a bucket holds no objects (a missing bucket is empty)."""
-        return not self.objects.get(name)
-
-    def objectsIn(self, bucket: str) -> int:
-        """How many objects a bucket holds."""
-        return len(self.objects.get(bucket, ()))
-
-    def listObjects(
-        self,
-        bucket: str,
-        prefix: str = "",
-        delimiter: str = "",
-        after: str = "",
-        maxKeys: int = 1000,
-    ) -> ListPage:
-        """
-        One page of ListObjects(V2) results.
-
-        The listing is the key-ordered sequence of I{entries}: each key
-        starting with C{prefix} is an entry, except that a key with
-        C{delimiter} somewhere after the prefix is rolled into the common
-        prefix ending at that delimiter, which is one entry sitting at its own
-        string position.  The page holds the first C{maxKeys} entries greater
-        than C{after}.  Because a common prefix is only returned when greater
-        than C{after}, passing C{nextAfter} back never repeats a prefix and
-        skips the keys under it.  C{maxKeys <= 0} gives an empty page that is
-        not truncated, as S3 does.
-
-        Cost is O(log n) per entry returned: the walk starts at
-        C{max(after, prefix)} and jumps over each common prefix by bisection.
-
-        @raise S3Error: C{NoSuchBucket}.
-        """
-        keys = self.objects.get(bucket)
-        if keys is None:
-            raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
-        objects: List[ObjectRecord] = []
-        prefixes: List[str] = []
-        if maxKeys <= 0:
-            return ListPage(objects, prefixes, False, "")
-        last = ""
-        count = 0
-        truncated = False
-        for entry in _entries(keys, prefix, delimiter, after):
-            if count == maxKeys:
-                truncated = True
-                break
-            count += 1
-            if isinstance(entry, str):
-                prefixes.append(entry)
-                last = entry
-            else:
-                objects.append(entry)
-                last = entry.key
-        return ListPage(objects, prefixes, truncated, last)
-
-    def getUpload(self, uploadId: str) -> Optional[UploadRecord]:
-        """The multipart upload with this id, if in progress."""
-        return self.uploads.get(uploadId)
-
-    def staleUploads(self, before: float) -> List[UploadRecord]:
-        """Uploads initiated before C{before}, oldest first."""
-        stale = [u for u in self.uploads.values() if u.initiated < before]
-        stale.sort(key=lambda u: (u.initiated, u.uploadId))
-        return stale
-
-    def listUploads(
-        self,
-        bucket: str,
-        prefix: str = "",
-        delimiter: str = "",
-        keyMarker: str = "",
-        uploadIdMarker: str = "",
-        maxUploads: int = 1000,
-    ) -> UploadPage:
-        """
-        One page of ListMultipartUploads results.
-
-        Uploads are ordered by key, then initiation time (then id).  Prefix
-        and delimiter roll keys into common prefixes exactly as in
-        L{listObjects}; each common prefix and each upload is one entry.
-        The page holds the first C{maxUploads} entries after the marker:
-
-          - no C{keyMarker}: from the start (C{uploadIdMarker} is ignored);
-          - C{keyMarker} only: keys greater than C{keyMarker}, and common
-            prefixes greater than it;
-          - both: also the uploads of key C{keyMarker} that come after the
-            upload C{uploadIdMarker} (initiated later); if that upload is
-            unknown (completed or aborted since) or has another key, those
-            whose id is greater than C{uploadIdMarker}, as AWS documents.
-
-        C{maxUploads <= 0} gives an empty page that is not truncated.
-
-        @raise S3Error: C{NoSuchBucket}.
-        """
-        if bucket not in self.buckets:
-            raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
-        uploads: List[UploadRecord] = []
-        prefixes: List[str] = []
-        if maxUploads <= 0:
-            return UploadPage(uploads, prefixes, False, "", "")
-        index = self.uploadIndex.get(bucket)
-        if index is None:
-            return UploadPage(uploads, prefixes, False, "", "")
-        lastKey = lastId = ""
-        count = 0
-        truncated = False
-        for entry in _uploadEntries(index, self.uploads, prefix, delimiter, keyMarker, uploadIdMarker):
-            if count == maxUploads:
-                truncated = True
-                break
-            count += 1
-            if isinstance(entry, str):
-                prefixes.append(entry)
-                lastKey, lastId = entry, ""
-            else:
-                uploads.append(entry)
-                lastKey, lastId = entry.key, entry.uploadId
-        return UploadPage(uploads, prefixes, truncated, lastKey, lastId)
-
     # -- serialisation ---------------------------------------------------
 
     def iterRecords(self) -> Iterator[Dict[str, Any]]:
@@ -605,77 +400,3 @@ class MetadataState:
         return cls.fromRecords(d["records"])
 
 
-def _entries(
-    keys: "SortedDict[str, ObjectRecord]", prefix: str, delimiter: str, after: str
-) -> Iterator[Union[str, ObjectRecord]]:
-    """Listing entries greater than C{after}, in order (see C{listObjects})."""
-    start = max(after, prefix)
-    # ``after`` itself is excluded; ``prefix`` (when greater) may be a key.
-    inclusive = start != after
-    while True:
-        jumped = False
-        for key in keys.irange(minimum=start, inclusive=(inclusive, True)):
-            if not key.startswith(prefix):
-                return
-            if delimiter:
-                common = commonPrefix(key, prefix, delimiter)
-                if common is not None:
-                    if common > after:
-                        yield common
-                    following = prefixSuccessor(common)
-                    if following is None:
-                        return
-                    start, inclusive, jumped = following, True, True
-                    break
-            yield keys[key]
-        if not jumped:
-            return
-
-
-def _uploadEntries(
-    index: "SortedDict[UploadIndexKey, str]",
-    uploads: Dict[str, UploadRecord],
-    prefix: str,
-    delimiter: str,
-    keyMarker: str,
-    uploadIdMarker: str,
-) -> Iterator[Union[str, UploadRecord]]:
-    """Upload listing entries after the markers, in order (see C{listUploads})."""
-    # Position the walk; ``sameKeyAfter`` filters the marker key's uploads
-    # when the marker upload is unknown.
-    sameKeyAfter: Optional[str] = None
-    start: Tuple[Any, ...]
-    if not keyMarker or keyMarker < prefix:
-        start, inclusive = (prefix,), True
-    elif not uploadIdMarker:
-        # Every key greater than keyMarker: (keyMarker, ...) tuples sort
-        # before (keyMarker + "\0",).
-        start, inclusive = (keyMarker + "\0",), True
-    else:
-        marker = uploads.get(uploadIdMarker)
-        if marker is not None and marker.key == keyMarker:
-            start, inclusive = (marker.key, marker.initiated, marker.uploadId), False
-        else:
-            start, inclusive = (keyMarker,), True
-            sameKeyAfter = uploadIdMarker
-    while True:
-        jumped = False
-        for position in index.irange(minimum=start, inclusive=(inclusive, True)):
-            key = position[0]
-            if not key.startswith(prefix):
-                return
-            if delimiter:
-                common = commonPrefix(key, prefix, delimiter)
-                if common is not None:
-                    if common > keyMarker:
-                        yield common
-                    following = prefixSuccessor(common)
-                    if following is None:
-                        return
-                    start, inclusive, jumped = (following,), True, True
-                    break
-            if sameKeyAfter is not None and key == keyMarker and position[2] <= sameKeyAfter:
-                continue
-            yield uploads[index[position]]
-        if not jumped:
-            return

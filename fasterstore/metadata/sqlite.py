@@ -1,0 +1,1055 @@
+"""
+The embedded metadata store: one SQLite database in WAL mode,
+C{<data dir>/meta/metadata.sqlite}, shared by every process serving the
+data directory.
+
+Writes are group-committed.  Each write is queued on the reactor as a small
+function of a L{_Transaction}; a I{round} takes every queued write and, in the
+runner, as one job:
+
+  1. calls the segment store's sync (data is durable before any record that
+     points at it);
+  2. opens one C{BEGIN IMMEDIATE} transaction (SQLite's write lock, which
+     serialises rounds of every process on the file);
+  3. runs each write inside its own savepoint: a write that refuses (a
+     precondition, a missing bucket) rolls back alone and its writer hears
+     why, the others go on;
+  4. commits: with C{synchronous=FULL}, one fsync of SQLite's WAL for the
+     whole batch.
+
+Writes arriving during a round wait for the next.  Validation happens in the
+transaction against the committed state plus the batch's earlier writes, so
+it holds across processes without any in-memory overlay.
+
+Reads run on the calling (reactor) thread on a read-only connection and fire
+at once: SQLite's WAL mode never blocks a reader on a writer, and a read
+started after a commit returned sees it, from any process.
+
+A round that fails (disk full, EIO, a lock held too long) rolls back, fails
+its writers, and leaves nothing behind: the next round starts afresh on a new
+connection if needed.  Nothing needs a restart.
+Tests: tests/unit/test_metadata_store.py, tests/unit/test_metadata_sqlite.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, TypeVar
+
+import attrs
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from fasterstore.errors import S3Error
+from fasterstore.files import makePrivateDirectory, openPrivateFile
+from fasterstore.metadata.listing import Rows, walk
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
+from fasterstore.metadata.store import IMetadataStore, ListPage, ObjectPrecondition, Totals, UploadPage
+from fasterstore.metrics import Metrics
+from fasterstore.storage.blob import Extent, WrittenBlob
+from fasterstore.threads import BlockingRunner
+
+log = Logger()
+
+T = TypeVar("T")
+
+SyncData = Callable[[], Callable[[], None]]
+
+#: The schema's version, in C{PRAGMA user_version}.
+SCHEMA_VERSION = 1
+
+DATABASE_NAME = "metadata.sqlite"
+
+_SCHEMA = """
+CREATE TABLE buckets(
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE objects(
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY(bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE blobs(
+    address TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    extents TEXT NOT NULL,
+    refs INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE blob_extents(
+    segment INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    PRIMARY KEY(segment, offset)
+) WITHOUT ROWID;
+CREATE TABLE uploads(
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    initiated REAL NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_key ON uploads(bucket, key, initiated, upload_id);
+CREATE INDEX uploads_by_age ON uploads(initiated, upload_id);
+CREATE TABLE parts(
+    upload_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY(upload_id, number)
+) WITHOUT ROWID;
+CREATE TABLE garbage(
+    segment INTEGER PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE counters(
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters(name, value) VALUES ('objects', 0), ('logical_bytes', 0), ('live_bytes', 0), ('fence', 0);
+"""
+
+#: Compact JSON, as every record column holds it.
+encodeJSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
+def _compact(d: Dict[str, Any], drop: Iterable[str]) -> str:
+    """A record's JSON without the fields its row's columns hold, nor empty defaults."""
+    for name in drop:
+        d.pop(name, None)
+    return encodeJSON({k: v for k, v in d.items() if v is not None and v != []})
+
+
+def encodeObject(record: ObjectRecord) -> str:
+    """An object record as its row's C{record} column."""
+    return _compact(record.toJSON(), ("bucket", "key"))
+
+
+def decodeObject(bucket: str, key: str, text: str) -> ObjectRecord:
+    """Inverse of L{encodeObject}."""
+    d = json.loads(text)
+    d["bucket"] = bucket
+    d["key"] = key
+    return ObjectRecord.fromJSON(d)
+
+
+def encodeExtents(extents: Iterable[Extent]) -> str:
+    """Extents as a blob row's C{extents} column."""
+    return encodeJSON([[e.segment, e.offset, e.length] for e in extents])
+
+
+def _decodeExtents(text: str) -> Tuple[Extent, ...]:
+    return tuple(Extent(s, o, n) for s, o, n in json.loads(text))
+
+
+def connect(path: str, readOnly: bool, fsync: bool) -> sqlite3.Connection:
+    """
+    A connection to the store's database with the store's settings: WAL
+    mode, C{synchronous=FULL} (or C{OFF} without fsync), a busy timeout for
+    the write lock other processes hold, a small private page cache and
+    memory-mapped reads (page cache of the kernel, not of the process).
+    """
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+    db.execute("PRAGMA busy_timeout = %d" % (5000 if readOnly else 60000,))
+    if readOnly:
+        db.execute("PRAGMA query_only = 1")
+    else:
+        db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = %s" % ("FULL" if fsync else "OFF",))
+    db.execute("PRAGMA cache_size = -4096")
+    db.execute("PRAGMA mmap_size = %d" % (1 << 30,))
+    return db
+
+
+def createSchema(db: sqlite3.Connection) -> None:
+    """Create the tables in an empty database (one transaction)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
+        elif version != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the metadata database has schema version {version}; this FasterStore reads version {SCHEMA_VERSION}"
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def storageError(error: BaseException) -> S3Error:
+    """
+    What a client hears when the store could not commit: C{507
+    InsufficientStorage} for a full disk, C{503 ServiceUnavailable} for a
+    lock held too long, C{500 InternalError} otherwise.
+    """
+    if isinstance(error, S3Error):
+        return error
+    full = (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
+        isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    )
+    if full:
+        return S3Error("InsufficientStorage")
+    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+        return S3Error("ServiceUnavailable", "The metadata store is busy; retry.")
+    return S3Error("InternalError", "The metadata store could not commit; retry.")
+
+
+class Migration(Protocol):
+    """Metadata to bring into a new database once (an older format)."""
+
+    def fill(self, db: sqlite3.Connection) -> None:
+        """Write everything into the new, empty database (blocking)."""
+
+    def retire(self) -> None:
+        """The database is in charge: put the old files away (blocking)."""
+
+
+@attrs.define(eq=False)
+class _Transaction:
+    """
+    The operations writes are made of, on the round's connection.
+
+    Counter and garbage changes are kept as deltas and written once per
+    round; a write's deltas only join the round's when its savepoint is
+    released.
+    """
+
+    db: sqlite3.Connection
+    counters: Dict[str, int] = attrs.field(init=False, factory=dict)
+    garbage: Dict[int, int] = attrs.field(init=False, factory=dict)
+    _counters: Dict[str, int] = attrs.field(init=False, factory=dict)
+    _garbage: Dict[int, int] = attrs.field(init=False, factory=dict)
+
+    def begin(self) -> None:
+        self.db.execute("SAVEPOINT write")
+        self._counters, self._garbage = {}, {}
+
+    def release(self) -> None:
+        self.db.execute("RELEASE write")
+        for name, n in self._counters.items():
+            self.counters[name] = self.counters.get(name, 0) + n
+        for segment, n in self._garbage.items():
+            self.garbage[segment] = self.garbage.get(segment, 0) + n
+
+    def rollback(self) -> None:
+        self.db.execute("ROLLBACK TO write")
+        self.db.execute("RELEASE write")
+        self._counters, self._garbage = {}, {}
+
+    def flush(self) -> None:
+        """Write the round's deltas."""
+        self.db.executemany(
+            "UPDATE counters SET value = value + ? WHERE name = ?",
+            [(n, name) for name, n in self.counters.items() if n],
+        )
+        self.db.executemany(
+            "INSERT INTO garbage(segment, bytes) VALUES (?, ?) "
+            "ON CONFLICT(segment) DO UPDATE SET bytes = bytes + excluded.bytes",
+            [(segment, n) for segment, n in self.garbage.items() if n],
+        )
+
+    def count(self, name: str, n: int) -> None:
+        self._counters[name] = self._counters.get(name, 0) + n
+
+    # -- reads inside the transaction --------------------------------------
+
+    def bucket(self, name: str) -> Optional[BucketRecord]:
+        row = self.db.execute("SELECT record FROM buckets WHERE name = ?", (name,)).fetchone()
+        return None if row is None else BucketRecord.fromJSON(json.loads(row[0]))
+
+    def requireBucket(self, name: str) -> BucketRecord:
+        bucket = self.bucket(name)
+        if bucket is None:
+            raise S3Error("NoSuchBucket", extra={"BucketName": name})
+        return bucket
+
+    def object(self, bucket: str, key: str) -> Optional[ObjectRecord]:
+        row = self.db.execute("SELECT record FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        return None if row is None else decodeObject(bucket, key, row[0])
+
+    def upload(self, uploadId: str) -> Optional[UploadRecord]:
+        return _readUpload(self.db, uploadId)
+
+    # -- changes -------------------------------------------------------------
+
+    def addGarbage(self, extents: Iterable[Extent]) -> None:
+        for e in extents:
+            if e.length:
+                self._garbage[e.segment] = self._garbage.get(e.segment, 0) + e.length
+
+    def takeWritten(self, address: str, extents: Tuple[Extent, ...], size: int) -> None:
+        """
+        Take one reference on C{address} for bytes just written to
+        C{extents}, which become the blob's bytes: a copy already stored is
+        garbage from now on (it may be the rotten one a client is replacing).
+        """
+        row = self.db.execute("SELECT extents, refs FROM blobs WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            self.db.execute(
+                "INSERT INTO blobs(address, size, extents, refs) VALUES (?, ?, ?, 1)",
+                (address, size, encodeExtents(extents)),
+            )
+            self.count("live_bytes", size)
+        else:
+            old = _decodeExtents(row[0])
+            kept = set(extents)
+            self.addGarbage(e for e in old if e not in kept)
+            self._dropExtents(old)
+            self.db.execute(
+                "UPDATE blobs SET extents = ?, refs = refs + 1 WHERE address = ?", (encodeExtents(extents), address)
+            )
+        # Plain INSERT: a record already claimed by another blob (two
+        # writers given one offset) refuses this write instead of aliasing.
+        self.db.executemany(
+            "INSERT INTO blob_extents(segment, offset, length, address) VALUES (?, ?, ?, ?)",
+            [(e.segment, e.offset, e.length, address) for e in extents],
+        )
+
+    def _dropExtents(self, extents: Iterable[Extent]) -> None:
+        self.db.executemany(
+            "DELETE FROM blob_extents WHERE segment = ? AND offset = ?", [(e.segment, e.offset) for e in extents]
+        )
+
+    def acquire(self, addresses: Sequence[str]) -> None:
+        """Take one reference per address on existing blobs; raises C{InternalError} for a missing one."""
+        for address in addresses:
+            updated = self.db.execute("UPDATE blobs SET refs = refs + 1 WHERE address = ?", (address,)).rowcount
+            if updated != 1:
+                log.error("a record references missing blob {address}", address=address)
+                raise S3Error("InternalError")
+
+    def releaseBlob(self, address: str) -> None:
+        """Drop one reference; unreferenced bytes become garbage."""
+        row = self.db.execute("SELECT size, extents, refs FROM blobs WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            return
+        size, text, refs = row
+        if refs <= 1:
+            extents = _decodeExtents(text)
+            self.db.execute("DELETE FROM blobs WHERE address = ?", (address,))
+            self._dropExtents(extents)
+            self.addGarbage(extents)
+            self.count("live_bytes", -size)
+        else:
+            self.db.execute("UPDATE blobs SET refs = refs - 1 WHERE address = ?", (address,))
+
+    def install(self, record: ObjectRecord) -> Optional[ObjectRecord]:
+        """
+        Make C{record} (whose references are taken) the key's current
+        version, releasing the version it replaces; returns that.
+        """
+        old = self.object(record.bucket, record.key)
+        self.db.execute(
+            "INSERT OR REPLACE INTO objects(bucket, key, size, record) VALUES (?, ?, ?, ?)",
+            (record.bucket, record.key, record.size, encodeObject(record)),
+        )
+        if old is None:
+            self.count("objects", 1)
+            self.count("logical_bytes", record.size)
+        else:
+            self.count("logical_bytes", record.size - old.size)
+            for address in old.blobAddresses():
+                self.releaseBlob(address)
+        return old
+
+    def removeObject(self, record: ObjectRecord) -> None:
+        self.db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key))
+        self.count("objects", -1)
+        self.count("logical_bytes", -record.size)
+        for address in record.blobAddresses():
+            self.releaseBlob(address)
+
+    def removeUpload(self, upload: UploadRecord) -> None:
+        """Forget an upload and release its parts."""
+        self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload.uploadId,))
+        self.db.execute("DELETE FROM parts WHERE upload_id = ?", (upload.uploadId,))
+        for part in upload.parts:
+            self.releaseBlob(part.blob)
+
+
+def _readUpload(db: sqlite3.Connection, uploadId: str) -> Optional[UploadRecord]:
+    row = db.execute("SELECT record FROM uploads WHERE upload_id = ?", (uploadId,)).fetchone()
+    if row is None:
+        return None
+    parts = tuple(
+        PartRecord.fromJSON(json.loads(text))
+        for (text,) in db.execute("SELECT record FROM parts WHERE upload_id = ? ORDER BY number", (uploadId,))
+    )
+    return attrs.evolve(UploadRecord.fromJSON(json.loads(row[0])), parts=parts)
+
+
+def encodeUpload(upload: UploadRecord) -> str:
+    """An upload as its row's C{record} column (its parts have rows of their own)."""
+    return _compact(upload.toJSON(), ("parts",))
+
+
+Apply = Callable[[_Transaction], Any]
+
+
+@attrs.define(eq=False)
+class _Write:
+    """A queued write: what it does, what to do if it refuses, who waits."""
+
+    apply: Apply
+    deferred: "Deferred[Any]"
+    refused: Optional[Callable[[_Transaction], None]] = None
+
+
+@attrs.define
+class _Outcome:
+    """What one write of a round came to, carried back to the reactor."""
+
+    result: Any = None
+    failure: Optional[Failure] = None
+
+
+@implementer(IMetadataStore)
+@attrs.define(eq=False)
+class SQLiteMetadataStore:
+    """
+    The metadata of record in one SQLite database (see the module docstring).
+
+    @ivar path: the database file.
+    @ivar runner: where blocking work (rounds, opening) runs.
+    @ivar syncData: the segment store's C{prepareSync}: called on the reactor
+        when a round starts; its result is called in the runner before the
+        transaction commits.
+    @ivar metrics: where to report rounds and totals.
+    @ivar fsync: if false, commits are not fsynced (tests, benchmarks).
+    @ivar connector: opens connections (L{connect}); tests inject faults here.
+    @ivar migrate: what to bring in when the database does not exist yet
+        (see L{fasterstore.metadata.migration}); C{None} for nothing.
+    """
+
+    path: str
+    runner: BlockingRunner
+    syncData: SyncData
+    metrics: Optional[Metrics] = None
+    fsync: bool = True
+    connector: Callable[[str, bool, bool], sqlite3.Connection] = connect
+    migrate: Optional["Migration"] = None
+
+    _reader: Optional[sqlite3.Connection] = attrs.field(init=False, default=None)
+    _writer: Optional[sqlite3.Connection] = attrs.field(init=False, default=None)
+    _opening: bool = attrs.field(init=False, default=False)
+    _closing: bool = attrs.field(init=False, default=False)
+    _queue: List[_Write] = attrs.field(init=False, factory=list)
+    _busy: bool = attrs.field(init=False, default=False)
+    _idleWaiters: List["Deferred[None]"] = attrs.field(init=False, factory=list)
+    _failing: Optional[str] = attrs.field(init=False, default=None)
+
+    # -- lifecycle -------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the store is open and not closing."""
+        return self._reader is not None and not self._closing
+
+    @property
+    def failing(self) -> Optional[str]:
+        """Why the last round failed, until one succeeds (for readiness)."""
+        return self._failing
+
+    def open(self) -> "Deferred[None]":
+        """Create or open the database (and migrate, once) in the runner."""
+        if self._reader is not None or self._opening:
+            return fail(RuntimeError("SQLiteMetadataStore.open called twice"))
+        self._opening = True
+
+        def opened(connections: Tuple[sqlite3.Connection, sqlite3.Connection]) -> None:
+            self._opening = False
+            self._writer, self._reader = connections
+            self._reportTotals()
+
+        def failed(f: Failure) -> Failure:
+            self._opening = False
+            return f
+
+        return self.runner.run(self._open).addCallbacks(opened, failed)
+
+    def _open(self) -> Tuple[sqlite3.Connection, sqlite3.Connection]:
+        makePrivateDirectory(os.path.dirname(self.path))
+        fresh = not os.path.exists(self.path)
+        if fresh and self.migrate is not None:
+            # Built under a temporary name, renamed when complete: a crash
+            # during a migration leaves the old metadata in charge.
+            temporary = self.path + ".migrating"
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                _removeIfExists(temporary + suffix)
+            db = self.connector(temporary, False, self.fsync)
+            try:
+                createSchema(db)
+                self.migrate.fill(db)
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                db.close()
+            if self.fsync:
+                _fsyncPath(temporary)
+            os.rename(temporary, self.path)
+            if self.fsync:
+                _fsyncPath(os.path.dirname(self.path))
+        if self.migrate is not None:
+            self.migrate.retire()
+        _createPrivately(self.path)
+        writer = self.connector(self.path, False, self.fsync)
+        try:
+            createSchema(writer)
+            reader = self.connector(self.path, True, self.fsync)
+        except BaseException:
+            writer.close()
+            raise
+        return writer, reader
+
+    def close(self) -> "Deferred[None]":
+        """Refuse new writes, let queued ones finish, close the connections."""
+        self._closing = True
+
+        def closeAll(_: None) -> None:
+            for name in ("_reader", "_writer"):
+                db = getattr(self, name)
+                setattr(self, name, None)
+                if db is not None:
+                    db.close()
+
+        return self._whenIdle().addCallback(closeAll)
+
+    # -- reads -----------------------------------------------------------
+
+    def _read(self, f: Callable[[sqlite3.Connection], T]) -> "Deferred[T]":
+        db = self._reader
+        if db is None:
+            return fail(S3Error("ServiceUnavailable", "The metadata store is not open."))
+        try:
+            return succeed(f(db))
+        except sqlite3.Error as e:
+            log.failure("metadata read failed")
+            return fail(storageError(e))
+        except BaseException:
+            return fail()
+
+    def getBucket(self, name: str) -> "Deferred[Optional[BucketRecord]]":
+        return self._read(lambda db: _bucket(db, name))
+
+    def listBuckets(self) -> "Deferred[List[BucketRecord]]":
+        return self._read(
+            lambda db: [BucketRecord.fromJSON(json.loads(t)) for (t,) in db.execute("SELECT record FROM buckets ORDER BY name")]
+        )
+
+    def getObject(self, bucket: str, key: str) -> "Deferred[Optional[ObjectRecord]]":
+        def get(db: sqlite3.Connection) -> Optional[ObjectRecord]:
+            row = db.execute("SELECT record FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+            return None if row is None else decodeObject(bucket, key, row[0])
+
+        return self._read(get)
+
+    def listObjects(
+        self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", maxKeys: int = 1000
+    ) -> "Deferred[ListPage]":
+        return self._read(lambda db: _listObjects(db, bucket, prefix, delimiter, after, maxKeys))
+
+    def getBlob(self, address: str) -> "Deferred[Optional[BlobRecord]]":
+        def get(db: sqlite3.Connection) -> Optional[BlobRecord]:
+            row = db.execute("SELECT size, extents, refs FROM blobs WHERE address = ?", (address,)).fetchone()
+            return None if row is None else BlobRecord(address, row[0], _decodeExtents(row[1]), row[2])
+
+        return self._read(get)
+
+    def getUpload(self, uploadId: str) -> "Deferred[Optional[UploadRecord]]":
+        return self._read(lambda db: _readUpload(db, uploadId))
+
+    def listUploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        keyMarker: str = "",
+        uploadIdMarker: str = "",
+        maxUploads: int = 1000,
+    ) -> "Deferred[UploadPage]":
+        return self._read(lambda db: _listUploads(db, bucket, prefix, delimiter, keyMarker, uploadIdMarker, maxUploads))
+
+    def staleUploads(self, before: float, limit: int = 1000) -> "Deferred[List[UploadRecord]]":
+        def stale(db: sqlite3.Connection) -> List[UploadRecord]:
+            rows = db.execute(
+                "SELECT record FROM uploads WHERE initiated < ? ORDER BY initiated, upload_id LIMIT ?", (before, limit)
+            )
+            return [UploadRecord.fromJSON(json.loads(t)) for (t,) in rows]
+
+        return self._read(stale)
+
+    def totals(self) -> "Deferred[Totals]":
+        return self._read(_totals)
+
+    # -- writes ----------------------------------------------------------
+
+    def createBucket(self, record: BucketRecord) -> "Deferred[None]":
+        def apply(tx: _Transaction) -> None:
+            existing = tx.bucket(record.name)
+            if existing is not None:
+                code = "BucketAlreadyOwnedByYou" if existing.owner == record.owner else "BucketAlreadyExists"
+                raise S3Error(code, extra={"BucketName": record.name})
+            tx.db.execute("INSERT INTO buckets(name, record) VALUES (?, ?)", (record.name, encodeJSON(record.toJSON())))
+
+        return self._enqueue(apply)
+
+    def deleteBucket(self, name: str, owner: str) -> "Deferred[None]":
+        def apply(tx: _Transaction) -> None:
+            existing = tx.requireBucket(name)
+            if existing.owner != owner:
+                raise S3Error("AccessDenied")
+            if tx.db.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone() is not None:
+                raise S3Error("BucketNotEmpty", extra={"BucketName": name})
+            for (uploadId,) in tx.db.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (name,)).fetchall():
+                upload = tx.upload(uploadId)
+                if upload is not None:
+                    tx.removeUpload(upload)
+            tx.db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+
+        return self._enqueue(apply)
+
+    def setBucketConfig(self, bucket: str, name: str, value: Optional[str]) -> "Deferred[BucketRecord]":
+        def apply(tx: _Transaction) -> BucketRecord:
+            updated = tx.requireBucket(bucket).withConfig(name, value)
+            tx.db.execute("UPDATE buckets SET record = ? WHERE name = ?", (encodeJSON(updated.toJSON()), bucket))
+            return updated
+
+        return self._enqueue(apply)
+
+    def putObject(
+        self, record: ObjectRecord, blob: WrittenBlob, precondition: Optional[ObjectPrecondition] = None
+    ) -> "Deferred[ObjectRecord]":
+        if record.blobAddresses() != (record.blob,):
+            self.discard(blob)
+            return fail(ValueError("putObject takes a single-blob record (no parts)"))
+        extents = tuple(blob.extents)
+
+        def apply(tx: _Transaction) -> ObjectRecord:
+            tx.requireBucket(record.bucket)
+            if precondition is not None:
+                precondition(tx.object(record.bucket, record.key))
+            tx.takeWritten(record.blob, extents, blob.size)
+            tx.install(record)
+            return record
+
+        return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents))
+
+    def deleteObject(
+        self, bucket: str, key: str, precondition: Optional[ObjectPrecondition] = None
+    ) -> "Deferred[Optional[ObjectRecord]]":
+        def apply(tx: _Transaction) -> Optional[ObjectRecord]:
+            tx.requireBucket(bucket)
+            current = tx.object(bucket, key)
+            if precondition is not None:
+                precondition(current)
+            if current is not None:
+                tx.removeObject(current)
+            return current
+
+        return self._enqueue(apply)
+
+    def copyObject(
+        self,
+        sourceBucket: str,
+        sourceKey: str,
+        build: Callable[[ObjectRecord], ObjectRecord],
+        precondition: Optional[ObjectPrecondition] = None,
+    ) -> "Deferred[ObjectRecord]":
+        def apply(tx: _Transaction) -> ObjectRecord:
+            tx.requireBucket(sourceBucket)
+            source = tx.object(sourceBucket, sourceKey)
+            if source is None:
+                raise S3Error("NoSuchKey", extra={"Key": sourceKey})
+            record = build(source)
+            if sorted(record.blobAddresses()) != sorted(source.blobAddresses()):
+                raise ValueError("a copy must reference exactly the source's blobs")
+            tx.requireBucket(record.bucket)
+            if precondition is not None:
+                precondition(tx.object(record.bucket, record.key))
+            tx.acquire(record.blobAddresses())
+            tx.install(record)
+            return record
+
+        return self._enqueue(apply)
+
+    def setObjectTags(self, bucket: str, key: str, tags: Tuple[Tuple[str, str], ...]) -> "Deferred[ObjectRecord]":
+        tags = tuple((str(k), str(v)) for k, v in tags)
+
+        def apply(tx: _Transaction) -> ObjectRecord:
+            tx.requireBucket(bucket)
+            current = tx.object(bucket, key)
+            if current is None:
+                raise S3Error("NoSuchKey", extra={"Key": key})
+            updated = attrs.evolve(current, tags=tags)
+            tx.db.execute(
+                "UPDATE objects SET record = ? WHERE bucket = ? AND key = ?", (encodeObject(updated), bucket, key)
+            )
+            return updated
+
+        return self._enqueue(apply)
+
+    def createUpload(self, record: UploadRecord) -> "Deferred[UploadRecord]":
+        record = attrs.evolve(record, parts=())
+
+        def apply(tx: _Transaction) -> UploadRecord:
+            tx.requireBucket(record.bucket)
+            if tx.db.execute("SELECT 1 FROM uploads WHERE upload_id = ?", (record.uploadId,)).fetchone():
+                raise ValueError(f"upload id {record.uploadId!r} is already in use")
+            tx.db.execute(
+                "INSERT INTO uploads(upload_id, bucket, key, initiated, record) VALUES (?, ?, ?, ?, ?)",
+                (record.uploadId, record.bucket, record.key, record.initiated, encodeUpload(record)),
+            )
+            return record
+
+        return self._enqueue(apply)
+
+    def putPart(self, uploadId: str, part: PartRecord, blob: WrittenBlob) -> "Deferred[PartRecord]":
+        extents = tuple(blob.extents)
+
+        def apply(tx: _Transaction) -> PartRecord:
+            if tx.db.execute("SELECT 1 FROM uploads WHERE upload_id = ?", (uploadId,)).fetchone() is None:
+                raise _noSuchUpload(uploadId)
+            # The new reference first, so that a part re-sent with the same
+            # content never drops its blob to zero references.
+            tx.takeWritten(part.blob, extents, blob.size)
+            previous = tx.db.execute(
+                "SELECT record FROM parts WHERE upload_id = ? AND number = ?", (uploadId, part.number)
+            ).fetchone()
+            tx.db.execute(
+                "INSERT OR REPLACE INTO parts(upload_id, number, record) VALUES (?, ?, ?)",
+                (uploadId, part.number, encodeJSON(part.toJSON())),
+            )
+            if previous is not None:
+                tx.releaseBlob(PartRecord.fromJSON(json.loads(previous[0])).blob)
+            return part
+
+        return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents))
+
+    def completeUpload(
+        self,
+        uploadId: str,
+        build: Callable[[UploadRecord], ObjectRecord],
+        precondition: Optional[ObjectPrecondition] = None,
+    ) -> "Deferred[ObjectRecord]":
+        def apply(tx: _Transaction) -> ObjectRecord:
+            upload = tx.upload(uploadId)
+            if upload is None:
+                raise _noSuchUpload(uploadId)
+            record = build(upload)
+            if (record.bucket, record.key) != (upload.bucket, upload.key):
+                raise ValueError("a completed upload's object must have the upload's bucket and key")
+            if not set(record.blobAddresses()) <= {p.blob for p in upload.parts}:
+                raise ValueError("a completed upload's object may only reference its parts")
+            tx.requireBucket(record.bucket)
+            if precondition is not None:
+                precondition(tx.object(record.bucket, record.key))
+            # The object's references first: parts it uses never drop to zero.
+            tx.acquire(record.blobAddresses())
+            tx.install(record)
+            tx.removeUpload(upload)
+            return record
+
+        return self._enqueue(apply)
+
+    def abortUpload(self, uploadId: str) -> "Deferred[None]":
+        def apply(tx: _Transaction) -> None:
+            upload = tx.upload(uploadId)
+            if upload is None:
+                raise _noSuchUpload(uploadId)
+            tx.removeUpload(upload)
+
+        return self._enqueue(apply)
+
+    def discard(self, blob: WrittenBlob) -> "Deferred[None]":
+        extents = tuple(blob.extents)
+        if not extents or not self.ready:
+            return succeed(None)
+        d = self._enqueue(lambda tx: tx.addGarbage(extents))
+        d.addErrback(lambda f: log.failure("Recording discarded extents failed", f))
+        return d
+
+    def probe(self) -> "Deferred[None]":
+        if not self.ready:
+            return succeed(None)
+        d = self._enqueue(lambda tx: tx.count("fence", 1))
+        d.addErrback(lambda f: None)
+        return d
+
+    # -- group commit ----------------------------------------------------
+
+    def _enqueue(self, apply: Apply, refused: Optional[Callable[[_Transaction], None]] = None) -> "Deferred[Any]":
+        if self._reader is None or self._closing:
+            return fail(S3Error("ServiceUnavailable", "Metadata is not accepting writes."))
+        write = _Write(apply, Deferred(), refused)
+        self._queue.append(write)
+        self._maybeStartRound()
+        return write.deferred
+
+    def _maybeStartRound(self) -> None:
+        if self._busy:
+            return
+        if self._queue:
+            self._startRound()
+        else:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for w in waiters:
+                w.callback(None)
+
+    def _whenIdle(self) -> "Deferred[None]":
+        if not self._busy and not self._queue:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idleWaiters.append(d)
+        return d
+
+    def _startRound(self) -> None:
+        batch, self._queue = self._queue, []
+        self._busy = True
+        try:
+            syncData = self.syncData()
+        except Exception:
+            self._roundFailed(Failure(), batch)
+            return
+        self.runner.run(self._commit, syncData, batch).addCallbacks(
+            self._roundDone, self._roundFailed, callbackArgs=(batch,), errbackArgs=(batch,)
+        )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = self.connector(self.path, False, self.fsync)
+        return self._writer
+
+    def _commit(self, syncData: Callable[[], None], batch: Sequence[_Write]) -> Tuple[float, List[_Outcome]]:
+        """A round's blocking part: data sync, one transaction, one commit."""
+        started = time.perf_counter()
+        syncData()
+        db = self._connection()
+        tx = _Transaction(db)
+        outcomes: List[_Outcome] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for write in batch:
+                tx.begin()
+                try:
+                    result = write.apply(tx)
+                except sqlite3.IntegrityError as e:
+                    # An invariant would break (a record claimed twice): this
+                    # write alone is refused, and its extents are not garbage
+                    # (they may hold another blob's bytes).
+                    tx.rollback()
+                    log.error("metadata write refused, it would break an invariant: {error}", error=str(e))
+                    outcomes.append(_Outcome(failure=Failure(S3Error("InternalError"))))
+                except sqlite3.Error:
+                    raise
+                except BaseException:
+                    failure = Failure()
+                    tx.rollback()
+                    if write.refused is not None:
+                        tx.begin()
+                        write.refused(tx)
+                        tx.release()
+                    outcomes.append(_Outcome(failure=failure))
+                else:
+                    tx.release()
+                    outcomes.append(_Outcome(result=result))
+            tx.flush()
+            db.execute("COMMIT")
+        except BaseException:
+            self._abandon(db)
+            raise
+        return time.perf_counter() - started, outcomes
+
+    def _abandon(self, db: sqlite3.Connection) -> None:
+        """
+        After a failed round: roll back, then commit a I{fence} so that
+        frames a failed commit may have left in SQLite's log are overwritten
+        and cannot come back after a crash (a write answered 500 stays
+        undone).  Any doubt about the connection: drop it.
+        """
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE counters SET value = value + 1 WHERE name = 'fence'")
+            db.execute("COMMIT")
+        except BaseException:
+            log.failure("metadata fence after a failed round failed; reconnecting")
+            self._writer = None
+            try:
+                db.close()
+            except BaseException:
+                pass
+
+    def _roundDone(self, result: Tuple[float, List[_Outcome]], batch: List[_Write]) -> None:
+        elapsed, outcomes = result
+        self._busy = False
+        self._failing = None
+        if self.metrics is not None:
+            self.metrics.fsyncLatency.observe(elapsed)
+            self.metrics.groupCommitBatch.observe(len(batch))
+        self._reportTotals()
+        for write, outcome in zip(batch, outcomes):
+            if outcome.failure is None:
+                write.deferred.callback(outcome.result)
+            else:
+                write.deferred.errback(outcome.failure)
+        self._maybeStartRound()
+
+    def _roundFailed(self, failure: Failure, batch: List[_Write]) -> None:
+        log.failure("metadata commit round failed; its writes are refused", failure)
+        self._busy = False
+        reason = failure.value
+        assert reason is not None
+        self._failing = str(reason) or type(reason).__name__
+        error = storageError(reason)
+        for write in batch:
+            write.deferred.errback(Failure(error))
+        self._maybeStartRound()
+
+    def _reportTotals(self) -> None:
+        if self.metrics is None or self._reader is None:
+            return
+        try:
+            totals = _totals(self._reader)
+        except sqlite3.Error:
+            return
+        self.metrics.objects.set(totals.objects)
+        self.metrics.storedBytes.set(totals.logicalBytes)
+
+
+def _noSuchUpload(uploadId: str) -> S3Error:
+    return S3Error("NoSuchUpload", extra={"UploadId": uploadId})
+
+
+def _bucket(db: sqlite3.Connection, name: str) -> Optional[BucketRecord]:
+    row = db.execute("SELECT record FROM buckets WHERE name = ?", (name,)).fetchone()
+    return None if row is None else BucketRecord.fromJSON(json.loads(row[0]))
+
+
+def _totals(db: sqlite3.Connection) -> Totals:
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    garbage = {segment: n for segment, n in db.execute("SELECT segment, bytes FROM garbage") if n}
+    return Totals(counters.get("objects", 0), counters.get("logical_bytes", 0), counters.get("live_bytes", 0), garbage)
+
+
+def _listObjects(
+    db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, after: str, maxKeys: int
+) -> ListPage:
+    if _bucket(db, bucket) is None:
+        raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
+
+    def fromKey(key: str, inclusive: bool, limit: int) -> Rows[Tuple[str, str]]:
+        op = ">=" if inclusive else ">"
+        rows = db.execute(
+            f"SELECT key, record FROM objects WHERE bucket = ? AND key {op} ? ORDER BY key LIMIT ?",
+            (bucket, key, limit),
+        ).fetchall()
+        return [(k, (k, text)) for k, text in rows]
+
+    page = walk(fromKey, lambda key, row, limit: fromKey(key, False, limit), prefix, delimiter, after, maxKeys)
+    objects: List[ObjectRecord] = []
+    prefixes: List[str] = []
+    last = ""
+    for entry in page.entries:
+        if isinstance(entry, str):
+            prefixes.append(entry)
+            last = entry
+        else:
+            key, text = entry
+            objects.append(decodeObject(bucket, key, text))
+            last = key
+    return ListPage(objects, prefixes, page.truncated, last)
+
+
+def _listUploads(
+    db: sqlite3.Connection,
+    bucket: str,
+    prefix: str,
+    delimiter: str,
+    keyMarker: str,
+    uploadIdMarker: str,
+    maxUploads: int,
+) -> UploadPage:
+    if _bucket(db, bucket) is None:
+        raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
+    columns = "SELECT key, initiated, upload_id, record FROM uploads WHERE bucket = ? AND "
+    order = " ORDER BY key, initiated, upload_id LIMIT ?"
+
+    def rows(where: str, args: Tuple[Any, ...]) -> Rows[UploadRecord]:
+        found = db.execute(columns + where + order, (bucket,) + args).fetchall()
+        return [(key, UploadRecord.fromJSON(json.loads(text))) for key, _, _, text in found]
+
+    def fromKey(key: str, inclusive: bool, limit: int) -> Rows[UploadRecord]:
+        return rows("key >= ?" if inclusive else "key > ?", (key, limit))
+
+    def afterRow(key: str, upload: UploadRecord, limit: int) -> Rows[UploadRecord]:
+        return rows("(key, initiated, upload_id) > (?, ?, ?)", (key, upload.initiated, upload.uploadId, limit))
+
+    def afterMarker(limit: int) -> Rows[UploadRecord]:
+        return afterRow(keyMarker, markerRecord, limit)
+
+    def fromMarkerKey(limit: int) -> Rows[UploadRecord]:
+        return fromKey(keyMarker, True, limit)
+
+    def notAfterMarker(key: str, upload: UploadRecord) -> bool:
+        return key == keyMarker and upload.uploadId <= uploadIdMarker
+
+    first: Optional[Callable[[int], Rows[UploadRecord]]] = None
+    skip: Optional[Callable[[str, UploadRecord], bool]] = None
+    if keyMarker and keyMarker >= prefix and uploadIdMarker:
+        marker = db.execute(
+            "SELECT key, initiated FROM uploads WHERE upload_id = ? AND bucket = ?", (uploadIdMarker, bucket)
+        ).fetchone()
+        if marker is not None and marker[0] == keyMarker:
+            markerRecord = UploadRecord(uploadIdMarker, bucket, keyMarker, "", marker[1])
+            first = afterMarker
+        else:
+            # Unknown marker upload: that key's uploads with greater ids.
+            first, skip = fromMarkerKey, notAfterMarker
+
+    page = walk(fromKey, afterRow, prefix, delimiter, keyMarker, maxUploads, first=first, skip=skip)
+    uploads: List[UploadRecord] = []
+    prefixes: List[str] = []
+    lastKey = lastId = ""
+    for entry in page.entries:
+        if isinstance(entry, str):
+            prefixes.append(entry)
+            lastKey, lastId = entry, ""
+        else:
+            uploads.append(entry)
+            lastKey, lastId = entry.key, entry.uploadId
+    return UploadPage(uploads, prefixes, page.truncated, lastKey, lastId)
+
+
+def _removeIfExists(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsyncPath(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _createPrivately(path: str) -> None:
+    """Create the database file 0600 before SQLite does (with the umask's mode)."""
+    if not os.path.exists(path):
+        os.close(openPrivateFile(path, os.O_WRONLY | os.O_CREAT))

@@ -1,0 +1,282 @@
+"""
+The metadata interface: the only metadata API the S3 layer and the services
+use, whatever keeps the records (the embedded SQLite store today, a
+PostgreSQL store when a deployment outgrows one node).
+
+Every method returns a Deferred, because a network store needs that; a local
+store may fire it at once.  The contract, which L{fasterstore.metadata.testing}
+checks for every backend:
+
+  - a write's Deferred fires only once the write is durable (it survives
+    C{kill -9} and power loss); a write that failed left no trace;
+  - a read issued after a write's Deferred fired sees it, from any process
+    sharing the store (strict read-after-write and list-after-write);
+  - validation (bucket exists, bucket empty, preconditions, the C{build}
+    callbacks) runs against the store as the write will find it, inside the
+    write's own transaction: of racing conditional writes exactly one wins,
+    whichever process they came from.  Callbacks may run in another thread:
+    they must be pure functions of their argument;
+  - writes are group-committed: one durable commit serves every write queued
+    meanwhile.
+
+Tests: tests/unit/test_metadata_store.py (the behaviour suite).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Tuple
+
+import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
+from fasterstore.storage.blob import WrittenBlob
+
+#: Called inside a write's transaction with the key's current version;
+#: raises (e.g. C{S3Error("PreconditionFailed")}) to refuse the write.
+ObjectPrecondition = Callable[[Optional[ObjectRecord]], None]
+
+
+@attrs.frozen
+class ListPage:
+    """
+    One page of a bucket listing.
+
+    @ivar objects: the objects returned, in key order.
+    @ivar commonPrefixes: the rolled-up prefixes returned, in order.
+    @ivar isTruncated: whether more entries follow this page.
+    @ivar nextAfter: the last key or common prefix returned (C{""} if none):
+        pass it as C{after} to get the next page (NextMarker /
+        NextContinuationToken).
+    """
+
+    objects: List[ObjectRecord]
+    commonPrefixes: List[str]
+    isTruncated: bool
+    nextAfter: str
+
+
+@attrs.frozen
+class UploadPage:
+    """
+    One page of ListMultipartUploads results.
+
+    @ivar uploads: the uploads returned, by key, then initiation time.
+    @ivar commonPrefixes: the rolled-up prefixes returned, in order.
+    @ivar isTruncated: whether more entries follow this page.
+    @ivar nextKeyMarker: the key of the last upload, or the last common
+        prefix, returned (C{""} if none): the next page's C{keyMarker}.
+    @ivar nextUploadIdMarker: the id of the last upload returned, or C{""}
+        if the page ended on a common prefix or is empty: the next page's
+        C{uploadIdMarker}.
+    """
+
+    uploads: List[UploadRecord]
+    commonPrefixes: List[str]
+    isTruncated: bool
+    nextKeyMarker: str
+    nextUploadIdMarker: str
+
+
+@attrs.frozen
+class Totals:
+    """
+    What the store holds, for metrics and the admin API.
+
+    @ivar objects: objects in every bucket.
+    @ivar logicalBytes: the sum of their sizes.
+    @ivar liveBytes: payload bytes of every referenced blob, counted once.
+    @ivar garbage: per segment, payload bytes no longer referenced (what
+        compaction can reclaim); no zero entries.
+    """
+
+    objects: int
+    logicalBytes: int
+    liveBytes: int
+    garbage: Dict[int, int]
+
+    @property
+    def garbageBytes(self) -> int:
+        """Unreferenced payload bytes in every segment."""
+        return sum(self.garbage.values())
+
+
+class IMetadataStore(Interface):
+    """Buckets, objects, multipart uploads and blob references."""
+
+    ready = Attribute("Whether L{open} finished and reads and writes are served.")
+    failing = Attribute(
+        "Why the last commit failed (C{str}), until one succeeds; None while writes commit. "
+        "Writes are still tried: this is for health reports, not a latch."
+    )
+
+    def open() -> "Deferred[None]":
+        """Open (and, once, migrate) the store; reads and writes before it fires fail with C{ServiceUnavailable}."""
+
+    def close() -> "Deferred[None]":
+        """Stop accepting writes, let queued ones finish, release the store."""
+
+    # -- reads -----------------------------------------------------------
+
+    def getBucket(name: str) -> "Deferred[Optional[BucketRecord]]":
+        """The bucket called C{name}, if it exists."""
+
+    def listBuckets() -> "Deferred[List[BucketRecord]]":
+        """Every bucket, by name."""
+
+    def getObject(bucket: str, key: str) -> "Deferred[Optional[ObjectRecord]]":
+        """The current version of an object, if it exists."""
+
+    def listObjects(
+        bucket: str, prefix: str = "", delimiter: str = "", after: str = "", maxKeys: int = 1000
+    ) -> "Deferred[ListPage]":
+        """
+        One page of ListObjects(V2) results.
+
+        The listing is the key-ordered sequence of I{entries}: each key
+        starting with C{prefix} is an entry, except that a key with
+        C{delimiter} somewhere after the prefix is rolled into the common
+        prefix ending at that delimiter, which is one entry sitting at its
+        own string position.  The page holds the first C{maxKeys} entries
+        greater than C{after}.  C{maxKeys <= 0} gives an empty page that is
+        not truncated, as S3 does.  Fails with C{NoSuchBucket}.
+        """
+
+    def getBlob(address: str) -> "Deferred[Optional[BlobRecord]]":
+        """Where the bytes with this content address are, if referenced."""
+
+    def getUpload(uploadId: str) -> "Deferred[Optional[UploadRecord]]":
+        """The multipart upload with this id, with its parts, if in progress."""
+
+    def listUploads(
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        keyMarker: str = "",
+        uploadIdMarker: str = "",
+        maxUploads: int = 1000,
+    ) -> "Deferred[UploadPage]":
+        """
+        One page of ListMultipartUploads results (uploads without parts).
+
+        Uploads are ordered by key, then initiation time, then id.  Prefix
+        and delimiter roll keys into common prefixes as in L{listObjects}.
+        The page holds the first C{maxUploads} entries after the markers:
+        without C{keyMarker} from the start; with C{keyMarker} only, keys
+        and common prefixes greater than it; with both, also the uploads of
+        key C{keyMarker} initiated after upload C{uploadIdMarker} (or, if
+        that upload is unknown or has another key, those whose id is
+        greater).  Fails with C{NoSuchBucket}.
+        """
+
+    def staleUploads(before: float, limit: int = 1000) -> "Deferred[List[UploadRecord]]":
+        """Up to C{limit} uploads initiated before C{before}, oldest first."""
+
+    def totals() -> "Deferred[Totals]":
+        """What the store holds (see L{Totals})."""
+
+    # -- writes ----------------------------------------------------------
+
+    def createBucket(record: BucketRecord) -> "Deferred[None]":
+        """
+        Create a bucket.  Fails with C{BucketAlreadyOwnedByYou} or
+        C{BucketAlreadyExists} if the name is taken.
+        """
+
+    def deleteBucket(name: str, owner: str) -> "Deferred[None]":
+        """
+        Delete an empty bucket and abort its uploads.  Fails with
+        C{NoSuchBucket}, C{AccessDenied} (another owner's bucket) or
+        C{BucketNotEmpty}.
+        """
+
+    def setBucketConfig(bucket: str, name: str, value: Optional[str]) -> "Deferred[BucketRecord]":
+        """
+        Set the bucket sub-resource document C{name} (C{"tagging"},
+        C{"cors"}, ...) to C{value}, or remove it if C{value} is C{None};
+        fires with the new bucket record.  Fails with C{NoSuchBucket}.
+        """
+
+    def putObject(
+        record: ObjectRecord, blob: WrittenBlob, precondition: Optional[ObjectPrecondition] = None
+    ) -> "Deferred[ObjectRecord]":
+        """
+        Make C{record} (a single-blob record: C{record.blob} is C{blob}'s
+        address) the key's current version once C{blob}'s bytes and the
+        record are durable; fires with C{record}.
+
+        C{blob}'s extents always become the blob's bytes, even when the
+        address is already stored: a client that re-uploads content whose
+        stored copy rotted gets a fresh copy, and the older extents become
+        garbage.  On any refusal (C{NoSuchBucket}, the precondition) the
+        extents are garbage.
+        """
+
+    def deleteObject(
+        bucket: str, key: str, precondition: Optional[ObjectPrecondition] = None
+    ) -> "Deferred[Optional[ObjectRecord]]":
+        """
+        Delete an object; fires with the version deleted, or C{None} if there
+        was none (a success, as in S3).  Fails with C{NoSuchBucket}, or
+        whatever C{precondition} raises.
+        """
+
+    def copyObject(
+        sourceBucket: str,
+        sourceKey: str,
+        build: Callable[[ObjectRecord], ObjectRecord],
+        precondition: Optional[ObjectPrecondition] = None,
+    ) -> "Deferred[ObjectRecord]":
+        """
+        Make a new version that shares the bytes of an existing object (the
+        new record takes references on the source's blobs); fires with it.
+
+        C{build} gets the source as the write finds it and returns the
+        destination record, which must reference exactly the source's
+        blobs; whatever it raises refuses the copy.  Fails with
+        C{NoSuchBucket}, C{NoSuchKey} (missing source), or C{ValueError}
+        for a record referencing other blobs.
+        """
+
+    def setObjectTags(bucket: str, key: str, tags: Tuple[Tuple[str, str], ...]) -> "Deferred[ObjectRecord]":
+        """
+        Replace the tag set of an object's current version; fires with the
+        updated record.  Fails with C{NoSuchBucket} or C{NoSuchKey}.
+        """
+
+    def createUpload(record: UploadRecord) -> "Deferred[UploadRecord]":
+        """
+        Start a multipart upload; fires with the record (without parts).
+        Fails with C{NoSuchBucket}, or C{ValueError} if the id is in use.
+        """
+
+    def putPart(uploadId: str, part: PartRecord, blob: WrittenBlob) -> "Deferred[PartRecord]":
+        """
+        Add a part (replacing one with the same number, whose bytes are
+        released); fires with C{part}.  Fails with C{NoSuchUpload}; on any
+        refusal the extents are garbage.
+        """
+
+    def completeUpload(
+        uploadId: str,
+        build: Callable[[UploadRecord], ObjectRecord],
+        precondition: Optional[ObjectPrecondition] = None,
+    ) -> "Deferred[ObjectRecord]":
+        """
+        Complete an upload: the record C{build} makes from the upload (with
+        its parts) becomes the key's current version, the upload goes away
+        and parts the object does not use become garbage.  Fails with
+        C{NoSuchUpload} (also when a racing completion or abort won), or
+        C{ValueError} for a record naming another key or blobs that are not
+        the upload's parts.
+        """
+
+    def abortUpload(uploadId: str) -> "Deferred[None]":
+        """Abort an upload: its parts' bytes become garbage.  Fails with C{NoSuchUpload}."""
+
+    def probe() -> "Deferred[None]":
+        """Commit nothing durably: a success clears L{failing} (never fails)."""
+
+    def discard(blob: WrittenBlob) -> "Deferred[None]":
+        """Count the bytes of a failed or refused upload as garbage (never fails)."""
