@@ -13,7 +13,7 @@ default 1,000,000), on a fresh temporary data directory on the real disk
    (``fasterstore.credentials.ownerForAccessKey``), and takes the first
    object through ``putObject``; the other N-1 rows are inserted with SQL in
    large transactions, each record encoded by the store's own
-   ``encodeObject``, then the blob's ``refs`` and the ``objects`` /
+   ``objectRow``, then the blob's ``refs`` and the ``objects`` /
    ``logical_bytes`` counters are raised to match (``live_bytes`` stays
    4096).  Keys are ``obj/%08d`` inserted in shuffled order (so B-tree
    pages are filled as by real, unordered uploads); each record has an
@@ -53,7 +53,7 @@ default 1,000,000), on a fresh temporary data directory on the real disk
    drifts by tens of per cent from one minute to the next (a "CPU speed
    index", a fixed pure-Python loop timed before each round, shows it).
    For diagnosis, the only N-dependent step of both, the store's point
-   lookup (SQL + ``decodeObject``), is also timed in-process.
+   lookup (SQL + ``_readObject``), is also timed in-process.
 
 Steps 1-4 run for each size in turn, then 5 for both, then the restarts of
 step 2 (b, c) for each size.
@@ -187,7 +187,7 @@ def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str
     from twisted.python.filepath import FilePath
 
     from fasterstore.metadata.records import BucketRecord, ObjectRecord
-    from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore, connect, encodeObject
+    from fasterstore.metadata.sqlite import DATABASE_NAME, INSERT_OBJECT, SQLiteMetadataStore, connect, objectRow
     from fasterstore.storage.segments import SegmentStore
     from fasterstore.threads import ImmediateRunner
 
@@ -232,8 +232,8 @@ def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str
             rows = []
             for i in order[start:start + chunk]:
                 r = record(i)
-                rows.append((BUCKET, r.key, r.size, encodeObject(r)))
-            db.executemany("INSERT INTO objects(bucket, key, size, record) VALUES (?, ?, ?, ?)", rows)
+                rows.append(objectRow(r))
+            db.executemany(INSERT_OBJECT, rows)
             db.execute("COMMIT")
         extra = n - 1
         db.execute("BEGIN IMMEDIATE")
@@ -250,7 +250,7 @@ def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str
                 and counters["live_bytes"] == blob.size):
             raise BenchError("populated store is inconsistent: rows %d, counters %r, refs %d"
                              % (rows_n, counters, refs))
-        record_bytes = db.execute("SELECT avg(length(record) + length(key)) FROM objects").fetchone()[0]
+        record_bytes = db.execute("SELECT avg(length(record) + length(key) + length(etag) + length(checksum_algorithms)) FROM objects").fetchone()[0]
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         db.close()
@@ -267,7 +267,7 @@ def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str
         "sync_seconds": t_end - t_ck,
         "db_bytes": db_bytes,
         "avg_row_text_bytes": record_bytes,
-        "sample_record": encodeObject(record(0)),
+        "sample_record": objectRow(record(0))[-1],
     }
 
 
@@ -416,7 +416,7 @@ def warm_up(port: int, s3: Any, n: int, body: bytes, rng: random.Random) -> Dict
 
 
 def list_bench(port: int, s3: Any, n: int, data_dir: Path) -> Dict[str, Any]:
-    from fasterstore.metadata.sqlite import DATABASE_NAME, _listObjects, connect
+    from fasterstore.metadata.sqlite import _SUMMARY_COLUMNS, DATABASE_NAME, _listObjects, connect
 
     middle = key_of(n // 2)
     expect = min(1000, n - n // 2 - 1)
@@ -452,12 +452,12 @@ def list_bench(port: int, s3: Any, n: int, data_dir: Path) -> Dict[str, Any]:
         sql = []
         for i in range(33):
             t0 = _now()
-            rows = db.execute("SELECT key, record FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?",
-                              (BUCKET, middle, 1000)).fetchall()
+            rows = db.execute(f"SELECT {_SUMMARY_COLUMNS} FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?",
+                              (BUCKET, middle, 1001)).fetchall()
             if i >= 3:
                 sql.append(_now() - t0)
         plan = [r[-1] for r in db.execute(
-            "EXPLAIN QUERY PLAN SELECT key, record FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?",
+            f"EXPLAIN QUERY PLAN SELECT {_SUMMARY_COLUMNS} FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?",
             (BUCKET, middle, 1000))]
     finally:
         db.close()
@@ -488,20 +488,19 @@ def cpu_index(seconds: float = 0.5) -> float:
 def lookup_bench(data_dir: Path, n: int, rng: random.Random, count: int = 20000) -> Dict[str, Any]:
     """
     The only N-dependent step of HEAD/GET, alone: the store's point lookup
-    (getObject's SQL and decodeObject) on a read-only connection with the
+    (getObject's SQL and decoding, _readObject) on a read-only connection with the
     store's settings, for random keys.
     """
-    from fasterstore.metadata.sqlite import DATABASE_NAME, connect, decodeObject
+    from fasterstore.metadata.sqlite import DATABASE_NAME, _readObject, connect
 
     db = connect(str(data_dir / "meta" / DATABASE_NAME), True, False)
     try:
         keys = [key_of(rng.randrange(n)) for _ in range(count)]
-        query = "SELECT record FROM objects WHERE bucket = ? AND key = ?"
         for key in keys[:2000]:
-            db.execute(query, (BUCKET, key)).fetchone()
+            _readObject(db, BUCKET, key)
         t0 = _now()
         for key in keys:
-            decodeObject(BUCKET, key, db.execute(query, (BUCKET, key)).fetchone()[0])
+            _readObject(db, BUCKET, key)
         elapsed = _now() - t0
     finally:
         db.close()

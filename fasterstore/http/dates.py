@@ -19,6 +19,7 @@ Tests: tests/unit/test_http_dates.py.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import re
 import time
@@ -167,13 +168,16 @@ def formatISO8601(when: float) -> str:
     """
     seconds = wholeSeconds(when)
     millis = min(999, int((when - seconds) * 1000))
-    t = time.gmtime(seconds)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
-        t.tm_year,
-        t.tm_mon,
-        t.tm_mday,
-        t.tm_hour,
-        t.tm_min,
-        t.tm_sec,
-        millis,
-    )
+    day, second = divmod(seconds, 86400)
+    minute, second = divmod(second, 60)
+    return f"{_isoDay(day)}T{_HOURS_MINUTES[minute]}:{second:02d}.{millis:03d}Z"
+
+
+_HOURS_MINUTES = tuple("%02d:%02d" % divmod(m, 60) for m in range(1440))
+
+
+@functools.lru_cache(maxsize=4096)
+def _isoDay(day: int) -> str:
+    """The date of day number C{day} since the epoch: cached, as a listing's objects share few days."""
+    t = time.gmtime(day * 86400)
+    return "%04d-%02d-%02d" % (t.tm_year, t.tm_mon, t.tm_mday)

@@ -89,7 +89,9 @@ def walk(
     found: List[Union[str, Row]] = []
     if limit <= 0:
         return Entries(found, False)
-    batch = min(limit + 1, 1000)
+    # One row more than a page: a full page learns whether it is truncated
+    # without a second scan.
+    batch = min(limit + 1, 1001)
     if first is None:
         start = max(after, prefix)
         inclusive = start != after

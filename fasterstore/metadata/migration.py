@@ -26,7 +26,7 @@ from fasterstore.durable import syncDirectory
 from fasterstore.files import makePrivateDirectory
 from fasterstore.metadata.legacy.snapshot import listSnapshots, loadState
 from fasterstore.metadata.legacy.wal import listWALs
-from fasterstore.metadata.sqlite import encodeExtents, encodeJSON, encodeObject, encodeUpload
+from fasterstore.metadata.sqlite import INSERT_OBJECT, countSegments, encodeExtents, encodeJSON, encodeUpload, objectRow
 
 log = Logger()
 
@@ -71,10 +71,7 @@ class LegacyMigration:
                 ((name, encodeJSON(record.toJSON())) for name, record in state.buckets.items()),
             )
             for keys in state.objects.values():
-                db.executemany(
-                    "INSERT INTO objects(bucket, key, size, record) VALUES (?, ?, ?, ?)",
-                    ((r.bucket, r.key, r.size, encodeObject(r)) for r in keys.values()),
-                )
+                db.executemany(INSERT_OBJECT, (objectRow(r) for r in keys.values()))
             db.executemany(
                 "INSERT INTO blobs(address, size, extents, refs) VALUES (?, ?, ?, ?)",
                 ((b.address, b.size, encodeExtents(b.extents), b.refs) for b in state.blobs.values()),
@@ -95,6 +92,7 @@ class LegacyMigration:
             db.executemany(
                 "INSERT INTO garbage(segment, bytes) VALUES (?, ?)", sorted(state.garbage.items())
             )
+            countSegments(db)
             live = sum(b.size for b in state.blobs.values())
             db.executemany(
                 "UPDATE counters SET value = ? WHERE name = ?",

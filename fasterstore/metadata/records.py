@@ -3,14 +3,14 @@ The records the metadata engine keeps: buckets, objects, multipart uploads
 and blobs.
 
 Records are immutable; a mutation replaces a record.  Each has a
-``toJSON``/``fromJSON`` pair, used by both the WAL and snapshots; fields added
+``toJSON``/``fromJSON`` pair, the form a store keeps them in; fields added
 later have defaults, so ``fromJSON`` reads records written before they existed.
-Tests: tests/unit/test_metadata_engine.py, tests/unit/test_metadata_multipart.py.
+Tests: tests/unit/test_metadata_store.py, tests/unit/test_multipart_model.py.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple
 
 import attrs
 
@@ -181,6 +181,30 @@ class ObjectRecord:
             d[name] = _pairs(d.get(name, ()))
         d["parts"] = _parts(d.get("parts", ()))
         return cls(**d)
+
+
+class ObjectSummary(NamedTuple):
+    """
+    What a listing shows of an object: a store can read it without
+    decoding the whole record (a multipart manifest, headers, metadata).
+    A named tuple: a listing builds a thousand of them per page.
+
+    @ivar checksumAlgorithms: the names of the object's S3 checksums.
+    """
+
+    key: str
+    size: int
+    etag: str
+    modified: float
+    checksumAlgorithms: Tuple[str, ...] = ()
+    checksumType: Optional[str] = None
+
+    @classmethod
+    def of(cls, record: ObjectRecord) -> "ObjectSummary":
+        return cls(
+            record.key, record.size, record.etag, record.modified,
+            tuple(name for name, _ in record.checksums), record.checksumType,
+        )
 
 
 @attrs.frozen

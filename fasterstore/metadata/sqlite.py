@@ -28,7 +28,7 @@ started after a commit returned sees it, from any process.
 A round that fails (disk full, EIO, a lock held too long) rolls back, fails
 its writers, and leaves nothing behind: the next round starts afresh on a new
 connection if needed.  Nothing needs a restart.
-Tests: tests/unit/test_metadata_store.py, tests/unit/test_metadata_sqlite.py.
+Tests: tests/unit/test_metadata_store.py.
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ from zope.interface import implementer
 from fasterstore.errors import S3Error
 from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.metadata.listing import Rows, walk
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
 from fasterstore.metadata.store import IMetadataStore, ListPage, ObjectPrecondition, Totals, UploadPage
 from fasterstore.metrics import Metrics
 from fasterstore.storage.blob import Extent, WrittenBlob
+from fasterstore.storage.records import BLOCK_SIZE, ENTRY_SIZE, HEADER_SIZE, recordLength
 from fasterstore.threads import BlockingRunner
 
 log = Logger()
@@ -62,7 +63,7 @@ T = TypeVar("T")
 SyncData = Callable[[], Callable[[], None]]
 
 #: The schema's version, in C{PRAGMA user_version}.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DATABASE_NAME = "metadata.sqlite"
 
@@ -76,6 +77,10 @@ CREATE TABLE objects(
     key TEXT NOT NULL,
     size INTEGER NOT NULL,
     record TEXT NOT NULL,
+    etag TEXT NOT NULL DEFAULT '',
+    modified REAL NOT NULL DEFAULT 0,
+    checksum_algorithms TEXT NOT NULL DEFAULT '',
+    checksum_type TEXT,
     PRIMARY KEY(bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE blobs(
@@ -110,12 +115,54 @@ CREATE TABLE garbage(
     segment INTEGER PRIMARY KEY,
     bytes INTEGER NOT NULL
 );
+CREATE TABLE segments(
+    segment INTEGER PRIMARY KEY,
+    live INTEGER NOT NULL
+);
 CREATE TABLE counters(
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO counters(name, value) VALUES ('objects', 0), ('logical_bytes', 0), ('live_bytes', 0), ('fence', 0);
 """
+
+#: A record's length on disk (L{fasterstore.storage.records.recordLength})
+#: for payload length C{length}, in SQL.
+_RECORD_LENGTH_SQL = f"({HEADER_SIZE} + length + {ENTRY_SIZE} * ((length + {BLOCK_SIZE - 1}) / {BLOCK_SIZE}))"
+
+#: The live bytes of each segment, from the extents (after an upgrade or a migration).
+_COUNT_SEGMENTS = f"""
+DELETE FROM segments;
+INSERT INTO segments(segment, live)
+    SELECT segment, sum({_RECORD_LENGTH_SQL}) FROM blob_extents GROUP BY segment
+"""
+
+#: Schema 1 to 2: what a listing shows gets columns of its own, filled from
+#: the records (which keep those fields until rewritten; the columns win);
+#: the live bytes of each segment are counted, for compaction.
+_UPGRADE_1_TO_2 = """
+CREATE TABLE segments(segment INTEGER PRIMARY KEY, live INTEGER NOT NULL);
+ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN modified REAL NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN checksum_algorithms TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN checksum_type TEXT;
+UPDATE objects SET
+    etag = json_extract(record, '$.etag'),
+    modified = json_extract(record, '$.modified'),
+    checksum_type = json_extract(record, '$.checksumType'),
+    checksum_algorithms = coalesce(
+        (SELECT group_concat(json_extract(value, '$[0]')) FROM json_each(record, '$.checksums')), '')
+"""
+
+#: The columns of an object row, in L{objectRow}'s order.
+OBJECT_COLUMNS = "bucket, key, size, etag, modified, checksum_algorithms, checksum_type, record"
+INSERT_OBJECT = f"INSERT OR REPLACE INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+#: What reading one object selects, in L{decodeObject}'s order.
+_OBJECT_READ = "size, etag, modified, checksum_type, record"
+
+#: Fields an object row holds as columns, not in its C{record} JSON.
+_OBJECT_COLUMN_FIELDS = ("bucket", "key", "size", "etag", "modified", "checksumType")
 
 #: Compact JSON, as every record column holds it.
 encodeJSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
@@ -128,17 +175,27 @@ def _compact(d: Dict[str, Any], drop: Iterable[str]) -> str:
     return encodeJSON({k: v for k, v in d.items() if v is not None and v != []})
 
 
-def encodeObject(record: ObjectRecord) -> str:
-    """An object record as its row's C{record} column."""
-    return _compact(record.toJSON(), ("bucket", "key"))
+def objectRow(record: ObjectRecord) -> Tuple[Any, ...]:
+    """An object record as the values of its row's L{OBJECT_COLUMNS}."""
+    return (
+        record.bucket, record.key, record.size, record.etag, record.modified,
+        ",".join(name for name, _ in record.checksums), record.checksumType,
+        _compact(record.toJSON(), _OBJECT_COLUMN_FIELDS),
+    )
 
 
-def decodeObject(bucket: str, key: str, text: str) -> ObjectRecord:
-    """Inverse of L{encodeObject}."""
+def decodeObject(
+    bucket: str, key: str, size: int, etag: str, modified: float, checksumType: Optional[str], text: str
+) -> ObjectRecord:
+    """An object record from its row (the L{_OBJECT_READ} columns)."""
     d = json.loads(text)
-    d["bucket"] = bucket
-    d["key"] = key
+    d.update(bucket=bucket, key=key, size=size, etag=etag, modified=modified, checksumType=checksumType)
     return ObjectRecord.fromJSON(d)
+
+
+def _readObject(db: sqlite3.Connection, bucket: str, key: str) -> Optional[ObjectRecord]:
+    row = db.execute(f"SELECT {_OBJECT_READ} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+    return None if row is None else decodeObject(bucket, key, *row)
 
 
 def encodeExtents(extents: Iterable[Extent]) -> str:
@@ -169,15 +226,22 @@ def connect(path: str, readOnly: bool, fsync: bool) -> sqlite3.Connection:
     return db
 
 
+def countSegments(db: sqlite3.Connection) -> None:
+    """Recount every segment's live bytes from the extents (in the caller's transaction)."""
+    _run(db, _COUNT_SEGMENTS)
+
+
 def createSchema(db: sqlite3.Connection) -> None:
     """Create the tables in an empty database (one transaction)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            _run(db, _SCHEMA)
+            db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
+        elif version == 1:
+            _run(db, _UPGRADE_1_TO_2)
+            _run(db, _COUNT_SEGMENTS)
             db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
         elif version != SCHEMA_VERSION:
             raise RuntimeError(
@@ -187,6 +251,13 @@ def createSchema(db: sqlite3.Connection) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    """Execute C{script}'s statements inside the caller's transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 def storageError(error: BaseException) -> S3Error:
@@ -217,6 +288,14 @@ class Migration(Protocol):
         """The database is in charge: put the old files away (blocking)."""
 
 
+K = TypeVar("K")
+
+
+def _merge(into: Dict[K, int], deltas: Dict[K, int]) -> None:
+    for name, n in deltas.items():
+        into[name] = into.get(name, 0) + n
+
+
 @attrs.define(eq=False)
 class _Transaction:
     """
@@ -230,24 +309,25 @@ class _Transaction:
     db: sqlite3.Connection
     counters: Dict[str, int] = attrs.field(init=False, factory=dict)
     garbage: Dict[int, int] = attrs.field(init=False, factory=dict)
+    live: Dict[int, int] = attrs.field(init=False, factory=dict)
     _counters: Dict[str, int] = attrs.field(init=False, factory=dict)
     _garbage: Dict[int, int] = attrs.field(init=False, factory=dict)
+    _live: Dict[int, int] = attrs.field(init=False, factory=dict)
 
     def begin(self) -> None:
         self.db.execute("SAVEPOINT write")
-        self._counters, self._garbage = {}, {}
+        self._counters, self._garbage, self._live = {}, {}, {}
 
     def release(self) -> None:
         self.db.execute("RELEASE write")
-        for name, n in self._counters.items():
-            self.counters[name] = self.counters.get(name, 0) + n
-        for segment, n in self._garbage.items():
-            self.garbage[segment] = self.garbage.get(segment, 0) + n
+        _merge(self.counters, self._counters)
+        _merge(self.garbage, self._garbage)
+        _merge(self.live, self._live)
 
     def rollback(self) -> None:
         self.db.execute("ROLLBACK TO write")
         self.db.execute("RELEASE write")
-        self._counters, self._garbage = {}, {}
+        self._counters, self._garbage, self._live = {}, {}, {}
 
     def flush(self) -> None:
         """Write the round's deltas."""
@@ -259,6 +339,11 @@ class _Transaction:
             "INSERT INTO garbage(segment, bytes) VALUES (?, ?) "
             "ON CONFLICT(segment) DO UPDATE SET bytes = bytes + excluded.bytes",
             [(segment, n) for segment, n in self.garbage.items() if n],
+        )
+        self.db.executemany(
+            "INSERT INTO segments(segment, live) VALUES (?, ?) "
+            "ON CONFLICT(segment) DO UPDATE SET live = live + excluded.live",
+            [(segment, n) for segment, n in self.live.items() if n],
         )
 
     def count(self, name: str, n: int) -> None:
@@ -277,8 +362,7 @@ class _Transaction:
         return bucket
 
     def object(self, bucket: str, key: str) -> Optional[ObjectRecord]:
-        row = self.db.execute("SELECT record FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
-        return None if row is None else decodeObject(bucket, key, row[0])
+        return _readObject(self.db, bucket, key)
 
     def upload(self, uploadId: str) -> Optional[UploadRecord]:
         return _readUpload(self.db, uploadId)
@@ -311,17 +395,42 @@ class _Transaction:
             self.db.execute(
                 "UPDATE blobs SET extents = ?, refs = refs + 1 WHERE address = ?", (encodeExtents(extents), address)
             )
+        self._addExtents(address, extents)
+
+    def _addExtents(self, address: str, extents: Iterable[Extent]) -> None:
         # Plain INSERT: a record already claimed by another blob (two
         # writers given one offset) refuses this write instead of aliasing.
+        extents = tuple(extents)
         self.db.executemany(
             "INSERT INTO blob_extents(segment, offset, length, address) VALUES (?, ?, ?, ?)",
             [(e.segment, e.offset, e.length, address) for e in extents],
         )
+        for e in extents:
+            self._live[e.segment] = self._live.get(e.segment, 0) + recordLength(e.length)
 
     def _dropExtents(self, extents: Iterable[Extent]) -> None:
+        extents = tuple(extents)
         self.db.executemany(
             "DELETE FROM blob_extents WHERE segment = ? AND offset = ?", [(e.segment, e.offset) for e in extents]
         )
+        for e in extents:
+            self._live[e.segment] = self._live.get(e.segment, 0) - recordLength(e.length)
+
+    def relocate(self, address: str, old: Extent, new: Extent) -> bool:
+        """Make C{new} the blob's copy of C{old}'s record, if C{old} still is one of its extents."""
+        row = self.db.execute(
+            "SELECT length, address FROM blob_extents WHERE segment = ? AND offset = ?", (old.segment, old.offset)
+        ).fetchone()
+        blob = self.db.execute("SELECT extents FROM blobs WHERE address = ?", (address,)).fetchone()
+        if row != (old.length, address) or blob is None or new.length != old.length:
+            self.addGarbage((new,))
+            return False
+        extents = tuple(new if e == old else e for e in _decodeExtents(blob[0]))
+        self.db.execute("UPDATE blobs SET extents = ? WHERE address = ?", (encodeExtents(extents), address))
+        self._dropExtents((old,))
+        self.addGarbage((old,))
+        self._addExtents(address, (new,))
+        return True
 
     def acquire(self, addresses: Sequence[str]) -> None:
         """Take one reference per address on existing blobs; raises C{InternalError} for a missing one."""
@@ -352,10 +461,7 @@ class _Transaction:
         version, releasing the version it replaces; returns that.
         """
         old = self.object(record.bucket, record.key)
-        self.db.execute(
-            "INSERT OR REPLACE INTO objects(bucket, key, size, record) VALUES (?, ?, ?, ?)",
-            (record.bucket, record.key, record.size, encodeObject(record)),
-        )
+        self.db.execute(INSERT_OBJECT, objectRow(record))
         if old is None:
             self.count("objects", 1)
             self.count("logical_bytes", record.size)
@@ -401,11 +507,15 @@ Apply = Callable[[_Transaction], Any]
 
 @attrs.define(eq=False)
 class _Write:
-    """A queued write: what it does, what to do if it refuses, who waits."""
+    """
+    A queued write: what it does, what to do if it refuses, who waits, and
+    the newly written blob it commits, if any.
+    """
 
     apply: Apply
     deferred: "Deferred[Any]"
     refused: Optional[Callable[[_Transaction], None]] = None
+    blob: Optional[WrittenBlob] = None
 
 
 @attrs.define
@@ -432,6 +542,8 @@ class SQLiteMetadataStore:
     @ivar connector: opens connections (L{connect}); tests inject faults here.
     @ivar migrate: what to bring in when the database does not exist yet
         (see L{fasterstore.metadata.migration}); C{None} for nothing.
+    @ivar lost: the segment store's C{lost}: whether a blob's extents may
+        have been dropped by a failed data sync (such a write is refused).
     """
 
     path: str
@@ -441,6 +553,7 @@ class SQLiteMetadataStore:
     fsync: bool = True
     connector: Callable[[str, bool, bool], sqlite3.Connection] = connect
     migrate: Optional["Migration"] = None
+    lost: Callable[[Iterable[Extent]], bool] = lambda extents: False
 
     _reader: Optional[sqlite3.Connection] = attrs.field(init=False, default=None)
     _writer: Optional[sqlite3.Connection] = attrs.field(init=False, default=None)
@@ -489,6 +602,7 @@ class SQLiteMetadataStore:
             temporary = self.path + ".migrating"
             for suffix in ("", "-wal", "-shm", "-journal"):
                 _removeIfExists(temporary + suffix)
+            _createPrivately(temporary)
             db = self.connector(temporary, False, self.fsync)
             try:
                 createSchema(db)
@@ -550,11 +664,7 @@ class SQLiteMetadataStore:
         )
 
     def getObject(self, bucket: str, key: str) -> "Deferred[Optional[ObjectRecord]]":
-        def get(db: sqlite3.Connection) -> Optional[ObjectRecord]:
-            row = db.execute("SELECT record FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
-            return None if row is None else decodeObject(bucket, key, row[0])
-
-        return self._read(get)
+        return self._read(lambda db: _readObject(db, bucket, key))
 
     def listObjects(
         self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", maxKeys: int = 1000
@@ -645,7 +755,7 @@ class SQLiteMetadataStore:
             tx.install(record)
             return record
 
-        return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents))
+        return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents), blob=blob)
 
     def deleteObject(
         self, bucket: str, key: str, precondition: Optional[ObjectPrecondition] = None
@@ -694,9 +804,7 @@ class SQLiteMetadataStore:
             if current is None:
                 raise S3Error("NoSuchKey", extra={"Key": key})
             updated = attrs.evolve(current, tags=tags)
-            tx.db.execute(
-                "UPDATE objects SET record = ? WHERE bucket = ? AND key = ?", (encodeObject(updated), bucket, key)
-            )
+            tx.db.execute(INSERT_OBJECT, objectRow(updated))
             return updated
 
         return self._enqueue(apply)
@@ -736,7 +844,7 @@ class SQLiteMetadataStore:
                 tx.releaseBlob(PartRecord.fromJSON(json.loads(previous[0])).blob)
             return part
 
-        return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents))
+        return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents), blob=blob)
 
     def completeUpload(
         self,
@@ -776,8 +884,9 @@ class SQLiteMetadataStore:
     def discard(self, blob: WrittenBlob) -> "Deferred[None]":
         extents = tuple(blob.extents)
         if not extents or not self.ready:
+            blob.release()
             return succeed(None)
-        d = self._enqueue(lambda tx: tx.addGarbage(extents))
+        d = self._enqueue(lambda tx: tx.addGarbage(extents), blob=blob)
         d.addErrback(lambda f: log.failure("Recording discarded extents failed", f))
         return d
 
@@ -788,12 +897,49 @@ class SQLiteMetadataStore:
         d.addErrback(lambda f: None)
         return d
 
+    # -- compaction ------------------------------------------------------
+
+    def segmentUsage(self) -> "Deferred[Dict[int, int]]":
+        return self._read(lambda db: dict(db.execute("SELECT segment, live FROM segments").fetchall()))
+
+    def segmentExtents(self, segment: int, after: int = -1, limit: int = 1000) -> "Deferred[List[Tuple[str, Extent]]]":
+        def extents(db: sqlite3.Connection) -> List[Tuple[str, Extent]]:
+            rows = db.execute(
+                "SELECT offset, length, address FROM blob_extents WHERE segment = ? AND offset > ? "
+                "ORDER BY offset LIMIT ?",
+                (segment, after, limit),
+            )
+            return [(address, Extent(segment, offset, length)) for offset, length, address in rows]
+
+        return self._read(extents)
+
+    def relocate(self, moves: Sequence[Tuple[str, Extent, Extent]]) -> "Deferred[int]":
+        moves = tuple(moves)
+
+        def apply(tx: _Transaction) -> int:
+            return sum(tx.relocate(address, old, new) for address, old, new in moves)
+
+        return self._enqueue(apply)
+
+    def forgetSegment(self, segment: int) -> "Deferred[None]":
+        def apply(tx: _Transaction) -> None:
+            if tx.db.execute("SELECT 1 FROM blob_extents WHERE segment = ? LIMIT 1", (segment,)).fetchone():
+                raise ValueError(f"segment {segment} still holds live records")
+            tx.db.execute("DELETE FROM segments WHERE segment = ?", (segment,))
+            tx.db.execute("DELETE FROM garbage WHERE segment = ?", (segment,))
+
+        return self._enqueue(apply)
+
     # -- group commit ----------------------------------------------------
 
-    def _enqueue(self, apply: Apply, refused: Optional[Callable[[_Transaction], None]] = None) -> "Deferred[Any]":
+    def _enqueue(
+        self, apply: Apply, refused: Optional[Callable[[_Transaction], None]] = None, blob: Optional[WrittenBlob] = None
+    ) -> "Deferred[Any]":
         if self._reader is None or self._closing:
+            if blob is not None:
+                blob.release()
             return fail(S3Error("ServiceUnavailable", "Metadata is not accepting writes."))
-        write = _Write(apply, Deferred(), refused)
+        write = _Write(apply, Deferred(), refused, blob)
         self._queue.append(write)
         self._maybeStartRound()
         return write.deferred
@@ -816,7 +962,19 @@ class SQLiteMetadataStore:
         return d
 
     def _startRound(self) -> None:
-        batch, self._queue = self._queue, []
+        queued, self._queue = self._queue, []
+        batch: List[_Write] = []
+        for write in queued:
+            if write.blob is not None and self.lost(write.blob.extents):
+                # Its bytes were covered by a data sync that failed: the
+                # kernel may have dropped them, so it must not commit.
+                write.blob.release()
+                write.deferred.errback(Failure(S3Error("InternalError", "The object's data could not be made durable; retry.")))
+            else:
+                batch.append(write)
+        if not batch:
+            self._maybeStartRound()
+            return
         self._busy = True
         try:
             syncData = self.syncData()
@@ -902,6 +1060,8 @@ class SQLiteMetadataStore:
             self.metrics.groupCommitBatch.observe(len(batch))
         self._reportTotals()
         for write, outcome in zip(batch, outcomes):
+            if write.blob is not None:
+                write.blob.release()
             if outcome.failure is None:
                 write.deferred.callback(outcome.result)
             else:
@@ -916,6 +1076,8 @@ class SQLiteMetadataStore:
         self._failing = str(reason) or type(reason).__name__
         error = storageError(reason)
         for write in batch:
+            if write.blob is not None:
+                write.blob.release()
             write.deferred.errback(Failure(error))
         self._maybeStartRound()
 
@@ -945,22 +1107,32 @@ def _totals(db: sqlite3.Connection) -> Totals:
     return Totals(counters.get("objects", 0), counters.get("logical_bytes", 0), counters.get("live_bytes", 0), garbage)
 
 
+#: A listing's columns: what L{ObjectSummary} needs, so that a page never
+#: decodes whole records (a multipart manifest, headers, metadata).
+_SUMMARY_COLUMNS = "key, size, etag, modified, checksum_algorithms, checksum_type"
+
+
+def _summary(row: Tuple[Any, ...]) -> ObjectSummary:
+    key, size, etag, modified, algorithms, checksumType = row
+    return ObjectSummary(key, size, etag, modified, tuple(algorithms.split(",")) if algorithms else (), checksumType)
+
+
 def _listObjects(
     db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, after: str, maxKeys: int
 ) -> ListPage:
     if _bucket(db, bucket) is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
 
-    def fromKey(key: str, inclusive: bool, limit: int) -> Rows[Tuple[str, str]]:
+    def fromKey(key: str, inclusive: bool, limit: int) -> Rows[Tuple[Any, ...]]:
         op = ">=" if inclusive else ">"
         rows = db.execute(
-            f"SELECT key, record FROM objects WHERE bucket = ? AND key {op} ? ORDER BY key LIMIT ?",
+            f"SELECT {_SUMMARY_COLUMNS} FROM objects WHERE bucket = ? AND key {op} ? ORDER BY key LIMIT ?",
             (bucket, key, limit),
         ).fetchall()
-        return [(k, (k, text)) for k, text in rows]
+        return [(row[0], row) for row in rows]
 
     page = walk(fromKey, lambda key, row, limit: fromKey(key, False, limit), prefix, delimiter, after, maxKeys)
-    objects: List[ObjectRecord] = []
+    objects: List[ObjectSummary] = []
     prefixes: List[str] = []
     last = ""
     for entry in page.entries:
@@ -968,9 +1140,8 @@ def _listObjects(
             prefixes.append(entry)
             last = entry
         else:
-            key, text = entry
-            objects.append(decodeObject(bucket, key, text))
-            last = key
+            objects.append(_summary(entry))
+            last = entry[0]
     return ListPage(objects, prefixes, page.truncated, last)
 
 

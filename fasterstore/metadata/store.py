@@ -24,14 +24,14 @@ Tests: tests/unit/test_metadata_store.py (the behaviour suite).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
-from fasterstore.storage.blob import WrittenBlob
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
+from fasterstore.storage.blob import Extent, WrittenBlob
 
 #: Called inside a write's transaction with the key's current version;
 #: raises (e.g. C{S3Error("PreconditionFailed")}) to refuse the write.
@@ -51,7 +51,7 @@ class ListPage:
         NextContinuationToken).
     """
 
-    objects: List[ObjectRecord]
+    objects: List[ObjectSummary]
     commonPrefixes: List[str]
     isTruncated: bool
     nextAfter: str
@@ -87,8 +87,10 @@ class Totals:
     @ivar objects: objects in every bucket.
     @ivar logicalBytes: the sum of their sizes.
     @ivar liveBytes: payload bytes of every referenced blob, counted once.
-    @ivar garbage: per segment, payload bytes no longer referenced (what
-        compaction can reclaim); no zero entries.
+    @ivar garbage: per segment, payload bytes the store saw become
+        unreferenced (deleted, replaced, refused); no zero entries.  Bytes
+        it never saw (a crash, an upload cut off) are not counted here: a
+        segment's dead bytes are its size less its L{segmentUsage}.
     """
 
     objects: int
@@ -280,3 +282,30 @@ class IMetadataStore(Interface):
 
     def discard(blob: WrittenBlob) -> "Deferred[None]":
         """Count the bytes of a failed or refused upload as garbage (never fails)."""
+
+    # -- compaction ------------------------------------------------------
+
+    def segmentUsage() -> "Deferred[Dict[int, int]]":
+        """
+        Live bytes per segment: the whole records (header, payload, checksum
+        table) that some blob's extents name.  A segment with none may be
+        absent or 0.  What a segment file holds beyond this is dead.
+        """
+
+    def segmentExtents(segment: int, after: int = -1, limit: int = 1000) -> "Deferred[List[Tuple[str, Extent]]]":
+        """The live records of C{segment} past offset C{after}, by offset, each with its blob's address."""
+
+    def relocate(moves: Sequence[Tuple[str, Extent, Extent]]) -> "Deferred[int]":
+        """
+        For each C{(address, old, new)}: if C{old} is still one of the
+        blob's extents, C{new} (a copy of its record, already written)
+        replaces it; otherwise C{new} is garbage.  Committed as one write.
+
+        @return: how many moves took.
+        """
+
+    def forgetSegment(segment: int) -> "Deferred[None]":
+        """
+        Drop what the store counts for a segment whose file is gone or
+        going.  Fails with C{ValueError} while a blob still names it.
+        """

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Type, TypeVar
 
 import attrs
 from hypothesis import HealthCheck, given, settings
@@ -36,9 +36,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, PartRecord, UploadRecord
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
 from fasterstore.metadata.store import IMetadataStore, ListPage, Totals, UploadPage
 from fasterstore.storage.blob import Extent, WrittenBlob
+from fasterstore.storage.records import recordLength
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
@@ -101,6 +102,15 @@ def written(content: bytes, segment: int = 1, offset: int = 0) -> WrittenBlob:
         extents=(Extent(segment, offset, len(content)),) if content else (),
         digests={"md5": hashlib.md5(content).digest(), "blake3": hashlib.sha256(content).digest()},
     )
+
+
+def usageOf(blobs: Iterable[BlobRecord]) -> Dict[int, int]:
+    """What L{IMetadataStore.segmentUsage} must say when these are the blobs: their whole records."""
+    usage: Counter[int] = Counter()
+    for b in blobs:
+        for e in b.extents:
+            usage[e.segment] += recordLength(e.length)
+    return dict(usage)
 
 
 def record(bucketName: str, key: str, blob: WrittenBlob) -> ObjectRecord:
@@ -253,6 +263,7 @@ class Contents:
     uploads: Dict[str, List[UploadRecord]]
     blobs: Dict[str, Optional[BlobRecord]]
     totals: Totals
+    usage: Dict[int, int] = attrs.field(factory=dict)
 
     def references(self) -> Dict[str, int]:
         """Blob references held by the objects and uploads, counted the obvious way."""
@@ -522,7 +533,11 @@ class MetadataStoreBehaviour(_Base):
             after = ""
             while True:
                 page = self.successResultOf(store.listObjects(b.name, after=after, maxKeys=7))
-                found += page.objects
+                for summary in page.objects:
+                    record = self.successResultOf(store.getObject(b.name, summary.key))
+                    assert record is not None, summary
+                    self.assertEqual(ObjectSummary.of(record), summary)
+                    found.append(record)
                 if not page.isTruncated:
                     break
                 after = page.nextAfter
@@ -542,7 +557,8 @@ class MetadataStoreBehaviour(_Base):
                     break
                 keyMarker, uploadIdMarker = upage.nextKeyMarker, upage.nextUploadIdMarker
             uploads[b.name] = listed
-        partial = Contents(buckets, objects, uploads, {}, self.successResultOf(store.totals()))
+        usage = {s: n for s, n in self.successResultOf(store.segmentUsage()).items() if n}
+        partial = Contents(buckets, objects, uploads, {}, self.successResultOf(store.totals()), usage)
         blobs = {a: self.successResultOf(store.getBlob(a)) for a in sorted(partial.references())}
         return attrs.evolve(partial, blobs=blobs)
 
@@ -599,6 +615,7 @@ class MetadataStoreBehaviour(_Base):
                          (len(objects), sum(o.size for o in objects), liveSize))
         self.assertEqual(c.totals.garbageBytes, writtenBytes - live)
         self.assertNotIn(0, c.totals.garbage.values())
+        self.assertEqual(c.usage, usageOf(b for b in c.blobs.values() if b is not None))
         return c
 
     # -- lifecycle ----------------------------------------------------------------
@@ -783,7 +800,7 @@ class MetadataStoreBehaviour(_Base):
         self.assertEqual(self.successResultOf(store.getBlob(blob.contentAddress)),
                          BlobRecord(blob.contentAddress, 5, blob.extents, 1))
         self.assertEqual(self.listing(store), (["k"], [], False, "k"))
-        self.assertEqual(self.successResultOf(store.listObjects("b")).objects, [rec])
+        self.assertEqual(self.successResultOf(store.listObjects("b")).objects, [ObjectSummary.of(rec)])
         self.assertEqual(self.successResultOf(store.totals()), Totals(1, 5, 5, {}))
         self.assertIsNone(self.successResultOf(store.getObject("b", "other")))
         self.assertIsNone(self.successResultOf(store.getObject("nobucket", "k")))
@@ -799,7 +816,7 @@ class MetadataStoreBehaviour(_Base):
         )
         self.result(store.putObject(rec, blob))
         self.assertEqual(self.successResultOf(store.getObject("b", rec.key)), rec)
-        self.assertEqual(self.successResultOf(store.listObjects("b")).objects, [rec])
+        self.assertEqual(self.successResultOf(store.listObjects("b")).objects, [ObjectSummary.of(rec)])
 
     def test_putNoSuchBucket(self) -> None:
         """A put into a missing bucket is NoSuchBucket and its bytes are garbage; so are deletes and lists."""
@@ -1275,7 +1292,7 @@ class MetadataStoreBehaviour(_Base):
         self.result(store.deleteObject("b", "a"))
         self.assertEqual(self.listing(store)[0], ["b", "c"])
         rec, _ = self.put(store, "b", b"replaced")
-        self.assertEqual(self.successResultOf(store.listObjects("b", maxKeys=1)).objects, [rec])
+        self.assertEqual(self.successResultOf(store.listObjects("b", maxKeys=1)).objects, [ObjectSummary.of(rec)])
 
     def sharedListingStore(self) -> Tuple[IMetadataStore, str]:
         """One store for every example of a property test, and a fresh bucket name."""
@@ -1769,6 +1786,142 @@ class MetadataStoreBehaviour(_Base):
         self.assertEqual(self.successResultOf(store.getBucket("b")).configValue("cors"),  # type: ignore[union-attr]
                          "<CORS/>")
         self.assertEqual(self.result(store.completeUpload("u1", manifest())).blobAddresses(), (a.contentAddress,))
+
+    def test_blobsReleased(self) -> None:
+        """
+        Every blob handed to a write is released exactly once, when the
+        write committed or was refused (compaction waits for it).
+        """
+        store = self.started()
+        released: List[str] = []
+
+        def tracked(content: bytes, offset: int) -> WrittenBlob:
+            blob = written(content, 1, offset)
+            return attrs.evolve(blob, release=lambda: released.append(content.decode()))
+
+        ok = tracked(b"ok", 0)
+        self.result(store.putObject(record("b", "ok", ok), ok))
+        refused = tracked(b"refused", 10)
+        self.assertEqual(self.code(store.putObject(record("nobucket", "k", refused), refused)), "NoSuchBucket")
+        multi = tracked(b"multi", 20)
+        self.failure(store.putObject(attrs.evolve(record("b", "m", multi), blob="", parts=(part(1, multi),)), multi),
+                     ValueError)
+        p = tracked(b"part", 30)
+        self.result(store.putPart("u1", part(1, p), p))
+        late = tracked(b"late", 40)
+        self.assertEqual(self.code(store.putPart("nope", part(1, late), late)), "NoSuchUpload")
+        d = tracked(b"discarded", 50)
+        self.result(store.discard(d))
+        self.assertEqual(sorted(released), ["discarded", "late", "multi", "ok", "part", "refused"])
+
+    # -- compaction ----------------------------------------------------------------------
+
+    def usage(self, store: IMetadataStore) -> Dict[int, int]:
+        """Live bytes per segment, without zeros."""
+        self.settle()
+        return {s: n for s, n in self.successResultOf(store.segmentUsage()).items() if n}
+
+    def test_segmentUsage(self) -> None:
+        """A segment's live bytes are its referenced records, whole; they go when the blob goes."""
+        store = self.withBucket()
+        self.assertEqual(self.usage(store), {})
+        self.put(store, "a", b"aaa", 1, 0)
+        self.put(store, "b", b"bb", 2, 0)
+        self.put(store, "c", b"bb", 3, 0)  # the same content: its newest copy is the blob's
+        self.assertEqual(self.usage(store), {1: recordLength(3), 3: recordLength(2)})
+        self.result(store.deleteObject("b", "a"))
+        self.assertEqual(self.usage(store), {3: recordLength(2)})
+        self.durable(store)
+
+    def test_segmentExtents(self) -> None:
+        """A segment's live records by offset, with their blobs; paged by offset."""
+        store = self.withBucket()
+        _, x = self.put(store, "x", b"x", 4, 200)
+        _, y = self.put(store, "y", b"yy", 4, 100)
+        self.put(store, "z", b"zzz", 5, 0)
+        both = [(y.contentAddress, y.extents[0]), (x.contentAddress, x.extents[0])]
+        self.assertEqual(self.successResultOf(store.segmentExtents(4)), both)
+        self.assertEqual(self.successResultOf(store.segmentExtents(4, limit=1)), both[:1])
+        self.assertEqual(self.successResultOf(store.segmentExtents(4, after=100)), both[1:])
+        self.assertEqual(self.successResultOf(store.segmentExtents(6)), [])
+
+    def test_relocate(self) -> None:
+        """A moved record is the blob's from then on, durably; the old copy is garbage."""
+        store = self.withBucket()
+        rec, blob = self.put(store, "k", b"hello", 1, 0)
+        new = Extent(9, 50, 5)
+        self.assertEqual(self.result(store.relocate([(blob.contentAddress, blob.extents[0], new)])), 1)
+        found = self.blob(store, blob.contentAddress)
+        assert found is not None
+        self.assertEqual(found.extents, (new,))
+        self.assertEqual(self.usage(store), {9: recordLength(5)})
+        self.assertEqual(self.successResultOf(store.segmentExtents(1)), [])
+        self.assertEqual(self.garbage(store), {1: 5})
+        store = self.durable(store)
+        self.assertEqual(self.successResultOf(store.getObject("b", "k")), rec)
+
+    def test_relocateOneOfMany(self) -> None:
+        """Only the moved extent of a many-record blob changes; the order of the blob's bytes stays."""
+        store = self.withBucket()
+        content = b"abcdef"
+        blob = WrittenBlob(6, (Extent(1, 0, 2), Extent(1, 100, 2), Extent(2, 0, 2)),
+                           {"md5": hashlib.md5(content).digest(), "blake3": hashlib.sha256(content).digest()})
+        self.result(store.putObject(record("b", "k", blob), blob))
+        moved = Extent(7, 0, 2)
+        self.assertEqual(self.result(store.relocate([(blob.contentAddress, Extent(1, 100, 2), moved)])), 1)
+        found = self.blob(store, blob.contentAddress)
+        assert found is not None
+        self.assertEqual(found.extents, (Extent(1, 0, 2), moved, Extent(2, 0, 2)))
+        self.assertEqual(self.usage(store), {1: recordLength(2), 2: recordLength(2), 7: recordLength(2)})
+
+    def test_relocateStale(self) -> None:
+        """
+        A move whose record is no longer the blob's (deleted, replaced by a
+        re-upload, already moved, or a wrong address or length) takes
+        nothing, and its copy is garbage.
+        """
+        store = self.withBucket()
+        _, gone = self.put(store, "gone", b"gone", 1, 0)
+        self.result(store.deleteObject("b", "gone"))
+        _, first = self.put(store, "k", b"same", 1, 100)
+        _, again = self.put(store, "k2", b"same", 2, 0)
+        _, other = self.put(store, "o", b"other", 1, 200)
+        before = self.garbage(store)
+        moves = [
+            (gone.contentAddress, gone.extents[0], Extent(8, 0, 4)),
+            (first.contentAddress, first.extents[0], Extent(8, 100, 4)),
+            (again.contentAddress, other.extents[0], Extent(8, 200, 5)),
+            (other.contentAddress, Extent(1, 200, 4), Extent(8, 300, 4)),
+        ]
+        self.assertEqual(self.result(store.relocate(moves)), 0)
+        self.assertEqual(self.garbage(store), {**before, 8: 4 + 4 + 5 + 4})
+        self.assertNotIn(8, self.usage(store))
+
+    def test_relocatePart(self) -> None:
+        """A part's record can move while its upload is in progress; the completed object reads the new place."""
+        store = self.started()
+        p = written(b"part", 2, 0)
+        self.result(store.putPart("u1", part(1, p), p))
+        self.assertEqual(self.result(store.relocate([(p.contentAddress, p.extents[0], Extent(3, 0, 4))])), 1)
+        found = self.blob(store, p.contentAddress)
+        assert found is not None
+        self.assertEqual(found.extents, (Extent(3, 0, 4),))
+        self.assertEqual(self.usage(store), {3: recordLength(4)})
+
+    def test_forgetSegment(self) -> None:
+        """A segment with live records cannot be forgotten; an emptied one can, garbage and all."""
+        store = self.withBucket()
+        _, blob = self.put(store, "k", b"kk", 1, 0)
+        self.put(store, "old", b"old", 1, 10)
+        self.result(store.deleteObject("b", "old"))
+        self.failure(store.forgetSegment(1), ValueError)
+        self.result(store.relocate([(blob.contentAddress, blob.extents[0], Extent(2, 0, 2))]))
+        self.assertIn(1, self.garbage(store))
+        self.result(store.forgetSegment(1))
+        self.assertNotIn(1, self.garbage(store))
+        self.assertNotIn(1, self.successResultOf(store.segmentUsage()))
+        self.result(store.forgetSegment(99))  # nothing known: nothing to do
+        self.durable(store)
 
     # -- durability ----------------------------------------------------------------------
 

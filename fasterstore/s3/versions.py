@@ -15,12 +15,11 @@ Tests: tests/unit/test_versions.py.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple
-from xml.etree import ElementTree
 
 from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import ObjectRecord
+from fasterstore.metadata.records import ObjectSummary
 from fasterstore.s3 import xml
 from fasterstore.s3.buckets import _maxKeys, ownedBucket
 from fasterstore.s3.context import S3Context
@@ -33,16 +32,6 @@ if TYPE_CHECKING:
 #: The id of the only version an object has without versioning.
 NULL_VERSION = "null"
 
-_CHECKSUM_NAMES = {"crc32": "CRC32", "crc32c": "CRC32C", "crc64nvme": "CRC64NVME", "sha1": "SHA1", "sha256": "SHA256"}
-
-
-def _add(parent: ElementTree.Element, name: str, text: Optional[str] = None) -> ElementTree.Element:
-    child = ElementTree.SubElement(parent, name)
-    if text is not None:
-        child.text = text
-    return child
-
-
 def listVersionsResult(
     bucket: str,
     *,
@@ -52,7 +41,7 @@ def listVersionsResult(
     versionIdMarker: str,
     maxKeys: int,
     isTruncated: bool,
-    objects: Sequence[ObjectRecord],
+    objects: Sequence[ObjectSummary],
     commonPrefixes: Sequence[str],
     nextKeyMarker: Optional[str],
     encodingType: Optional[str],
@@ -70,40 +59,28 @@ def listVersionsResult(
     def key(text: str) -> str:
         return xml.urlEncode(text) if encode else text
 
-    root = ElementTree.Element("ListVersionsResult", xmlns=xml.S3_NAMESPACE)
-    _add(root, "Name", bucket)
-    _add(root, "Prefix", key(prefix))
-    _add(root, "KeyMarker", key(keyMarker))
-    _add(root, "VersionIdMarker", versionIdMarker)
+    element = xml.element
+    parts = [element("Name", bucket), element("Prefix", key(prefix)), element("KeyMarker", key(keyMarker)),
+             element("VersionIdMarker", versionIdMarker)]
     if isTruncated and nextKeyMarker is not None:
-        _add(root, "NextKeyMarker", key(nextKeyMarker))
-        _add(root, "NextVersionIdMarker", NULL_VERSION)
-    _add(root, "MaxKeys", str(maxKeys))
+        parts += [element("NextKeyMarker", key(nextKeyMarker)), element("NextVersionIdMarker", NULL_VERSION)]
+    parts.append(element("MaxKeys", str(maxKeys)))
     if delimiter:
-        _add(root, "Delimiter", key(delimiter))
+        parts.append(element("Delimiter", key(delimiter)))
     if encodingType is not None:
-        _add(root, "EncodingType", encodingType)
-    _add(root, "IsTruncated", "true" if isTruncated else "false")
+        parts.append(element("EncodingType", encodingType))
+    parts.append(element("IsTruncated", "true" if isTruncated else "false"))
+    ownerText = xml.ownerMarkup(owner)
     for obj in objects:
-        version = _add(root, "Version")
-        _add(version, "Key", key(obj.key))
-        _add(version, "VersionId", obj.versionId or NULL_VERSION)
-        _add(version, "IsLatest", "true")
-        _add(version, "LastModified", formatISO8601(obj.modified))
-        _add(version, "ETag", f'"{obj.etag}"')
-        for name, _ in obj.checksums:
-            if name in _CHECKSUM_NAMES:
-                _add(version, "ChecksumAlgorithm", _CHECKSUM_NAMES[name])
-        if obj.checksums:
-            _add(version, "ChecksumType", obj.checksumType or "FULL_OBJECT")
-        _add(version, "Size", str(obj.size))
-        _add(version, "StorageClass", "STANDARD")
-        ownerElement = _add(version, "Owner")
-        _add(ownerElement, "ID", owner[0])
-        _add(ownerElement, "DisplayName", owner[1])
-    for commonPrefix in commonPrefixes:
-        _add(_add(root, "CommonPrefixes"), "Prefix", key(commonPrefix))
-    return xml.serialize(root)
+        checksumType = element("ChecksumType", obj.checksumType or "FULL_OBJECT") if obj.checksumAlgorithms else ""
+        parts.append(
+            f"<Version>{element('Key', key(obj.key))}<VersionId>{NULL_VERSION}</VersionId><IsLatest>true</IsLatest>"
+            f"<LastModified>{formatISO8601(obj.modified)}</LastModified>{element('ETag', chr(34) + obj.etag + chr(34))}"
+            f"{xml.checksumAlgorithmsMarkup(obj.checksumAlgorithms)}{checksumType}"
+            f"<Size>{obj.size}</Size><StorageClass>STANDARD</StorageClass>{ownerText}</Version>"
+        )
+    parts.extend(f"<CommonPrefixes>{element('Prefix', key(p))}</CommonPrefixes>" for p in commonPrefixes)
+    return xml.document("ListVersionsResult", parts)
 
 
 async def listObjectVersions(ctx: S3Context, call: "Call", request: Request) -> None:

@@ -7,7 +7,8 @@ the S3 ``MalformedXML`` error.  Elements are looked up by local name so a
 body with or without the S3 namespace is read the same way.
 
 Out: response documents are built with L{xml.etree.ElementTree}, so any
-key is escaped correctly, and shaped (element names, order, presence rules)
+key is escaped correctly (listings, the large documents, as markup strings
+with the same escaping: see L{document}), and shaped (element names, order, presence rules)
 as AWS emits them.  XML 1.0 cannot carry most C0 control characters; like
 AWS, they are written as numeric character references (``&#x1;``), which
 strict XML 1.0 parsers reject: clients that may meet such keys ask for
@@ -22,13 +23,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 from defusedxml import ElementTree as SafeElementTree
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BucketRecord, ObjectRecord
+from fasterstore.metadata.records import BucketRecord, ObjectSummary
 from fasterstore.http.dates import formatISO8601
 
 __all__ = [
@@ -46,6 +48,10 @@ __all__ = [
     "locationConstraint",
     "validateEncodingType",
     "urlEncode",
+    "document",
+    "element",
+    "ownerMarkup",
+    "checksumAlgorithmsMarkup",
     "listObjectsV1",
     "listObjectsV2",
     "encodeContinuationToken",
@@ -262,9 +268,7 @@ def locationConstraint(region: str) -> bytes:
 
 # -- listings --------------------------------------------------------------
 
-_URL_SAFE = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.*/"
-)
+_URL_SAFE_TEXT = re.compile(r"[A-Za-z0-9\-_.*/]*")
 
 
 def validateEncodingType(value: Optional[str]) -> Optional[str]:
@@ -292,13 +296,9 @@ def urlEncode(text: str) -> str:
     bytes.  botocore undoes it with C{unquote_plus}, which reads ``%20``
     and ``%2B`` alike.
     """
-    out = []
-    for byte in text.encode("utf-8", "surrogatepass"):
-        if byte in _URL_SAFE:
-            out.append(chr(byte))
-        else:
-            out.append("%%%02X" % (byte,))
-    return "".join(out)
+    if _URL_SAFE_TEXT.fullmatch(text):
+        return text
+    return quote(text.encode("utf-8", "surrogatepass"), safe="-_.*/").replace("~", "%7E")
 
 
 _CHECKSUM_NAMES = (
@@ -310,67 +310,84 @@ _CHECKSUM_NAMES = (
 )
 
 
-def _addContents(
-    root: ElementTree.Element,
-    obj: ObjectRecord,
-    encode: bool,
-    owner: Optional[Owner],
-) -> None:
+def _escape(text: str) -> str:
+    """Element content escaped as L{serialize} escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if not text.isascii() or not text.isprintable():
+        text = _UNSAFE.sub(_charRef, text)
+    return text
+
+
+def element(name: str, text: str) -> str:
+    """An element with text, as markup for L{document}."""
+    return f"<{name}>{_escape(text)}</{name}>"
+
+
+def document(root: str, parts: Iterable[str]) -> bytes:
     """
-    Append one ``<Contents>`` entry.
+    A response document whose body is already markup, user text escaped
+    by L{element}: how listings are built, a string join instead of an
+    element tree (a 1000-key page costs milliseconds less).
     """
-    element = _add(root, "Contents")
-    _add(element, "Key", urlEncode(obj.key) if encode else obj.key)
-    _add(element, "LastModified", formatISO8601(obj.modified))
-    _add(element, "ETag", f'"{obj.etag}"')
-    algorithms = {name for name, _ in obj.checksums}
-    for name, wireName in _CHECKSUM_NAMES:
-        if name in algorithms:
-            _add(element, "ChecksumAlgorithm", wireName)
-    _add(element, "Size", str(obj.size))
-    _add(element, "StorageClass", "STANDARD")
-    if owner is not None:
-        _addOwner(element, owner)
+    return f'{XML_DECLARATION}<{root} xmlns="{S3_NAMESPACE}">{"".join(parts)}</{root}>'.encode("utf-8")
+
+
+def ownerMarkup(owner: Owner) -> str:
+    """An ``<Owner>`` with ``ID`` and ``DisplayName``, as markup."""
+    return f"<Owner>{element('ID', owner[0])}{element('DisplayName', owner[1])}</Owner>"
+
+
+_CHECKSUM_MARKUP = {name: f"<ChecksumAlgorithm>{wire}</ChecksumAlgorithm>" for name, wire in _CHECKSUM_NAMES}
+_CHECKSUM_ORDER = tuple(name for name, _ in _CHECKSUM_NAMES)
+
+
+def checksumAlgorithmsMarkup(algorithms: Sequence[str]) -> str:
+    """``<ChecksumAlgorithm>`` elements for an object's checksums, in a fixed order."""
+    if len(algorithms) < 2:
+        return _CHECKSUM_MARKUP.get(algorithms[0], "") if algorithms else ""
+    return "".join(_CHECKSUM_MARKUP[n] for n in _CHECKSUM_ORDER if n in algorithms)
+
+
+def _contents(obj: ObjectSummary, encode: bool, owner: str) -> str:
+    """One ``<Contents>`` entry; C{owner} is the entries' ``<Owner>`` markup or C{""}."""
+    key = urlEncode(obj.key) if encode else _escape(obj.key)
+    return (
+        f"<Contents><Key>{key}</Key><LastModified>{formatISO8601(obj.modified)}</LastModified>"
+        f"<ETag>\"{_escape(obj.etag)}\"</ETag>{checksumAlgorithmsMarkup(obj.checksumAlgorithms)}"
+        f"<Size>{obj.size}</Size><StorageClass>STANDARD</StorageClass>{owner}</Contents>"
+    )
 
 
 def _finishListing(
-    root: ElementTree.Element,
+    parts: List[str],
     maxKeys: int,
     delimiter: Optional[str],
     encodingType: Optional[str],
     isTruncated: bool,
-    objects: Sequence[ObjectRecord],
+    objects: Sequence[ObjectSummary],
     commonPrefixes: Sequence[str],
-    owner: Optional[Tuple[str, str]],
+    owner: Optional[Owner],
 ) -> bytes:
     """The elements both ListObjects versions end with, then the document."""
     encode = encodingType == "url"
-    _add(root, "MaxKeys", str(maxKeys))
+    parts.append(element("MaxKeys", str(maxKeys)))
     if delimiter:
-        _add(root, "Delimiter", urlEncode(delimiter) if encode else delimiter)
+        parts.append(element("Delimiter", urlEncode(delimiter) if encode else delimiter))
     if encodingType is not None:
-        _add(root, "EncodingType", encodingType)
-    _add(root, "IsTruncated", _bool(isTruncated))
-    _addListBody(root, objects, commonPrefixes, encode, owner)
-    return serialize(root)
-
-
-def _addListBody(
-    root: ElementTree.Element,
-    objects: Sequence[ObjectRecord],
-    commonPrefixes: Sequence[str],
-    encode: bool,
-    owner: Optional[Owner],
-) -> None:
-    """
-    Append the ``Contents`` then ``CommonPrefixes`` shared by both list
-    versions.
-    """
-    for obj in objects:
-        _addContents(root, obj, encode, owner)
-    for commonPrefix in commonPrefixes:
-        element = _add(root, "CommonPrefixes")
-        _add(element, "Prefix", urlEncode(commonPrefix) if encode else commonPrefix)
+        parts.append(element("EncodingType", encodingType))
+    parts.append(element("IsTruncated", _bool(isTruncated)))
+    ownerText = "" if owner is None else ownerMarkup(owner)
+    parts.extend(_contents(obj, encode, ownerText) for obj in objects)
+    parts.extend(
+        f"<CommonPrefixes>{element('Prefix', urlEncode(p) if encode else p)}</CommonPrefixes>"
+        for p in commonPrefixes
+    )
+    return document("ListBucketResult", parts)
 
 
 def listObjectsV1(
@@ -381,7 +398,7 @@ def listObjectsV1(
     delimiter: Optional[str],
     maxKeys: int,
     isTruncated: bool,
-    objects: Sequence[ObjectRecord],
+    objects: Sequence[ObjectSummary],
     commonPrefixes: Sequence[str],
     nextMarker: Optional[str],
     encodingType: Optional[str],
@@ -402,15 +419,12 @@ def listObjectsV1(
     def key(text: str) -> str:
         return urlEncode(text) if encode else text
 
-    root = _root("ListBucketResult")
-    _add(root, "Name", bucket)
     # AWS leaves V1's own Prefix unencoded (botocore decodes Delimiter,
     # Marker and NextMarker only; V2 encodes Prefix too).
-    _add(root, "Prefix", prefix)
-    _add(root, "Marker", key(marker))
+    parts = [element("Name", bucket), element("Prefix", prefix), element("Marker", key(marker))]
     if delimiter and isTruncated and nextMarker is not None:
-        _add(root, "NextMarker", key(nextMarker))
-    return _finishListing(root, maxKeys, delimiter, encodingType, isTruncated, objects, commonPrefixes, owner)
+        parts.append(element("NextMarker", key(nextMarker)))
+    return _finishListing(parts, maxKeys, delimiter, encodingType, isTruncated, objects, commonPrefixes, owner)
 
 
 def listObjectsV2(
@@ -420,7 +434,7 @@ def listObjectsV2(
     delimiter: Optional[str],
     maxKeys: int,
     isTruncated: bool,
-    objects: Sequence[ObjectRecord],
+    objects: Sequence[ObjectSummary],
     commonPrefixes: Sequence[str],
     continuationToken: Optional[str],
     nextContinuationToken: Optional[str],
@@ -449,17 +463,15 @@ def listObjectsV2(
 
     if keyCount is None:
         keyCount = len(objects) + len(commonPrefixes)
-    root = _root("ListBucketResult")
-    _add(root, "Name", bucket)
-    _add(root, "Prefix", key(prefix))
+    parts = [element("Name", bucket), element("Prefix", key(prefix))]
     if startAfter:
-        _add(root, "StartAfter", key(startAfter))
+        parts.append(element("StartAfter", key(startAfter)))
     if continuationToken is not None:
-        _add(root, "ContinuationToken", continuationToken)
+        parts.append(element("ContinuationToken", continuationToken))
     if isTruncated and nextContinuationToken is not None:
-        _add(root, "NextContinuationToken", nextContinuationToken)
-    _add(root, "KeyCount", str(keyCount))
-    return _finishListing(root, maxKeys, delimiter, encodingType, isTruncated, objects, commonPrefixes, owner)
+        parts.append(element("NextContinuationToken", nextContinuationToken))
+    parts.append(element("KeyCount", str(keyCount)))
+    return _finishListing(parts, maxKeys, delimiter, encodingType, isTruncated, objects, commonPrefixes, owner)
 
 
 # -- continuation tokens ---------------------------------------------------

@@ -8,7 +8,7 @@ Tests: tests/unit/test_segments.py.
 
 from __future__ import annotations
 
-from typing import Mapping, Tuple
+from typing import Callable, Mapping, Tuple
 
 import attrs
 
@@ -38,11 +38,15 @@ class WrittenBlob:
     @ivar digests: raw digest bytes by algorithm name: always ``md5`` and
         ``blake3``; ``sha256``, ``sha1``, ``crc32``, ``crc32c`` and
         ``crc64nvme`` when the writer was asked for them.
+    @ivar release: call once the metadata store has committed or refused
+        the blob: until then its records look dead to compaction, so the
+        writer keeps their segments pinned (see L{SegmentStore.pin}).
     """
 
     size: int
     extents: Tuple[Extent, ...]
     digests: Mapping[str, bytes]
+    release: Callable[[], None] = attrs.field(default=lambda: None, eq=False, repr=False)
 
     @property
     def contentAddress(self) -> str:

@@ -31,7 +31,7 @@ Tests: tests/unit/test_reader.py.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import attrs
 from blake3 import blake3
@@ -94,12 +94,16 @@ class RangeProducer:
     _done: Optional["Deferred[None]"] = attrs.field(init=False, default=None)
     _prefetched: Optional["Deferred[None]"] = attrs.field(init=False, default=None)
     _prefetchCalled: bool = attrs.field(init=False, default=False)
+    _unpin: Callable[[], None] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.begin <= self.end <= self.extents.size:
             raise ValueError(f"range [{self.begin}, {self.end}) of a {self.extents.size}-byte blob")
         if self.pieceSize <= 0 or self.writeSize <= 0:
             raise ValueError("pieceSize and writeSize must be positive")
+        # Compaction may move the blob's records meanwhile: the segments
+        # these extents name stay until the response is over.
+        self._unpin = self.store.pin({e.segment for e in self.extents.extents})
         self._position = self.begin
         whole = self.begin == 0 and self.end == self.extents.size
         if whole and self.identities and sum(n for _, n in self.identities) == self.end:
@@ -260,6 +264,8 @@ class RangeProducer:
         self._prefetchDone(failure)
         if self._started:
             self._finish(failure)
+        else:
+            self._unpin()  # start() can only fail now
 
     def _prefetchDone(self, result: Optional[Failure]) -> None:
         d, self._prefetched = self._prefetched, None
@@ -275,6 +281,7 @@ class RangeProducer:
         if self._finished:
             return
         self._finished = True
+        self._unpin()
         self._current = memoryview(b"")
         self._next = None
         if not self._stopped:

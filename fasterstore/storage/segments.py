@@ -18,7 +18,23 @@ in a worker thread, before it makes the records reachable.
 Crash recovery needs no scan: at startup new records go after the current
 end of the highest-numbered segment.  Whatever a crash left past the last
 committed record (torn records, records of uploads that never committed) is
-unreferenced garbage for compaction to reclaim.
+unreferenced garbage for compaction to reclaim.  The directory entry of that
+highest segment may never have been fsynced before the crash, so the first
+sync after opening fsyncs the segments directory again.
+
+Descriptors: a large store has far more segments than a process may hold
+open files, so at most C{maxOpenFiles} stay open, least recently used closed
+first.  Every use in a worker thread (a record read, a write, a sync) holds a
+reference, and a descriptor is closed only when none is left: a thread never
+uses a closed descriptor number, which the kernel may already have reused for
+another file.
+
+A failed sync (EIO) may have lost the records it covered for good (the kernel
+drops the dirty pages, and a later fsync succeeds without them): the store
+remembers them (L{SegmentStore.lost}) and starts a new active segment.
+
+Removal, for compaction: L{SegmentStore.removeSegment} waits for pins and
+reads in flight before it unlinks a sealed segment's file.
 Tests: tests/unit/test_segments.py.
 """
 
@@ -29,8 +45,10 @@ import errno
 import os
 import re
 import threading
+from collections import OrderedDict
 from typing import (
     TYPE_CHECKING,
+    Any,
     Callable,
     Dict,
     Iterable,
@@ -75,6 +93,10 @@ DEFAULT_TARGET_SIZE = 256 << 20
 FIRST_SEGMENT = 1
 _SEGMENT_NAME = re.compile(r"^(\d{8})\.seg$")
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+DEFAULT_MAX_OPEN_FILES = 128
+#: The end recorded for a sealed segment whose sync failed: all of it.
+_WHOLE_SEGMENT = 1 << 63
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 
 log = Logger()
 
@@ -212,6 +234,65 @@ def _toFilePath(root: Union[str, "FilePath[str]"]) -> "FilePath[str]":
     return root if isinstance(root, FilePath) else FilePath(root)
 
 
+def _passThrough(f: Callable[[], object]) -> Callable[[T], T]:
+    """A callback that calls C{f} and passes the result on."""
+
+    def callback(result: T) -> T:
+        f()
+        return result
+
+    return callback
+
+
+def _atLeastTwo(instance: object, attribute: "attrs.Attribute[int]", value: int) -> None:
+    """The active segment's descriptor plus one to read older segments with."""
+    if value < 2:
+        raise ValueError(f"maxOpenFiles must be at least 2, not {value!r}")
+
+
+@attrs.define(eq=False)
+class _Descriptor:
+    """
+    One open segment file, and how many jobs are using it right now.
+
+    @ivar fd: the descriptor.
+    @ivar users: record reads, writes and syncs holding it (each taken and
+        released under the store's C{_openLock}).
+    @ivar cached: still in the store's cache; once evicted (or its segment
+        removed, or the store closed) the last user's release closes it.
+    @ivar closed: C{os.close} was called.
+    """
+
+    fd: int
+    users: int = 0
+    cached: bool = True
+    closed: bool = False
+
+    def close(self) -> None:
+        """Close it, once (an error closing a file we no longer need is moot)."""
+        if not self.closed:
+            self.closed = True
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+
+@attrs.define(eq=False)
+class _Removal:
+    """
+    A L{SegmentStore.removeSegment} waiting for pins and reads to end.
+
+    @ivar waiters: the Deferreds of every call that asked for it.
+    @ivar started: the unlink job was handed to the runner; pins taken
+        now no longer delay it.
+    """
+
+    waiters: List["Deferred[None]"] = attrs.Factory(list)
+    started: bool = False
+    confirm: Optional[Callable[[], "Deferred[Any]"]] = None
+
+
 @attrs.define(eq=False)
 class SegmentStore:
     """
@@ -229,6 +310,9 @@ class SegmentStore:
     @ivar metrics: counts corrupt reads, if given.
     @ivar fsync: when C{False}, L{prepareSync} returns a function that does
         nothing: a non-durable mode for benchmarks and tests.
+    @ivar maxOpenFiles: how many segment descriptors stay open (at least 2:
+        the active segment's, never closed, and one to read with).  Jobs
+        using evicted descriptors may briefly take it past this.
     """
 
     root: "FilePath[str]" = attrs.field(converter=_toFilePath)
@@ -236,14 +320,27 @@ class SegmentStore:
     targetSize: int = DEFAULT_TARGET_SIZE
     metrics: Optional[Metrics] = None
     fsync: bool = True
+    maxOpenFiles: int = attrs.field(
+        default=DEFAULT_MAX_OPEN_FILES, kw_only=True, validator=_atLeastTwo
+    )
 
     directory: "FilePath[str]" = attrs.field(init=False)
     _active: int = attrs.field(init=False, default=FIRST_SEGMENT)
     _end: int = attrs.field(init=False, default=0)
-    _fds: Dict[int, int] = attrs.field(init=False, factory=dict)
+    # Guarded by _openLock (worker threads open, evict and close): the
+    # descriptor cache in least-recently-used order, the segments whose
+    # removal is unlinking them now, and what failed syncs lost.
     _openLock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
-    _dirty: Set[int] = attrs.field(init=False, factory=set)
+    _fds: "OrderedDict[int, _Descriptor]" = attrs.field(init=False, factory=OrderedDict)
+    _gone: Set[int] = attrs.field(init=False, factory=set)
+    _lost: Dict[int, int] = attrs.field(init=False, factory=dict)
+    _mustRotate: bool = attrs.field(init=False, default=False)
+    # Reactor thread only.  _dirty holds one reference to each descriptor
+    # written since the last prepareSync, so it stays open for the sync.
+    _dirty: Dict[int, _Descriptor] = attrs.field(init=False, factory=dict)
     _dirtyDirectories: Set[str] = attrs.field(init=False, factory=set)
+    _holds: Dict[int, int] = attrs.field(init=False, factory=dict)
+    _removing: Dict[int, _Removal] = attrs.field(init=False, factory=dict)
     _inflight: int = attrs.field(init=False, default=0)
     _closing: bool = attrs.field(init=False, default=False)
     _closed: bool = attrs.field(init=False, default=False)
@@ -263,8 +360,11 @@ class SegmentStore:
         if numbers:
             self._active = max(numbers)
             fd = os.open(self.segmentPath(self._active).path, os.O_RDWR | os.O_CLOEXEC)
-            self._fds[self._active] = fd
+            self._fds[self._active] = _Descriptor(fd)
             self._end = os.fstat(fd).st_size
+            # A crash may have come before the directory entry of this
+            # (newest) segment was ever fsynced.
+            self._dirtyDirectories.add(self.directory.path)
         else:
             self._create(FIRST_SEGMENT)
 
@@ -316,31 +416,45 @@ class SegmentStore:
         if not 0 < length <= RECORD_PAYLOAD:
             raise ValueError(f"record payload of {length} bytes")
         size = recordLength(length)
-        if self._end > 0 and self._end + size > self.targetSize:
+        with self._openLock:
+            mustRotate = self._mustRotate
+        if mustRotate or (self._end > 0 and self._end + size > self.targetSize):
             try:
                 self._create(self._active + 1)
             except OSError:
                 return fail()
         segment, offset = self._active, self._end
         self._end += size
-        d = self._track(
-            (runner or self.runner).run(
-                _writeRecord, self._fds[segment], offset, parts, beforeWrite
-            )
-        )
+        with self._openLock:
+            descriptor = self._fds[segment]  # the active one: never evicted
+            descriptor.users += 1
+        # Until the caller holds the extent (and pins it for its upload), a
+        # record in flight looks dead to compaction: keep its segment.
+        unpin = self.pin((segment,))
 
-        def written(_: None) -> Extent:
-            self._dirty.add(segment)
+        def written(result: Union[None, Failure]) -> Union[Extent, Failure]:
+            unpin()
+            if isinstance(result, Failure):
+                self._release(descriptor)
+                return result
+            if self.fsync and segment not in self._dirty:
+                self._dirty[segment] = descriptor  # this reference, kept for the sync
+            else:
+                self._release(descriptor)
             return Extent(segment, offset, length)
 
-        return d.addCallback(written)
+        d = (runner or self.runner).run(_writeRecord, descriptor.fd, offset, parts, beforeWrite)
+        return self._track(d.addBoth(written))
 
     def _create(self, segment: int) -> None:
         """Start a new, empty active segment."""
-        fd = openPrivateFile(self.segmentPath(segment).path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        path = self.segmentPath(segment).path
         with self._openLock:
-            self._fds[segment] = fd
-        self._active = segment
+            fd = self._opening(lambda: openPrivateFile(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+            self._fds[segment] = _Descriptor(fd)
+            self._active = segment
+            self._mustRotate = False
+            self._evict(self.maxOpenFiles)
         self._end = 0
         self._dirtyDirectories.add(self.directory.path)
 
@@ -354,21 +468,54 @@ class SegmentStore:
 
         If the function raises (EIO), the writes it covered must be treated
         as lost: the kernel may have dropped the dirty pages, so there is no
-        point retrying.  Run it before L{close}.
+        point retrying.  The store remembers them (see L{lost}) and the next
+        append starts a new segment.  Run it before L{close}.
         """
-        segments, self._dirty = self._dirty, set()
+        held, self._dirty = self._dirty, {}
         directories, self._dirtyDirectories = self._dirtyDirectories, set()
-        if not self.fsync or (not segments and not directories):
+        if not self.fsync or (not held and not directories):
+            for descriptor in held.values():
+                self._release(descriptor)
             return _noSync
-        fds = [self._fds[segment] for segment in sorted(segments)]
+        # Appends in flight now are below _end too: their pages may be
+        # dropped with the others, so a failure counts them as lost as well.
+        covered = {
+            segment: self._end if segment == self._active else _WHOLE_SEGMENT
+            for segment in held
+        }
+        descriptors = [held[segment] for segment in sorted(held)]
 
         def sync() -> None:
-            for fd in fds:
-                _fdatasync(fd)
-            for path in sorted(directories, key=len, reverse=True):
-                syncDirectory(path)
+            try:
+                for descriptor in descriptors:
+                    _fdatasync(descriptor.fd)
+                for path in sorted(directories, key=len, reverse=True):
+                    syncDirectory(path)
+            except Exception:
+                self._syncFailed(covered)
+                raise
+            finally:
+                for descriptor in descriptors:
+                    self._release(descriptor)
 
         return sync
+
+    def _syncFailed(self, covered: Dict[int, int]) -> None:
+        """Remember what a failed sync may have lost (in its worker thread)."""
+        with self._openLock:
+            for segment, end in covered.items():
+                self._lost[segment] = max(end, self._lost.get(segment, 0))
+            self._mustRotate = True
+
+    def lost(self, extents: Iterable[Extent]) -> bool:
+        """
+        Whether any of C{extents} was covered by a failed sync: its bytes
+        may be gone from the disk even if they still read back from memory.
+        """
+        with self._openLock:
+            if not self._lost:
+                return False
+            return any(extent.offset < self._lost.get(extent.segment, 0) for extent in extents)
 
     # Reading
 
@@ -383,7 +530,8 @@ class SegmentStore:
         reading one large blob piece by piece.
 
         @return: fires with the bytes, or fails with L{CorruptionError}
-            (logged and counted) rather than return a wrong byte.
+            (logged and counted) rather than return a wrong byte, or with
+            the C{OSError} of a segment that could not be opened (EMFILE).
         @raise ValueError: if the range is not within the blob.
         @raise StoreClosed: after L{close}.
         """
@@ -404,7 +552,14 @@ class SegmentStore:
                 pass
             except CorruptionError:
                 return fail().addErrback(self.reportCorruption)
-        d = self._track(self.runner.run(self._read, pieces))
+            except OSError:
+                return fail()
+        # The read pins its segments: a removal waits for it.
+        unpin = self.pin(e.segment for e, _, _ in pieces)
+
+        d = self.runner.run(self._read, pieces)
+        d.addBoth(_passThrough(unpin))
+        self._track(d)
         d.addErrback(self.reportCorruption)
         return d
 
@@ -427,14 +582,19 @@ class SegmentStore:
 
     def _readRecord(self, extent: Extent, start: int, end: int, nowait: bool = False) -> Buffer:
         """Read and verify payload bytes C{[start, end)} of one record."""
-        fd = self._fdFor(extent.segment)
         plan = planRead(extent.length, start, end)
         spans: List[Tuple[int, memoryview]] = []
-        for offset, length in plan.spans():
-            data = _preadCached(fd, length, extent.offset + offset) if nowait else os.pread(fd, length, extent.offset + offset)
-            if len(data) != length:
-                raise CorruptRecord(f"short read: {len(data)} of {length} bytes at +{offset}")
-            spans.append((offset, memoryview(data)))
+        # With nowait, never open a file on the calling thread.
+        descriptor = self._acquire(extent.segment, openFile=not nowait)
+        try:
+            fd = descriptor.fd
+            for offset, length in plan.spans():
+                data = _preadCached(fd, length, extent.offset + offset) if nowait else os.pread(fd, length, extent.offset + offset)
+                if len(data) != length:
+                    raise CorruptRecord(f"short read: {len(data)} of {length} bytes at +{offset}")
+                spans.append((offset, memoryview(data)))
+        finally:
+            self._release(descriptor)
 
         def region(offset: int, length: int) -> memoryview:
             for spanOffset, view in spans:
@@ -453,19 +613,82 @@ class SegmentStore:
             raise CorruptRecord(f"block {plan.firstBlock + bad} checksum mismatch")
         return blocks[plan.skip : plan.skip + plan.length]
 
-    def _fdFor(self, segment: int) -> int:
-        """The open descriptor of a segment, opening an old one on first use."""
-        fd = self._fds.get(segment)
-        if fd is not None:
-            return fd
+    # Descriptors (any thread)
+
+    def _acquire(self, segment: int, openFile: bool = True) -> _Descriptor:
+        """
+        Take a reference to a segment's descriptor, opening it on first use
+        (closing the least recently used idle ones past C{maxOpenFiles});
+        give it back with L{_release}.
+
+        @raise _NotCached: if it is not open and C{openFile} is false.
+        @raise OSError: if it cannot be opened (EMFILE fails this read
+            only: the next one tries again).
+        """
         with self._openLock:
-            fd = self._fds.get(segment)
-            if fd is None:
-                if self._closed:
-                    raise StoreClosed()
-                fd = os.open(self.segmentPath(segment).path, os.O_RDONLY | os.O_CLOEXEC)
-                self._fds[segment] = fd
-            return fd
+            if self._closed:
+                raise StoreClosed()
+            descriptor = self._fds.get(segment)
+            if descriptor is not None:
+                self._fds.move_to_end(segment)
+            else:
+                if not openFile:
+                    raise _NotCached()
+                path = self.segmentPath(segment).path
+                if segment in self._gone:
+                    raise FileNotFoundError(errno.ENOENT, "segment removed", path)
+                self._evict(self.maxOpenFiles - 1)
+                descriptor = _Descriptor(
+                    self._opening(lambda: os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+                )
+                self._fds[segment] = descriptor
+            descriptor.users += 1
+            return descriptor
+
+    def _release(self, descriptor: _Descriptor) -> None:
+        """Give back a reference; the last one closes an evicted descriptor."""
+        with self._openLock:
+            self._releaseLocked(descriptor)
+
+    def _releaseLocked(self, descriptor: _Descriptor) -> None:
+        descriptor.users -= 1
+        if descriptor.users == 0 and not descriptor.cached:
+            descriptor.close()
+
+    def _opening(self, open_: Callable[[], int]) -> int:
+        """
+        C{open_()}; out of descriptors, close every idle cached one and try
+        once more.  Call with C{_openLock} held.
+        """
+        try:
+            return open_()
+        except OSError as e:
+            if e.errno not in _OUT_OF_DESCRIPTORS or not self._evict(0):
+                raise
+        return open_()
+
+    def _evict(self, keep: int) -> int:
+        """
+        Close idle descriptors, least recently used first, until at most
+        C{keep} are cached; the active segment's stays.  Call with
+        C{_openLock} held.
+
+        @return: how many were closed.
+        """
+        closed = 0
+        excess = len(self._fds) - keep
+        if excess <= 0:
+            return 0
+        for segment, descriptor in list(self._fds.items()):
+            if closed == excess:
+                break
+            if descriptor.users or segment == self._active:
+                continue
+            del self._fds[segment]
+            descriptor.cached = False
+            descriptor.close()
+            closed += 1
+        return closed
 
     def reportCorruption(self, failure: Failure) -> Failure:
         """Log and count a corrupt read (on the reactor thread)."""
@@ -481,15 +704,148 @@ class SegmentStore:
                 self.metrics.corruption.inc()
         return failure
 
+    # Compaction support
+
+    def pin(self, segments: Iterable[int]) -> Callable[[], None]:
+        """
+        Keep C{segments} from being removed until the returned function is
+        called (calling it again does nothing).  A pin taken once a removal
+        has started unlinking does not stop it.
+        """
+        pinned = sorted(set(segments))
+        for segment in pinned:
+            self._holds[segment] = self._holds.get(segment, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            for segment in pinned:
+                left = self._holds[segment] - 1
+                if left:
+                    self._holds[segment] = left
+                    continue
+                del self._holds[segment]
+                removal = self._removing.get(segment)
+                if removal is not None and not removal.started:
+                    self._startRemoval(segment, removal)
+
+        return release
+
+    def pinned(self, segment: int) -> bool:
+        """Whether something (a read, an append, an uncommitted upload) pins C{segment}."""
+        return bool(self._holds.get(segment))
+
+    def removeSegment(
+        self, segment: int, confirm: Optional[Callable[[], "Deferred[Any]"]] = None
+    ) -> "Deferred[None]":
+        """
+        Delete a sealed segment's file, once it is neither pinned nor being
+        read: reads in flight finish correctly, later ones fail with
+        L{CorruptionError} (segment file missing).  With C{fsync}, the
+        directory is fsynced so the removal is durable.
+
+        @param confirm: called once nothing pins the segment any more, just
+            before the unlink: if its Deferred fails, the file stays and the
+            removal fails with that (the metadata store says a blob names
+            the segment again).
+        @return: fires when the file is gone (a file already missing is
+            fine); fails with C{ValueError} for the active segment (or a
+            later one), with L{StoreClosed} after L{close}.
+        """
+        if self._closing:
+            return fail(StoreClosed())
+        if segment >= self._active:
+            return fail(ValueError(f"segment {segment:08d} is not sealed (active: {self._active:08d})"))
+        d: "Deferred[None]" = Deferred()
+        removal = self._removing.get(segment)
+        if removal is not None:
+            removal.waiters.append(d)
+            return d
+        removal = self._removing[segment] = _Removal([d], confirm=confirm)
+        if not self._holds.get(segment):
+            self._startRemoval(segment, removal)
+        return d
+
+    def _startRemoval(self, segment: int, removal: _Removal) -> None:
+        """Unlink a segment no longer pinned, in the runner."""
+        removal.started = True
+
+        def finished(result: Union[None, Failure]) -> None:
+            del self._removing[segment]
+            for waiter in removal.waiters:
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(None)
+
+        if removal.confirm is None:
+            self._track(self.runner.run(self._unlink, segment).addBoth(finished))
+            return
+        confirmed = removal.confirm()
+        confirmed.addCallback(lambda _: self.runner.run(self._unlink, segment))
+        self._track(confirmed.addBoth(finished))
+
+    def _unlink(self, segment: int) -> None:
+        """Worker-thread half of a removal."""
+        with self._openLock:
+            self._gone.add(segment)  # no reopening it from here on
+            descriptor = self._fds.pop(segment, None)
+            if descriptor is not None:
+                descriptor.cached = False
+                if descriptor.users == 0:
+                    descriptor.close()
+        try:
+            os.unlink(self.segmentPath(segment).path)
+        except FileNotFoundError:
+            pass
+        finally:
+            with self._openLock:
+                self._gone.discard(segment)  # opening it fails by itself now
+        if self.fsync:
+            syncDirectory(self.directory.path)
+
+    def segmentSizes(self) -> "Deferred[Dict[int, int]]":
+        """
+        The size in bytes of every segment file (one that vanishes while
+        this runs is left out), from the runner.
+
+        @return: fails with L{StoreClosed} after L{close}.
+        """
+        if self._closing:
+            return fail(StoreClosed())
+        return self._track(self.runner.run(self._sizes))
+
+    def _sizes(self) -> Dict[int, int]:
+        sizes: Dict[int, int] = {}
+        for name in os.listdir(self.directory.path):
+            match = _SEGMENT_NAME.match(name)
+            if match is None:
+                continue
+            try:
+                sizes[int(match.group(1))] = os.stat(self.directory.child(name).path).st_size
+            except FileNotFoundError:
+                continue
+        return sizes
+
     # Lifetime
 
     def close(self) -> "Deferred[None]":
         """
-        Refuse new work, wait for writes and reads in flight, close the files.
+        Refuse new work, wait for writes, reads and unlinks in flight, close
+        the files.  Removals still waiting for pins fail with L{StoreClosed}.
 
-        Does not sync: run the last L{prepareSync} function first.
+        Does not sync: run the last L{prepareSync} function first (one taken
+        but not yet run keeps its descriptors until it has run).
         """
         self._closing = True
+        waiting = [(s, r) for s, r in self._removing.items() if not r.started]
+        for segment, removal in waiting:
+            del self._removing[segment]
+            for waiter in removal.waiters:
+                waiter.errback(StoreClosed())
         if self._closed or self._inflight == 0:
             self._closeFiles()
             return succeed(None)
@@ -500,9 +856,17 @@ class SegmentStore:
     def _closeFiles(self) -> None:
         with self._openLock:
             self._closed = True
-            fds, self._fds = self._fds, {}
-        for fd in fds.values():
-            os.close(fd)
+            descriptors = list(self._fds.values())
+            self._fds.clear()
+            held = list(self._dirty.values())
+            self._dirty = {}
+            for descriptor in descriptors:
+                descriptor.cached = False
+            for descriptor in held:
+                self._releaseLocked(descriptor)
+            for descriptor in descriptors:
+                if descriptor.users == 0:
+                    descriptor.close()
 
     def _checkOpen(self) -> None:
         if self._closing:

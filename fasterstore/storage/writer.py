@@ -14,14 +14,16 @@ records (plus the chunk that overfilled the buffer) in memory.
 
 Aborting, or a failed write, leaves records already appended in the segment
 files.  No metadata ever references them, so they are garbage for segment
-compaction to reclaim (a later issue); nothing here deletes them.
+compaction to reclaim; nothing here deletes them.  Until the blob is
+committed (or given up), its records look dead too: the writer pins their
+segments against compaction until L{WrittenBlob.release} (or L{abort}).
 Tests: tests/unit/test_blob_writer.py.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque, Iterable, List, Optional, Union
+from typing import Callable, Deque, Iterable, List, Optional, Union
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, fail
@@ -71,6 +73,8 @@ class BlobWriter:
     _error: Optional[Failure] = attrs.field(init=False, default=None)
     _aborted: bool = attrs.field(init=False, default=False)
     _done: bool = attrs.field(init=False, default=False)
+    _pinned: List[int] = attrs.field(init=False, factory=list)
+    _unpins: List[Callable[[], None]] = attrs.field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.algorithms = tuple(self.algorithms)
@@ -132,6 +136,7 @@ class BlobWriter:
         self._buffered = 0
         self._release()
         self._complete(Failure(CancelledError("blob writer aborted")))
+        self._unpin()
 
     def _pump(self) -> None:
         """
@@ -149,7 +154,7 @@ class BlobWriter:
                     self._flush(self._cut(self._buffered))
                 elif self._finished is not None:
                     self._complete(
-                        WrittenBlob(self._size, tuple(self._extents), self._digests.result())
+                        WrittenBlob(self._size, tuple(self._extents), self._digests.result(), self._unpin)
                     )
                     return
                 else:
@@ -197,10 +202,20 @@ class BlobWriter:
                 self._buffered = 0
                 self._release()
                 self._complete(result)
+                self._unpin()
             return
+        if not self._aborted and result.segment not in self._pinned:
+            self._pinned.append(result.segment)
+            self._unpins.append(self.store.pin((result.segment,)))
         self._extents.append(result)
         self._size += result.length
         self._pump()
+
+    def _unpin(self) -> None:
+        """The records are committed or given up: compaction may judge them."""
+        unpins, self._unpins = self._unpins, []
+        for unpin in unpins:
+            unpin()
 
     def _release(self) -> None:
         """Let paused callers write again."""

@@ -28,7 +28,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.listing import commonPrefix, prefixSuccessor, walk
-from fasterstore.metadata.records import BucketRecord, ObjectRecord, PartRecord, UploadRecord
+from fasterstore.metadata.records import BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
 from fasterstore.metadata.sqlite import DATABASE_NAME, SCHEMA_VERSION, SQLiteMetadataStore, connect
 from fasterstore.metadata.store import IMetadataStore, Totals
 from fasterstore.metadata.testing import (
@@ -601,7 +601,7 @@ class SharedFileTests(SQLiteCase):
         blob = written(b"shared")
         rec = self.successResultOf(two.putObject(record("b", "k", blob), blob))
         self.assertEqual(self.successResultOf(one.getObject("b", "k")), rec)
-        self.assertEqual(self.successResultOf(one.listObjects("b")).objects, [rec])
+        self.assertEqual(self.successResultOf(one.listObjects("b")).objects, [ObjectSummary.of(rec)])
         self.assertEqual(self.successResultOf(one.getBlob(blob.contentAddress)).refs, 1)  # type: ignore[union-attr]
         self.successResultOf(one.createUpload(uploadRecord("u1")))
         self.assertEqual([u.uploadId for u in self.successResultOf(two.listUploads("b")).uploads], ["u1"])

@@ -1,38 +1,50 @@
 """
-Tests for L{fasterstore.metadata.migration}: a data directory written by
-FasterStore at 8958578 (snapshot + WAL, made by
-tests/fixtures/make_legacy_datadir.py) opens on the SQLite store with
-everything it held.
+Tests for L{fasterstore.metadata.migration} and the SQLite schema's
+upgrades: data directories written by older FasterStores (made by
+tests/fixtures/make_legacy_datadir.py: at 8958578, snapshot + WAL; at
+700d7ad, the SQLite store's first schema) open with everything they held.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import tarfile
+from typing import TYPE_CHECKING
 
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.metadata.migration import RETIRED, LegacyMigration
-from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore
+from fasterstore.metadata.records import ObjectSummary
+from fasterstore.metadata.testing import usageOf
+from fasterstore.metadata.sqlite import DATABASE_NAME, SCHEMA_VERSION, SQLiteMetadataStore
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.threads import ImmediateRunner
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 
 
-class LegacyMigrationTests(SynchronousTestCase):
-    """The fixture, migrated."""
+if TYPE_CHECKING:
+    _Base = SynchronousTestCase
+else:
+    _Base = object
+
+
+class FixtureTestsMixin(_Base):
+    """A fixture's data directory, opened: everything the script wrote is there."""
+
+    fixture: str
 
     def setUp(self) -> None:
         root = self.mktemp()
         os.makedirs(root)
-        with tarfile.open(os.path.join(FIXTURES, "legacy-8958578.tar.gz")) as tar:
+        with tarfile.open(os.path.join(FIXTURES, self.fixture + ".tar.gz")) as tar:
             tar.extractall(root)
         self.data = os.path.join(root, "data")
         self.meta = os.path.join(self.data, "meta")
-        with open(os.path.join(FIXTURES, "legacy-8958578.upload")) as f:
+        with open(os.path.join(FIXTURES, self.fixture + ".upload")) as f:
             self.pendingUpload = f.read().strip()
 
     def store(self) -> SQLiteMetadataStore:
@@ -85,6 +97,26 @@ class LegacyMigrationTests(SynchronousTestCase):
         self.assertEqual(totals.objects, 10)
         self.assertGreater(totals.garbageBytes, 0)  # "first", "gone", the deduplicated copy
 
+    def test_listingsShowTheRecords(self) -> None:
+        """Every listed object is what a GET of its record shows."""
+        store = self.store()
+        for bucket in ("alpha", "beta"):
+            for summary in self.successResultOf(store.listObjects(bucket)).objects:
+                record = self.successResultOf(store.getObject(bucket, summary.key))
+                assert record is not None
+                self.assertEqual(ObjectSummary.of(record), summary)
+
+
+class LegacyMigrationTests(FixtureTestsMixin, SynchronousTestCase):
+    """The snapshot + WAL format of 8958578, migrated."""
+
+    fixture = "legacy-8958578"
+
+    def test_databasePrivate(self) -> None:
+        """The database the migration builds is the owner's alone, like every file we write."""
+        self.store()
+        self.assertEqual(os.stat(os.path.join(self.meta, DATABASE_NAME)).st_mode & 0o777, 0o600)
+
     def test_oldFilesRetired(self) -> None:
         """After the migration the old files are kept aside, and a second open does not migrate again."""
         self.store()
@@ -98,3 +130,38 @@ class LegacyMigrationTests(SynchronousTestCase):
             f.write(b"half a database")
         store = self.store()
         self.assertEqual(self.successResultOf(store.totals()).objects, 10)
+
+
+class SchemaOneTests(FixtureTestsMixin, SynchronousTestCase):
+    """The SQLite store's first schema (700d7ad), upgraded in place."""
+
+    fixture = "sqlite-v1-700d7ad"
+
+    def test_upgraded(self) -> None:
+        """The schema version moves to the current one; nothing is migrated or retired."""
+        self.store()
+        db = sqlite3.connect(os.path.join(self.meta, DATABASE_NAME))
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION)
+        self.assertFalse(os.path.exists(os.path.join(self.meta, RETIRED)))
+
+    def test_segmentsCounted(self) -> None:
+        """The upgrade counts each segment's live records, as the store would have."""
+        store = self.store()
+        blobs = []
+        for bucket in ("alpha", "beta"):
+            for summary in self.successResultOf(store.listObjects(bucket)).objects:
+                record = self.successResultOf(store.getObject(bucket, summary.key))
+                assert record is not None
+                blobs += [self.successResultOf(store.getBlob(a)) for a in record.blobAddresses()]
+        upload = self.successResultOf(store.getUpload(self.pendingUpload))
+        assert upload is not None
+        blobs += [self.successResultOf(store.getBlob(p.blob)) for p in upload.parts]
+        unique = {b.address: b for b in blobs if b is not None}
+        self.assertEqual(self.successResultOf(store.segmentUsage()), usageOf(unique.values()))
+
+    def test_checksumsListed(self) -> None:
+        """Checksums stored before the upgrade are listed (boto3 sent CRC32s)."""
+        store = self.store()
+        page = self.successResultOf(store.listObjects("alpha"))
+        self.assertIn("crc32", page.objects[0].checksumAlgorithms)

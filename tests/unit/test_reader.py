@@ -395,3 +395,38 @@ class IdentityTests(ReaderTestCase):
         consumer = FakeConsumer()
         self.successResultOf(self.producer(consumer, 10, 20, identities=(("0" * 64, self.blob.size),)).start())
         self.assertEqual(consumer.value(), self.data[10:20])
+
+
+class PinTests(ReaderTestCase):
+    """A response keeps its blob's segments from compaction's removal until it is over."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.blob.release()  # the writer's pins: the blob is "committed"
+        self.assertFalse(self.store.pinned(1))
+
+    def test_pinnedUntilDone(self) -> None:
+        """Pinned from creation to the last byte."""
+        consumer = FakeConsumer(pauseAfter=1)
+        producer = self.producer(consumer)
+        self.assertTrue(self.store.pinned(1))
+        d = producer.start()
+        self.assertTrue(self.store.pinned(1))
+        while not d.called:
+            producer.resumeProducing()
+        self.assertFalse(self.store.pinned(1))
+
+    def test_releasedWhenStopped(self) -> None:
+        """A client that goes away mid-body releases the pin."""
+        producer = self.producer(FakeConsumer(pauseAfter=1))
+        producer.start()
+        producer.stopProducing()
+        self.assertFalse(self.store.pinned(1))
+
+    def test_releasedWhenPrefetchFails(self) -> None:
+        """A prefetch that fails (the response will be an error) releases the pin."""
+        flipByte(self.store.segmentPath(1), self.blob.extents[0].offset + HEADER_SIZE + 10)
+        producer = self.producer(FakeConsumer())
+        self.failureResultOf(producer.prefetch(), CorruptionError)
+        self.assertFalse(self.store.pinned(1))
+        self.flushLoggedErrors(CorruptionError)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Tuple, Union, cast
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import ILogObserver, Logger, LogEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -258,7 +258,7 @@ class ConcurrencyTests(StoreTestCase):
         store = self.store()
         failure = self.failureResultOf(store.append(b"data"), OSError)
         self.assertEqual(failure.value.errno, errno.ENOSPC)
-        self.assertEqual(store._dirty, set(), "a failed write is not dirty")
+        self.assertEqual(store._dirty, {}, "a failed write is not dirty")
 
 
 class SyncTests(StoreTestCase):
@@ -271,7 +271,7 @@ class SyncTests(StoreTestCase):
         self.patch(segments, "syncDirectory", lambda p: self.synced.append(("dir", p)))
 
     def fdOf(self, store: SegmentStore, segment: int) -> int:
-        return store._fds[segment]
+        return store._fds[segment].fd
 
     def test_newStore(self) -> None:
         """A new store's directories need syncing once: segments/ and the root."""
@@ -321,6 +321,25 @@ class SyncTests(StoreTestCase):
         self.successResultOf(d)
         store.prepareSync()()
         self.assertEqual(self.synced, [("file", self.fdOf(store, 1))])
+
+    def test_reopenSyncsDirectory(self) -> None:
+        """
+        A reopened store's first sync fsyncs segments/ again: the newest
+        segment may have been created just before a crash, its directory
+        entry never synced.  The root's entry was not just made: not synced.
+        """
+        first = self.store()
+        first.prepareSync()()
+        self.successResultOf(first.close())
+        del self.synced[:]
+        second = self.store()
+        sync = second.prepareSync()
+        self.assertEqual(self.synced, [])
+        sync()
+        self.assertEqual(self.synced, [("dir", second.directory.path)])
+        del self.synced[:]
+        second.prepareSync()()
+        self.assertEqual(self.synced, [])
 
     def test_noFsync(self) -> None:
         """With fsync=False, the sync function does nothing at all."""
@@ -605,3 +624,610 @@ class PermissionTests(SynchronousTestCase):
                 sorted(name for name in modes if name.endswith(".seg")),
                 [os.path.join("segments", "%08d.seg" % n) for n in (1, 2, 3)],
             )
+
+
+def oneRecordPerSegment() -> int:
+    """A targetSize that gives every record a segment of its own."""
+    return 1
+
+
+class DescriptorCacheTests(StoreTestCase):
+    """At most maxOpenFiles descriptors stay open; none closes under a user."""
+
+    def segmentsOf(self, store: SegmentStore, count: int) -> List[Extent]:
+        """Write C{count} records, one per segment (1 to C{count})."""
+        extents = [self.append(store, payloadOf(100, i)) for i in range(count)]
+        self.assertEqual([e.segment for e in extents], list(range(1, count + 1)))
+        return extents
+
+    def read(self, store: SegmentStore, extent: Extent) -> bytes:
+        return self.successResultOf(store.readRange([extent], 0, extent.length))
+
+    def assertClosed(self, fd: int) -> None:
+        """C{fd} is no longer open (or is some other file's by now)."""
+        try:
+            os.fstat(fd)
+        except OSError as e:
+            self.assertEqual(e.errno, errno.EBADF)
+
+    def test_maxOpenFilesArgument(self) -> None:
+        """maxOpenFiles is keyword-only, 128 by default, and at least 2."""
+        self.assertEqual(self.store().maxOpenFiles, 128)
+        self.assertEqual(self.store(maxOpenFiles=2).maxOpenFiles, 2)
+        self.assertRaises(ValueError, SegmentStore, self.root, ImmediateRunner(), maxOpenFiles=1)
+        self.assertRaises(TypeError, cast(Any, SegmentStore), self.root, ImmediateRunner(),
+                          1 << 20, None, True, 5)
+
+    def test_bounded(self) -> None:
+        """
+        Reading 20 segments through a cache of 3 keeps at most 3 open,
+        always including the active one, and every read is right; evicted
+        descriptors are closed.
+        """
+        store = self.store(targetSize=oneRecordPerSegment(), fsync=False, maxOpenFiles=3)
+        extents = self.segmentsOf(store, 20)
+        self.assertLessEqual(len(store._fds), 3)
+        seen: Dict[int, segments._Descriptor] = {}
+        for round in range(2):
+            for i, extent in enumerate(extents):
+                self.assertEqual(self.read(store, extent), payloadOf(100, i))
+                self.assertLessEqual(len(store._fds), 3)
+                self.assertIn(20, store._fds)
+                seen.update(store._fds)
+        evicted = [d for n, d in seen.items() if n not in store._fds]
+        self.assertEqual(len(evicted), 20 - len(store._fds))
+        self.assertTrue(all(d.closed and d.users == 0 for d in evicted))
+        self.assertEqual(self.append(store, b"still writing").segment, 21)
+
+    def test_leastRecentlyUsedFirst(self) -> None:
+        """A hit makes a descriptor the most recent; a miss evicts the oldest idle one."""
+        store = self.store(targetSize=oneRecordPerSegment(), fsync=False, maxOpenFiles=3)
+        extents = self.segmentsOf(store, 5)
+        self.read(store, extents[2])
+        self.read(store, extents[3])
+        self.assertEqual(set(store._fds), {3, 4, 5})
+        self.read(store, extents[2])  # 3 is now the most recent
+        self.read(store, extents[0])  # evicts 4, not 3 nor the active 5
+        self.assertEqual(set(store._fds), {1, 3, 5})
+        self.assertEqual(list(store._fds)[-1], 1)
+
+    def test_inUseNotEvicted(self) -> None:
+        """
+        A descriptor a read is using (here: in the middle of its pread)
+        stays open while other reads evict around it; the cache shrinks
+        back to its bound afterwards.
+        """
+        store = self.store(targetSize=oneRecordPerSegment(), fsync=False, maxOpenFiles=2)
+        extents = self.segmentsOf(store, 5)
+        self.patch(segments, "_RWF_NOWAIT", None)
+        self.read(store, extents[0])
+        first = store._fds[1]
+        real = os.pread
+        nested: List[bytes] = []
+
+        def pread(fd: int, n: int, offset: int) -> bytes:
+            if fd == first.fd and not nested:
+                # Other threads' reads, while this one holds segment 1.
+                nested.append(store._read([(extents[1], 0, 100)]))
+                nested.append(store._read([(extents[2], 0, 100)]))
+                self.assertFalse(first.closed)
+                self.assertEqual(first.users, 1)
+            return real(fd, n, offset)
+
+        self.patch(segments.os, "pread", pread)
+        self.assertEqual(self.read(store, extents[0]), payloadOf(100, 0))
+        self.assertEqual(nested, [payloadOf(100, 1), payloadOf(100, 2)])
+        self.assertFalse(first.closed)
+        self.assertEqual(first.users, 0)
+        self.read(store, extents[3])
+        self.assertEqual(set(store._fds), {4, 5})
+        self.assertTrue(first.closed)
+
+    def test_writeKeepsDescriptor(self) -> None:
+        """
+        A write still queued for a segment that is no longer active keeps
+        its descriptor open through evictions, and lands in that file (a
+        closed descriptor's number could meanwhile be another segment's).
+        """
+        old = self.store(targetSize=oneRecordPerSegment(), fsync=False)
+        extents = self.segmentsOf(old, 4)
+        self.successResultOf(old.close())
+        runner = ManualRunner()
+        store = self.store(runner=runner, targetSize=oneRecordPerSegment(), fsync=False,
+                           maxOpenFiles=2)
+        self.patch(segments, "_RWF_NOWAIT", None)
+        late = store.append(b"late write")  # to segment 5
+        store.append(b"rotates")  # to segment 6
+        self.assertEqual(store.activeSegment, 6)
+        reads = [store.readRange([extent], 0, 100) for extent in extents]
+        for _ in reads:
+            runner.runOne(2)  # the reads run before the queued writes
+        for i, d in enumerate(reads):
+            self.assertEqual(self.successResultOf(d), payloadOf(100, i))
+        self.assertIn(5, store._fds)
+        self.assertEqual(len(store._fds), 3, "past the bound while in use")
+        runner.runAll()
+        extent = self.successResultOf(late)
+        self.assertEqual(extent.segment, 5)
+        d = store.readRange([extent], 0, extent.length)
+        runner.runAll()
+        self.assertEqual(self.successResultOf(d), b"late write")
+
+    def test_syncKeepsDescriptor(self) -> None:
+        """
+        A segment written but not yet synced keeps its descriptor open
+        through evictions, so the sync fdatasyncs that very file.
+        """
+        synced: List[int] = []
+
+        def fdatasync(fd: int) -> None:
+            synced.append(os.fstat(fd).st_ino)
+
+        self.patch(segments, "_fdatasync", fdatasync)
+        self.patch(segments, "syncDirectory", lambda path: None)
+        store = self.store(targetSize=oneRecordPerSegment(), maxOpenFiles=2)
+        extents = self.segmentsOf(store, 4)
+        store.prepareSync()()
+        del synced[:]
+        self.append(store, b"unsynced")  # segment 5
+        written = self.append(store, b"rotates")  # segment 6
+        self.assertEqual(written.segment, 6)
+        for extent in extents:
+            self.read(store, extent)
+        self.assertIn(5, store._fds)
+        held = store._fds[5]
+        store.prepareSync()()
+        inode = os.stat(store.segmentPath(5).path).st_ino
+        self.assertIn(inode, synced)
+        self.assertEqual(held.users, 0)
+        self.read(store, extents[0])
+        self.assertNotIn(5, store._fds)
+        self.assertTrue(held.closed)
+
+    def test_outOfDescriptors(self) -> None:
+        """
+        EMFILE opening a segment fails that read with the OSError (not a
+        CorruptionError, not counted as corruption); the next read, once
+        descriptors are available again, succeeds.
+        """
+        metrics = Metrics()
+        store = self.store(targetSize=oneRecordPerSegment(), fsync=False, metrics=metrics,
+                           maxOpenFiles=2)
+        extents = self.segmentsOf(store, 3)
+        real = os.open
+
+        def exhausted(path: str, flags: int, *args: Any) -> int:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        self.patch(segments.os, "open", exhausted)
+        failure = self.failureResultOf(store.readRange([extents[0]], 0, 100), OSError)
+        self.assertEqual(failure.value.errno, errno.EMFILE)
+        self.assertNotIsInstance(failure.value, CorruptionError)
+        self.assertEqual(
+            metrics.registry.get_sample_value("fasterstore_corrupt_reads_total") or 0.0, 0.0
+        )
+        self.assertNotIn(1, store._fds)
+        self.patch(segments.os, "open", real)
+        self.assertEqual(self.read(store, extents[0]), payloadOf(100, 0))
+
+    def test_outOfDescriptorsSheds(self) -> None:
+        """
+        On EMFILE the store closes its idle descriptors (not the active
+        one) and tries once more, so the read succeeds.
+        """
+        store = self.store(targetSize=oneRecordPerSegment(), fsync=False, maxOpenFiles=6)
+        extents = self.segmentsOf(store, 7)
+        self.assertEqual(set(store._fds), {2, 3, 4, 5, 6, 7})
+        real = os.open
+        calls: List[str] = []
+
+        def onceExhausted(path: str, flags: int, *args: Any) -> int:
+            calls.append(path)
+            if len(calls) == 1:
+                raise OSError(errno.EMFILE, "Too many open files")
+            return real(path, flags, *args)
+
+        self.patch(segments.os, "open", onceExhausted)
+        self.assertEqual(self.read(store, extents[0]), payloadOf(100, 0))
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(set(store._fds), {1, 7})
+
+    def test_inlineReadUsesCache(self) -> None:
+        """
+        The inline (RWF_NOWAIT) path takes and gives back a reference
+        like the pool path, and leaves a segment it finds closed to the pool.
+        """
+        if segments._RWF_NOWAIT is None:
+            raise SkipTest("no RWF_NOWAIT on this platform")
+        store = self.store(targetSize=oneRecordPerSegment(), fsync=False, maxOpenFiles=2)
+        extents = self.segmentsOf(store, 3)
+        runner = store.runner = ManualRunner()
+        users: List[int] = []
+        real = os.preadv
+
+        def preadv(fd: int, buffers: List[bytearray], offset: int, flags: int) -> int:
+            users.append(store._fds[3].users)
+            return real(fd, buffers, offset, flags)
+
+        self.patch(segments.os, "preadv", preadv)
+        self.assertEqual(self.successResultOf(store.readRange([extents[2]], 0, 100)),
+                         payloadOf(100, 2))
+        self.assertEqual(set(users), {1})
+        self.assertEqual(store._fds[3].users, 0)
+        self.assertEqual(runner.jobs, [])
+        self.assertRaises(segments._NotCached, store._acquire, 1, openFile=False)
+        d = store.readRange([extents[0]], 0, 100)
+        self.assertEqual(len(runner.jobs), 1)
+        runner.runAll()
+        self.assertEqual(self.successResultOf(d), payloadOf(100, 0))
+
+    def test_closeClosesAll(self) -> None:
+        """close() closes every cached descriptor and those held for a sync."""
+        self.patch(segments, "_fdatasync", lambda fd: None)
+        store = self.store(targetSize=oneRecordPerSegment(), maxOpenFiles=3)
+        extents = self.segmentsOf(store, 3)
+        self.read(store, extents[0])
+        descriptors = list(store._fds.values())
+        self.successResultOf(store.close())
+        self.assertEqual(store._fds, {})
+        self.assertTrue(all(d.closed for d in descriptors))
+
+
+class SyncFailureTests(StoreTestCase):
+    """A failed sync (EIO) is remembered: lost records, a fresh segment."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.patch(segments, "syncDirectory", lambda path: None)
+
+    def failSyncs(self) -> None:
+        def eio(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        self.patch(segments, "_fdatasync", eio)
+
+    def test_lostAndRotated(self) -> None:
+        """
+        After a sync that raised, extents it covered are lost; the next
+        append starts a new segment, and what goes there is not lost.
+        """
+        self.patch(segments, "_fdatasync", lambda fd: None)
+        store = self.store()
+        a = self.append(store, b"before")
+        b = self.append(store, b"also before")
+        self.assertFalse(store.lost([a, b]))
+        sync = store.prepareSync()
+        self.failSyncs()
+        failure = self.assertRaises(OSError, sync)
+        self.assertEqual(failure.errno, errno.EIO)
+        self.assertTrue(store.lost([a]))
+        self.assertTrue(store.lost([b]))
+        self.assertEqual(store.activeSegment, 1, "rotation waits for the next append")
+        c = self.append(store, b"after")
+        self.assertEqual((c.segment, c.offset), (2, 0))
+        self.assertEqual(store.activeSegment, 2)
+        self.assertFalse(store.lost([c]))
+        self.assertFalse(store.lost([]))
+        self.assertTrue(store.lost([c, a]))
+        self.assertEqual(store._fds[1].users, 0, "the failed sync gave its descriptor back")
+        self.patch(segments, "_fdatasync", lambda fd: None)
+        store.prepareSync()()
+        d = self.append(store, b"later")
+        self.assertEqual(d.segment, 2, "one rotation per failure")
+        self.assertFalse(store.lost([c, d]))
+        self.assertEqual(self.successResultOf(store.readRange([a], 0, 6)), b"before")
+
+    def test_inflightAppendLost(self) -> None:
+        """
+        An append in flight when prepareSync ran lies below the end it
+        recorded: its pages may have been dropped too, so it is lost.
+        """
+        runner = ManualRunner()
+        store = self.store(runner=runner)
+        first = store.append(b"acknowledged")
+        runner.runAll()
+        a = self.successResultOf(first)
+        pending = store.append(b"in flight")
+        sync = store.prepareSync()
+        self.failSyncs()
+        self.assertRaises(OSError, sync)
+        runner.runAll()
+        b = self.successResultOf(pending)
+        self.assertEqual(b.segment, 1)
+        self.assertTrue(store.lost([a]))
+        self.assertTrue(store.lost([b]))
+        after = store.append(b"after")
+        runner.runAll()
+        self.assertFalse(store.lost([self.successResultOf(after)]))
+
+    def test_sealedSegmentLostWhole(self) -> None:
+        """A sealed segment covered by a failed sync is lost as a whole."""
+        store = self.store(targetSize=oneRecordPerSegment())
+        a = self.append(store, b"segment one")
+        b = self.append(store, b"segment two")
+        sync = store.prepareSync()
+        self.failSyncs()
+        self.assertRaises(OSError, sync)
+        self.assertTrue(store.lost([a]))
+        self.assertTrue(store.lost([b]))
+        self.assertTrue(store.lost([attrs.evolve(a, offset=1 << 40)]))
+        self.assertFalse(store.lost([Extent(9, 0, 1)]), "a segment it did not cover")
+
+    def test_directorySyncFailure(self) -> None:
+        """A failing directory fsync counts as a failed sync too."""
+        self.patch(segments, "_fdatasync", lambda fd: None)
+        store = self.store()
+        a = self.append(store, b"x")
+
+        def eio(path: str) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        self.patch(segments, "syncDirectory", eio)
+        self.assertRaises(OSError, store.prepareSync())
+        self.assertTrue(store.lost([a]))
+        self.assertEqual(self.append(store, b"y").segment, 2)
+
+    def test_unsyncedStoreLosesNothing(self) -> None:
+        """With fsync=False there is no sync to fail: nothing is ever lost."""
+        self.failSyncs()
+        store = self.store(fsync=False)
+        a = self.append(store, b"x")
+        store.prepareSync()()
+        self.assertFalse(store.lost([a]))
+
+
+class RemovalTests(StoreTestCase):
+    """pin, removeSegment and segmentSizes: what compaction builds on."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.dirSyncs: List[str] = []
+        self.patch(segments, "syncDirectory", self.dirSyncs.append)
+        self.patch(segments, "_fdatasync", lambda fd: None)
+
+    def twoSegments(self, **kwargs: Any) -> Tuple[SegmentStore, Extent, Extent]:
+        """A store with one record in sealed segment 1, one in active 2."""
+        kwargs.setdefault("targetSize", oneRecordPerSegment())
+        store = self.store(**kwargs)
+        if isinstance(store.runner, ManualRunner):
+            da, db = store.append(payloadOf(100, 1)), store.append(payloadOf(100, 2))
+            store.runner.runAll()
+            a, b = self.successResultOf(da), self.successResultOf(db)
+        else:
+            a, b = self.append(store, payloadOf(100, 1)), self.append(store, payloadOf(100, 2))
+        self.assertEqual((a.segment, b.segment, store.activeSegment), (1, 2, 2))
+        store.prepareSync()()
+        del self.dirSyncs[:]
+        return store, a, b
+
+    def assertMissing(self, store: SegmentStore, extent: Extent) -> None:
+        """Reading C{extent} fails: its segment file is missing."""
+        d = store.readRange([extent], 0, extent.length)
+        if isinstance(store.runner, ManualRunner):
+            store.runner.runAll()
+        error = self.failureResultOf(d, CorruptionError).value
+        assert isinstance(error, CorruptionError)
+        self.assertEqual((error.segment, error.reason), (extent.segment, "segment file missing"))
+
+    def test_remove(self) -> None:
+        """
+        Removing a sealed segment unlinks its file, closes its descriptor
+        and fsyncs the directory; reads of it then fail with
+        CorruptionError, reads of others still work.
+        """
+        store, a, b = self.twoSegments()
+        self.successResultOf(store.readRange([a], 0, 100))
+        descriptor = store._fds[1]
+        self.assertIsNone(self.successResultOf(store.removeSegment(1)))
+        self.assertFalse(store.segmentPath(1).exists())
+        self.assertTrue(descriptor.closed)
+        self.assertNotIn(1, store._fds)
+        self.assertEqual(self.dirSyncs, [store.directory.path])
+        self.assertMissing(store, a)
+        self.assertEqual(self.successResultOf(store.readRange([b], 0, 100)), payloadOf(100, 2))
+
+    def test_removeActiveRefused(self) -> None:
+        """The active segment (or a later number) cannot be removed."""
+        store, a, b = self.twoSegments()
+        self.failureResultOf(store.removeSegment(2), ValueError)
+        self.failureResultOf(store.removeSegment(3), ValueError)
+        self.assertTrue(store.segmentPath(2).exists())
+        self.assertEqual(self.successResultOf(store.readRange([b], 0, 100)), payloadOf(100, 2))
+        self.assertEqual(self.dirSyncs, [])
+
+    def test_readInFlight(self) -> None:
+        """
+        A pool read started before removeSegment completes with the right
+        bytes; the unlink is queued only after the read finished.
+        """
+        self.patch(segments, "_RWF_NOWAIT", None)
+        store, a, b = self.twoSegments(runner=ManualRunner())
+        runner = cast(ManualRunner, store.runner)
+        read = store.readRange([a], 0, 100)
+        removed = store.removeSegment(1)
+        self.assertEqual(len(runner.jobs), 1, "only the read is queued")
+        self.assertNoResult(removed)
+        runner.runOne()
+        self.assertEqual(self.successResultOf(read), payloadOf(100, 1))
+        self.assertTrue(store.segmentPath(1).exists())
+        self.assertNoResult(removed)
+        self.assertEqual(len(runner.jobs), 1, "now the unlink")
+        runner.runAll()
+        self.assertIsNone(self.successResultOf(removed))
+        self.assertFalse(store.segmentPath(1).exists())
+        self.assertMissing(store, a)
+
+    def test_readsOfOtherSegments(self) -> None:
+        """A read in flight of another segment does not delay the removal."""
+        self.patch(segments, "_RWF_NOWAIT", None)
+        store, a, b = self.twoSegments(runner=ManualRunner())
+        runner = cast(ManualRunner, store.runner)
+        read = store.readRange([b], 0, 100)
+        removed = store.removeSegment(1)
+        runner.runOne(1)
+        self.assertIsNone(self.successResultOf(removed))
+        runner.runAll()
+        self.assertEqual(self.successResultOf(read), payloadOf(100, 2))
+
+    def test_pinned(self) -> None:
+        """
+        A pinned segment is unlinked only once every pin is released;
+        releasing twice is harmless.
+        """
+        store, a, b = self.twoSegments()
+        release = store.pin([1, 2])
+        other = store.pin(iter([1]))
+        removed = store.removeSegment(1)
+        self.assertNoResult(removed)
+        release()
+        release()
+        self.assertNoResult(removed)
+        self.assertTrue(store.segmentPath(1).exists())
+        self.assertEqual(self.successResultOf(store.readRange([a], 0, 100)), payloadOf(100, 1))
+        other()
+        self.assertIsNone(self.successResultOf(removed))
+        self.assertFalse(store.segmentPath(1).exists())
+        other()
+        self.assertEqual(store._holds, {})
+
+    def test_confirm(self) -> None:
+        """
+        The confirmation runs once the pins are gone, before the unlink; if
+        it fails, the file stays, the removal fails with its error, and a
+        later removal can succeed.
+        """
+        store, a, b = self.twoSegments()
+        asked: List[int] = []
+
+        def refuse() -> "Deferred[object]":
+            asked.append(1)
+            return fail(ValueError("a blob names it"))
+
+        release = store.pin([1])
+        self.assertTrue(store.pinned(1))
+        refused = store.removeSegment(1, refuse)
+        self.assertEqual(asked, [])
+        release()
+        self.assertFalse(store.pinned(1))
+        self.failureResultOf(refused, ValueError)
+        self.assertEqual(asked, [1])
+        self.assertTrue(store.segmentPath(1).exists())
+        self.assertEqual(self.successResultOf(store.readRange([a], 0, 100)), payloadOf(100, 1))
+        self.successResultOf(store.removeSegment(1, lambda: succeed(None)))
+        self.assertFalse(store.segmentPath(1).exists())
+
+    def test_appendPins(self) -> None:
+        """An append in flight pins its segment until it completes."""
+        store = self.store(runner=ManualRunner())
+        d = store.append(payloadOf(100, 1))
+        self.assertTrue(store.pinned(1))
+        cast(ManualRunner, store.runner).runAll()
+        self.successResultOf(d)
+        self.assertFalse(store.pinned(1))
+
+    def test_removeTwice(self) -> None:
+        """Two removals of one segment both fire, after one unlink."""
+        store, a, b = self.twoSegments()
+        release = store.pin([1])
+        first, second = store.removeSegment(1), store.removeSegment(1)
+        release()
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertEqual(self.dirSyncs, [store.directory.path])
+        self.successResultOf(store.removeSegment(1))  # already gone: fine
+
+    def test_missingFile(self) -> None:
+        """A segment file already gone is removed without complaint."""
+        store, a, b = self.twoSegments()
+        store.segmentPath(1).remove()
+        self.assertIsNone(self.successResultOf(store.removeSegment(1)))
+
+    def test_noFsync(self) -> None:
+        """With fsync=False the directory is not fsynced."""
+        store, a, b = self.twoSegments(fsync=False)
+        self.successResultOf(store.removeSegment(1))
+        self.assertFalse(store.segmentPath(1).exists())
+        self.assertEqual(self.dirSyncs, [])
+
+    def test_descriptorInUse(self) -> None:
+        """
+        A descriptor still held (here for a sync not yet run) when its
+        segment is removed is closed when that sync gives it back.
+        """
+        store = self.store(targetSize=oneRecordPerSegment())
+        a = self.append(store, b"unsynced")
+        self.append(store, b"rotates")
+        held = store._fds[1]
+        self.successResultOf(store.removeSegment(1))
+        self.assertFalse(held.closed)
+        self.assertNotIn(1, store._fds)
+        store.prepareSync()()
+        self.assertTrue(held.closed)
+        self.assertMissing(store, a)
+
+    def test_unlinkFails(self) -> None:
+        """An unlink error fails the removal; the segment still reads."""
+        store, a, b = self.twoSegments()
+
+        def denied(path: str) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+
+        self.patch(segments.os, "unlink", denied)
+        self.failureResultOf(store.removeSegment(1), PermissionError)
+        self.assertEqual(store._removing, {})
+        self.assertEqual(self.successResultOf(store.readRange([a], 0, 100)), payloadOf(100, 1))
+
+    def test_closeFailsWaitingRemoval(self) -> None:
+        """close() fails removals still waiting for a pin; later ones fail at once."""
+        store, a, b = self.twoSegments()
+        store.pin([1])
+        removed = store.removeSegment(1)
+        self.successResultOf(store.close())
+        self.failureResultOf(removed, StoreClosed)
+        self.assertTrue(store.segmentPath(1).exists())
+        self.failureResultOf(store.removeSegment(1), StoreClosed)
+        self.failureResultOf(store.segmentSizes(), StoreClosed)
+
+    def test_closeWaitsForUnlink(self) -> None:
+        """An unlink already in the runner is waited for by close()."""
+        store, a, b = self.twoSegments(runner=ManualRunner())
+        runner = cast(ManualRunner, store.runner)
+        removed = store.removeSegment(1)
+        closed = store.close()
+        self.assertNoResult(closed)
+        runner.runAll()
+        self.successResultOf(removed)
+        self.successResultOf(closed)
+
+    def test_segmentSizes(self) -> None:
+        """
+        segmentSizes gives every segment file's size from the runner,
+        leaving out other files and files that vanish meanwhile.
+        """
+        store = self.store(targetSize=recordLength(100) + 1, runner=ManualRunner())
+        runner = cast(ManualRunner, store.runner)
+        for i in range(5):
+            store.append(payloadOf(100 + i, i))
+        runner.runAll()
+        self.assertEqual(store.activeSegment, 5)
+        store.directory.child("notes").setContent(b"x")
+        real = os.listdir
+
+        def listdir(path: str) -> List[str]:
+            return real(path) + ["00000099.seg"]
+
+        self.patch(segments.os, "listdir", listdir)
+        d = store.segmentSizes()
+        self.assertNoResult(d)
+        runner.runAll()
+        self.assertEqual(
+            self.successResultOf(d),
+            {n: recordLength(100 + n - 1) for n in range(1, 6)},
+        )
+        removed = store.removeSegment(2)
+        runner.runAll()
+        self.successResultOf(removed)
+        d = store.segmentSizes()
+        runner.runAll()
+        sizes = self.successResultOf(d)
+        self.assertEqual(sorted(sizes), [1, 3, 4, 5])

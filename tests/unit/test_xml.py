@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BucketRecord, ObjectRecord
+from fasterstore.metadata.records import BucketRecord, ObjectRecord, ObjectSummary
 from fasterstore.s3.xml import (
     MAX_XML_SIZE,
     S3_NAMESPACE,
@@ -75,9 +75,9 @@ def botocoreParse(operation: str, body: bytes, status: int = 200) -> Dict[str, A
     return parsed
 
 
-def record(key: str, **kwargs: Any) -> ObjectRecord:
+def record(key: str, **kwargs: Any) -> ObjectSummary:
     """
-    An object record with dull defaults.
+    What a listing shows of an object record with dull defaults.
     """
     values: Dict[str, Any] = dict(
         bucket="bucket",
@@ -88,7 +88,7 @@ def record(key: str, **kwargs: Any) -> ObjectRecord:
         modified=CREATED + 0.25,
     )
     values.update(kwargs)
-    return ObjectRecord(**values)
+    return ObjectSummary.of(ObjectRecord(**values))
 
 
 def childNames(body: bytes) -> List[str]:

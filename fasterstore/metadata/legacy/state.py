@@ -34,7 +34,7 @@ Blob references: an object record holds one reference per address of
 L{ObjectRecord.blobAddresses}, an upload one per part.  Bytes stay alive
 exactly as long as some reference does; then their extents become garbage.
 
-Tests: tests/unit/test_metadata_state.py, tests/unit/test_metadata_multipart.py.
+Tests: tests/unit/test_migration.py (through the migration that reads it).
 """
 
 from __future__ import annotations
