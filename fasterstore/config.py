@@ -26,6 +26,14 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 DEFAULT_LISTEN = "tcp:9000:interface=127.0.0.1"
+#: Free bytes object data may not use (see the C{reserve} option).
+DEFAULT_RESERVE = 512 * MiB
+#: Dead fraction at which a sealed segment is compacted.
+DEFAULT_COMPACTION_THRESHOLD = 0.25
+#: Bytes per second compaction may copy.
+DEFAULT_COMPACTION_RATE = 64 * MiB
+#: Seconds between two compaction passes.
+DEFAULT_COMPACTION_INTERVAL = 60.0
 ENV_PREFIX = "FASTERSTORE_"
 
 
@@ -103,6 +111,20 @@ def parseCount(value: object) -> int:
     raise ValueError(f"expected a whole number, not {value!r}")
 
 
+def parseFraction(value: object) -> float:
+    """A number such as C{0.25}, given as a TOML float or its decimal text (range checked by L{Settings})."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a fraction such as 0.25, not {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a fraction such as 0.25, not {value!r}")
+
+
 def parseFlag(value: object) -> bool:
     """A boolean: TOML C{true}/C{false}, 1/0, or 1/0, true/false, yes/no, on/off as text."""
     if isinstance(value, bool):
@@ -139,7 +161,7 @@ def parseList(value: object) -> Tuple[str, ...]:
 
 # -- the option table --------------------------------------------------------
 
-Kind = Literal["text", "path", "size", "duration", "count", "flag", "list", "paths"]
+Kind = Literal["text", "path", "size", "duration", "count", "fraction", "flag", "list", "paths"]
 
 _PARSERS: Dict[str, Callable[[object], Any]] = {
     "text": parseText,
@@ -147,6 +169,7 @@ _PARSERS: Dict[str, Callable[[object], Any]] = {
     "size": parseSize,
     "duration": parseDuration,
     "count": parseCount,
+    "fraction": parseFraction,
     "flag": parseFlag,
     "list": parseList,
     "paths": parseList,
@@ -209,8 +232,30 @@ OPTIONS: Tuple[OptionSpec, ...] = (
         "Seconds in-flight requests get to finish on SIGTERM. [default: 30]",
     ),
     OptionSpec("max-object-size", "maxObjectSize", "size", "Largest single PUT accepted, in bytes. [default: 5GiB]"),
+    OptionSpec(
+        "reserve", "reserve", "size",
+        "Bytes of the drive that object data may not use: an upload that would leave less free is refused "
+        "with 507 InsufficientStorage before its body is read, so that metadata commits, deletes and compaction "
+        "keep working on a full disk. The default leaves room for compaction to copy the live data of one "
+        "default-sized (256MiB) segment before it frees it, and as much again for the metadata and uploads "
+        "already under way; keep it above --segment-size. 0: refuse only what does not fit. [default: 512MiB]",
+    ),
     OptionSpec("drive", "drives", "paths", "Existing directory to store object data on; repeatable (one for now)."),
     OptionSpec("threads", "threads", "count", "Size of the disk thread pool. [default: 8]"),
+    OptionSpec(
+        "compaction-threshold", "compactionThreshold", "fraction",
+        "A sealed segment is compacted (its live data copied, its file deleted) once at least this fraction "
+        "of its bytes is dead; between 0 and 1, exclusive. Lower reclaims space sooner for more copying. [default: 0.25]",
+    ),
+    OptionSpec(
+        "compaction-rate", "compactionRate", "size",
+        "Bytes per second compaction may copy, so that it never starves client requests of disk bandwidth. "
+        "0: no compaction. [default: 64MiB]",
+    ),
+    OptionSpec(
+        "compaction-interval", "compactionInterval", "duration",
+        "Seconds between two compaction passes (one also runs at start). [default: 60]",
+    ),
     OptionSpec(
         "multipart-ttl", "multipartTTL", "duration",
         "Seconds an incomplete multipart upload is kept before its parts are reclaimed. [default: 7 days]",
@@ -264,6 +309,12 @@ def _nonNegativeCount(instance: Any, attribute: "attrs.Attribute[Any]", value: i
         raise ConfigError(f"{attribute.name} must be a whole number, zero or more, not {value!r}")
 
 
+def _openFraction(instance: Any, attribute: "attrs.Attribute[Any]", value: float) -> None:
+    """An attrs validator: a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"{attribute.name} must be a fraction between 0 and 1 (exclusive), not {value!r}")
+
+
 def _defaultMaxConnections() -> int:
     """The connection bound's default (imported late: twisted.web is heavy for C{--help})."""
     from fasterstore.http.channel import defaultMaxConnections
@@ -302,6 +353,9 @@ class Settings:
         metadata store replaced).
     @ivar shutdownTimeout: seconds in-flight requests get on SIGTERM.
     @ivar maxObjectSize: largest single PUT body in bytes.
+    @ivar reserve: free bytes of the drive object data may not use, so
+        that metadata commits, deletes and compaction work on a full disk
+        (0: refuse only uploads that do not fit at all).
     @ivar drives: directories for object data, never empty: the data
         directory itself when no C{--drive} is given.  One entry until
         erasure coding lands.
@@ -317,6 +371,12 @@ class Settings:
         by default 1024, or three quarters of the soft C{RLIMIT_NOFILE} when
         that is lower (see
         L{fasterstore.http.channel.defaultMaxConnections}).
+    @ivar compactionThreshold: the dead fraction of a sealed segment's
+        bytes at which compaction rewrites it, in (0, 1); read by the
+        compaction service.
+    @ivar compactionRate: bytes per second compaction may copy (0: no
+        compaction); read by the compaction service.
+    @ivar compactionInterval: seconds between two compaction passes.
     """
 
     listen: Tuple[str, ...] = attrs.field(default=(DEFAULT_LISTEN,))
@@ -332,6 +392,7 @@ class Settings:
     snapshotInterval: float = attrs.field(default=60.0, validator=_positive("number of seconds"))
     shutdownTimeout: float = attrs.field(default=30.0, validator=_nonNegative)
     maxObjectSize: int = attrs.field(default=5 * GiB, validator=_positive("number of bytes"))
+    reserve: int = attrs.field(default=DEFAULT_RESERVE, validator=_nonNegativeCount)
     drives: Tuple[FilePath[str], ...] = attrs.field()
     threads: int = attrs.field(default=8, validator=_positive("number of threads"))
     accessLog: Optional[str] = None
@@ -340,6 +401,11 @@ class Settings:
     minUploadRate: int = attrs.field(default=1024, validator=_nonNegativeCount)
     uploadRateWindow: float = attrs.field(default=30.0, validator=_positive("number of seconds"))
     maxConnections: int = attrs.field(factory=_defaultMaxConnections, validator=_nonNegativeCount)
+    compactionThreshold: float = attrs.field(default=DEFAULT_COMPACTION_THRESHOLD, validator=_openFraction)
+    compactionRate: int = attrs.field(default=DEFAULT_COMPACTION_RATE, validator=_nonNegativeCount)
+    compactionInterval: float = attrs.field(
+        default=DEFAULT_COMPACTION_INTERVAL, validator=_positive("number of seconds")
+    )
 
     @drives.default
     def _drivesDefault(self) -> Tuple[FilePath[str], ...]:

@@ -9,6 +9,7 @@ Tests: tests/unit/test_errors.py.
 
 from __future__ import annotations
 
+import errno
 from typing import Dict, Mapping, Optional, Tuple
 
 # code -> (HTTP status, default message)
@@ -109,3 +110,32 @@ class S3Error(Exception):
         self.extra: Dict[str, str] = dict(extra or {})
         self.headers: Dict[str, str] = dict(headers or {})
         super().__init__(f"{code}: {self.message}")
+
+
+def isDiskFull(error: BaseException) -> bool:
+    """Whether C{error} says the disk (or the quota) is full: a write that may succeed later."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageWriteError(S3Error):
+    """
+    Object data could not be written: C{507 InsufficientStorage} for a full
+    disk, C{500 InternalError} for anything else (EIO...).  Keeps the cause,
+    so that the failure can be counted and logged where it is answered.
+
+    @ivar error: what the write raised.
+    @ivar reason: a short, bounded label for metrics: the errno name in
+        lower case (C{enospc}, C{eio}...), or C{other}.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("InsufficientStorage" if isDiskFull(error) else "InternalError")
+        self.error = error
+        code = error.errno if isinstance(error, OSError) else None
+        name = errno.errorcode.get(code) if code is not None else None
+        self.reason = name.lower() if name is not None else "other"
+
+    @property
+    def diskFull(self) -> bool:
+        """Whether more free space would have let the write succeed."""
+        return self.code == "InsufficientStorage"

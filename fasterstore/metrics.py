@@ -36,6 +36,10 @@ class Metrics:
             "fasterstore_group_commit_batch", "Writes made durable by one fsync round.",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r,
         )
+        self.writeErrors = Counter(
+            "fasterstore_write_errors", "Object data writes that failed, by errno (enospc, eio...) or 'other'.",
+            ["reason"], registry=r,
+        )
         self.corruption = Counter(
             "fasterstore_corrupt_reads", "Reads that found a checksum mismatch in a segment.", registry=r
         )

@@ -27,7 +27,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import provider
 
-from fasterstore.config import Settings
+from fasterstore.config import (
+    DEFAULT_COMPACTION_INTERVAL,
+    DEFAULT_COMPACTION_RATE,
+    DEFAULT_COMPACTION_THRESHOLD,
+    DEFAULT_RESERVE,
+    Settings,
+)
 from fasterstore.accounts import AccountStore, SignalReloadService
 from fasterstore.credentials import CredentialsError, loadOrCreateCredentials, storedCredentials
 from fasterstore.files import DataDirectoryLock, openPrivateFile, preparePrivateDirectory
@@ -40,8 +46,10 @@ from fasterstore.http.channel import ConnectionLimits, GuardedSite
 from fasterstore.http.request import StreamingRequest
 from fasterstore.s3.resource import S3Resource
 from fasterstore.auth.identity import Credentials
+from fasterstore.services.compaction import HOLD_FILE, CompactionService, Compactor
 from fasterstore.services.uploads import UploadExpiryService
 from fasterstore.storage.segments import SegmentStore
+from fasterstore.storage.space import SpaceGuard
 from fasterstore.threads import PoolRunner
 
 log = Logger()
@@ -87,6 +95,8 @@ class StoreService(Service):
             log.warn("{n} requests still running after the shutdown timeout", n=store.resource.inFlight)
         if timer.active():
             timer.cancel()
+        if store.compaction is not None:
+            await store.compaction.whenIdle()  # it stops at the record it is copying
         try:
             await store.metadata.close()
         finally:
@@ -186,6 +196,7 @@ class FasterStore:
     requestFactory: Callable[..., StreamingRequest] = StreamingRequest
     limits: ConnectionLimits = attrs.field(factory=ConnectionLimits)
     lock: Optional[DataDirectoryLock] = None
+    compaction: Optional[CompactionService] = None
 
     @classmethod
     def create(
@@ -206,6 +217,10 @@ class FasterStore:
         multipartTTL: float = 7 * 86400.0,
         lookup: Optional[Callable[[str], Optional[Credentials]]] = None,
         limits: Optional[ConnectionLimits] = None,
+        reserve: int = DEFAULT_RESERVE,
+        compactionThreshold: float = DEFAULT_COMPACTION_THRESHOLD,
+        compactionRate: int = DEFAULT_COMPACTION_RATE,
+        compactionInterval: float = DEFAULT_COMPACTION_INTERVAL,
     ) -> "FasterStore":
         """
         Build a server on a data directory (metadata) and a drive (object
@@ -221,6 +236,15 @@ class FasterStore:
 
         C{limits} bounds what each client connection of L{site} may cost
         (the L{ConnectionLimits} defaults when None).
+
+        C{reserve}: free bytes of the drive object data may not use; an
+        upload that would leave less is refused with 507 before its body is
+        read, so that metadata commits, deletes and compaction keep working.
+
+        Compaction (see L{fasterstore.services.compaction}) rewrites sealed
+        segments at least C{compactionThreshold} dead, copying at most
+        C{compactionRate} bytes a second (0: no compaction), a pass every
+        C{compactionInterval} seconds.  Run one server per data directory.
         """
         if lookup is None:
             if credentials is None:
@@ -239,13 +263,14 @@ class FasterStore:
         runner = PoolRunner(reactor, pool)
         try:
             segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
+            space = SpaceGuard(segments.directory.path, reactor, reserve)
         except BaseException:
             lock.release()  # a failed start must not keep the directory locked
             raise
         metaDirectory = os.path.join(dataDir.path, "meta")
         metadata = SQLiteMetadataStore(
             os.path.join(metaDirectory, DATABASE_NAME), runner=runner, syncData=segments.prepareSync,
-            metrics=metrics, fsync=fsync, migrate=LegacyMigration.find(metaDirectory, fsync),
+            metrics=metrics, fsync=fsync, migrate=LegacyMigration.find(metaDirectory, fsync), lost=segments.lost,
         )
         context = S3Context(
             metadata=metadata,
@@ -256,6 +281,7 @@ class FasterStore:
             region=region,
             domains=domains,
             maxObjectSize=maxObjectSize,
+            space=space,
         )
         resource = S3Resource(context)
         service = MultiService()
@@ -265,6 +291,13 @@ class FasterStore:
         )
         StoreService(store).setServiceParent(service)
         UploadExpiryService(metadata, reactor, ttl=multipartTTL).setServiceParent(service)
+        if compactionRate > 0:
+            compactor = Compactor(
+                metadata, segments, reactor, threshold=compactionThreshold, rate=compactionRate,
+                registry=metrics.registry, holdPath=os.path.join(dataDir.path, HOLD_FILE),
+            )
+            store.compaction = CompactionService(compactor, interval=compactionInterval)
+            store.compaction.setServiceParent(service)
         return store
 
     def site(self, root: Optional[Resource] = None, accessLog: Optional[str] = None) -> Site:
@@ -307,6 +340,10 @@ def makeStoreService(settings: Settings) -> IService:
         threads=settings.threads,
         drive=settings.drives[0],
         multipartTTL=settings.multipartTTL,
+        reserve=settings.reserve,
+        compactionThreshold=settings.compactionThreshold,
+        compactionRate=settings.compactionRate,
+        compactionInterval=settings.compactionInterval,
         limits=ConnectionLimits(
             headerTimeout=settings.headerTimeout,
             minUploadRate=settings.minUploadRate,

@@ -8,6 +8,9 @@ reactor thread while it appends.  Every check that needs the whole body
 (length, payload SHA-256, Content-MD5, x-amz-checksum-*) runs in
 L{ObjectBody.finish}, through L{fasterstore.auth.integrity.verifyDigests};
 a failure there discards the written bytes, so nothing becomes visible.
+A failed segment write (ENOSPC, EIO) is a L{StorageWriteError}: 507 for a
+full disk, 500 otherwise; handlers await the body through L{written} so that
+it is counted and the space guard looks again.
 The bounded bodies of every other operation are
 L{fasterstore.auth.integrity.DocumentBody}s.
 Tests: tests/unit/test_resource.py, tests/unit/test_blob_writer.py.
@@ -15,7 +18,7 @@ Tests: tests/unit/test_resource.py, tests/unit/test_blob_writer.py.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Protocol, Tuple, TypeVar
 
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
@@ -24,9 +27,14 @@ from zope.interface import implementer
 from fasterstore.auth.chunked import AwsChunkedDecoder
 from fasterstore.auth.identity import Authenticated
 from fasterstore.auth.integrity import UploadSpec, payloadOf, verifyDigests
-from fasterstore.errors import S3Error
+from fasterstore.errors import S3Error, StorageWriteError
 from fasterstore.http.request import IBodyReceiver
+from fasterstore.numbers import INT64_MAX, readDecimal
+from fasterstore.s3.context import S3Context
 from fasterstore.storage.blob import WrittenBlob
+
+T = TypeVar("T")
+
 
 class BlobWriterLike(Protocol):
     """The part of the segment engine's blob writer this module uses."""
@@ -113,8 +121,9 @@ class ObjectBody:
     def _waited(self, result: object) -> None:
         self._wait = None
         if isinstance(result, Failure):
-            self._fail(S3Error("InternalError"))
             result.trap(Exception)
+            assert result.value is not None
+            self._fail(StorageWriteError(result.value))
         return None
 
     def _fail(self, error: S3Error) -> None:
@@ -146,7 +155,12 @@ class ObjectBody:
         return Deferred.fromCoroutine(self._verify(trailers))
 
     async def _verify(self, trailers: Dict[str, str]) -> WrittenBlob:
-        blob = await self._writer.finish()
+        try:
+            blob = await self._writer.finish()
+        except S3Error:
+            raise
+        except Exception as e:
+            raise StorageWriteError(e) from e
         try:
             self._check(blob, trailers)
         except S3Error:
@@ -156,3 +170,29 @@ class ObjectBody:
 
     def _check(self, blob: WrittenBlob, trailers: Mapping[str, str]) -> None:
         verifyDigests(self._spec, self._auth, blob.digests, trailers)
+
+
+def declaredLength(headers: Mapping[str, str], auth: Optional[Authenticated]) -> int:
+    """
+    The object bytes a request's headers announce, for the space check
+    before its body is read: C{x-amz-decoded-content-length} for an
+    aws-chunked body, else C{Content-Length}; 0 when neither is usable (a
+    chunked body: only the reserve can be checked).
+    """
+    name = "x-amz-decoded-content-length" if payloadOf(auth).streaming else "content-length"
+    value = headers.get(name)
+    length = readDecimal(value, maximum=INT64_MAX) if value is not None else None
+    return length if length is not None else 0
+
+
+async def written(ctx: S3Context, pending: Awaitable[T]) -> T:
+    """
+    Await an upload's data (a body's C{finish}, a server-side copy): a
+    failed segment write is reported to C{ctx} (counted; a full disk makes
+    the space guard look again), then raised for the client.
+    """
+    try:
+        return await pending
+    except StorageWriteError as e:
+        ctx.writeFailed(e)
+        raise

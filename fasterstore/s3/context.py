@@ -9,11 +9,16 @@ from typing import Callable, Optional, Sequence
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
+from fasterstore.errors import StorageWriteError
 from fasterstore.metadata.store import IMetadataStore
 from fasterstore.metrics import Metrics
 from fasterstore.auth.identity import Credentials
 from fasterstore.storage.segments import SegmentStore
+from fasterstore.storage.space import SpaceGuard
+
+log = Logger()
 
 #: AWS's limit for a single PUT.
 MAX_OBJECT_SIZE = 5 * 1024**3
@@ -34,6 +39,9 @@ class S3Context:
     @ivar domains: base domains for virtual-hosted-style addressing.
     @ivar minPartSize: smallest part but the last (tests lower it).
     @ivar draining: set during shutdown; new requests are refused.
+    @ivar space: refuses data writes the drive has no room for (beyond its
+        reserve); None: no checks (tests, embedding code that builds its
+        own context).
     """
 
     metadata: IMetadataStore
@@ -46,3 +54,28 @@ class S3Context:
     maxObjectSize: int = MAX_OBJECT_SIZE
     minPartSize: int = MIN_PART_SIZE
     draining: bool = False
+    space: Optional[SpaceGuard] = None
+
+    def checkSpace(self, length: int) -> None:
+        """
+        Admit a data write of C{length} bytes (0 when not declared), before
+        any of it is read.  Only uploads of object data are checked: deletes
+        and other metadata writes live on the reserve.
+
+        @raise S3Error: C{InsufficientStorage} (507).
+        """
+        if self.space is not None:
+            self.space.check(length)
+
+    def writeFailed(self, error: StorageWriteError) -> None:
+        """
+        Object data could not be written: count it; for a full disk, make
+        the space guard look again (the next upload is refused before its
+        body, and readiness says why); log anything else.
+        """
+        self.metrics.writeErrors.labels(error.reason).inc()
+        if error.diskFull:
+            if self.space is not None:
+                self.space.refresh()
+        else:
+            log.error("Writing object data failed: {error!r}", error=error.error)

@@ -15,6 +15,9 @@ headers and user metadata; REPLACE takes them from the request.
 ``x-amz-tagging-directive`` COPY (default) keeps the source's tags; REPLACE
 takes ``x-amz-tagging`` (no header: no tags).  Only the null version can be
 named (``?versionId=null``).  The caller must own both buckets.
+Since it stores no object bytes, a copy is never refused by the space guard
+when the drive is full: like a delete, it is a metadata write, which the
+reserve is there for (UploadPartCopy does copy bytes, and is checked).
 Tests: tests/unit/test_copy.py.
 """
 

@@ -9,6 +9,9 @@ for UploadPartCopy) and recorded in the upload by the metadata store.
 Completing an upload commits a manifest: the object record lists the parts
 chosen and no byte is rewritten; L{fasterstore.s3.objects.objectExtents}
 reads such an object as its parts' blobs laid end to end.
+A part the drive has no room for (its declared length, or its copy range,
+beyond the space guard's reserve) is refused with 507 before a byte of it is
+stored; the manifest commit is a metadata write and never is.
 
 Checksums follow AWS: every part carries the checksum of the upload's
 algorithm (CRC64NVME when the upload named none, as AWS now adds by
@@ -36,12 +39,12 @@ from awscrt import checksums as crt
 from twisted.web.server import Request
 
 from fasterstore.checksums import ALGORITHMS, newHasher
-from fasterstore.errors import S3Error
+from fasterstore.errors import S3Error, StorageWriteError
 from fasterstore.metadata.records import ObjectRecord, PartRecord, UploadRecord
 from fasterstore.numbers import INT32_MAX, INT64_MAX, parseDecimal
 from fasterstore.s3 import xml
 from fasterstore.auth.integrity import DEFAULT_CHECKSUM
-from fasterstore.s3.body import ObjectBody
+from fasterstore.s3.body import ObjectBody, declaredLength, written
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
@@ -378,6 +381,8 @@ async def _copyRange(ctx: S3Context, extents: Sequence[Extent], start: int, end:
     """
     Copy bytes C{[start, end)} of stored extents into a new blob, at most
     L{COPY_PIECE} bytes in memory at a time (plus the writer's buffer).
+
+    @raise StorageWriteError: when a segment write failed (a full disk...).
     """
     writer = ctx.segments.openWriter(algorithms)
     layout = ExtentMap.of(extents)
@@ -393,7 +398,10 @@ async def _copyRange(ctx: S3Context, extents: Sequence[Extent], start: int, end:
     except BaseException:
         writer.abort()
         raise
-    return await writer.finish()
+    try:
+        return await writer.finish()
+    except Exception as e:
+        raise StorageWriteError(e) from e
 
 
 # -- XML out ---------------------------------------------------------------------
@@ -553,12 +561,15 @@ async def uploadPartAlgorithms(ctx: S3Context, call: "Call") -> FrozenSet[str]:
     For the resource, at header time of an UploadPart: the checksums the
     part's writer must compute besides the one its headers name (the
     upload's algorithm).  Also refuses, before a body byte is read, a bad
-    part number or an unknown upload.
+    part number, an unknown upload or a part the drive has no room for.
 
-    @raise S3Error: C{InvalidArgument}, C{NoSuchUpload}.
+    @raise S3Error: C{InvalidArgument}, C{NoSuchUpload},
+        C{InsufficientStorage}.
     """
     parsePartNumber(call.route.query.get("partNumber", ""))
-    return frozenset({effectiveAlgorithm(await _upload(ctx, call))})
+    upload = await _upload(ctx, call)
+    ctx.checkSpace(declaredLength(call.headers, call.auth))
+    return frozenset({effectiveAlgorithm(upload)})
 
 
 def _partRecord(ctx: S3Context, number: int, blob: WrittenBlob, algorithm: str, digest: bytes) -> PartRecord:
@@ -604,7 +615,7 @@ async def uploadPart(ctx: S3Context, call: "Call", request: Request) -> None:
     """UploadPart: the streamed, verified body becomes part N (replacing any earlier one)."""
     body = call.body
     assert isinstance(body, ObjectBody), "UploadPart always gets an ObjectBody"
-    blob = await body.finish()
+    blob = await written(ctx, body.finish())
     try:
         number = parsePartNumber(call.route.query.get("partNumber", ""))
         upload = await _upload(ctx, call)
@@ -645,9 +656,11 @@ async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None
     start, end = parseCopySourceRange(call.headers.get("x-amz-copy-source-range"), source.size)
     if end - start > ctx.maxObjectSize:
         raise S3Error("EntityTooLarge", extra={"ProposedSize": str(end - start), "MaxSizeAllowed": str(ctx.maxObjectSize)})
+    ctx.checkSpace(end - start)
     algorithm = effectiveAlgorithm(upload)
     try:
-        blob = await _copyRange(ctx, await objectExtents(ctx, source), start, end, (algorithm,))
+        extents = await objectExtents(ctx, source)
+        blob = await written(ctx, _copyRange(ctx, extents, start, end, (algorithm,)))
     except CorruptionError:
         raise S3Error("InternalError", "The source object's stored data failed its checksum.") from None
     part = await ctx.metadata.putPart(

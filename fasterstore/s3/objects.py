@@ -30,7 +30,7 @@ from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord, PartRecord
 from fasterstore.numbers import INT32_MAX, parseDecimal
 from fasterstore.s3 import xml
-from fasterstore.s3.body import ObjectBody
+from fasterstore.s3.body import ObjectBody, written
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
@@ -186,7 +186,7 @@ async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     body = call.body
     assert isinstance(body, ObjectBody), "PutObject always gets an ObjectBody"
     assert call.attributes is not None, "resolved with the body, at header time"
-    blob = await body.finish()
+    blob = await written(ctx, body.finish())
     assert call.route.bucket is not None and call.route.key is not None
     record = newObjectRecord(ctx, call.route.bucket, call.route.key, blob, body.algorithms, call.attributes)
     conditions = _conditionHeaders(call.headers)

@@ -17,6 +17,8 @@ L{ObjectBody} into the segment engine, with backpressure, checking
 C{content-length-range} as they arrive.  Fields after the file are ignored,
 as S3 ignores them.  The handler, L{postObject}, commits the object and
 answers as C{success_action_redirect} or C{success_action_status} ask.
+A form the drive has no room for (by its C{Content-Length}) is refused with
+C{507 InsufficientStorage} before any of it is read.
 
 Errors follow what S3 answers (see tests for the exact texts): C{403
 AccessDenied} "Invalid according to Policy: ..." for a failed condition,
@@ -46,7 +48,7 @@ from fasterstore.errors import S3Error
 from fasterstore.http.request import EarlyResponse, IBodyReceiver
 from fasterstore.s3 import xml
 from fasterstore.auth.integrity import uploadSpec
-from fasterstore.s3.body import ObjectBody
+from fasterstore.s3.body import ObjectBody, declaredLength, written
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateKey
 from fasterstore.s3.objects import StoredAttributes, newObjectRecord, storedAttributes, uploadResponseHeaders
@@ -114,7 +116,8 @@ async def formBody(ctx: S3Context, call: "Call", refuse: Callable[[S3Error], Ear
 
     @raise S3Error: C{PreconditionFailed} when the body is not
         C{multipart/form-data}, C{MalformedPOSTRequest} without a boundary,
-        C{NoSuchBucket}.
+        C{NoSuchBucket}; C{InsufficientStorage} when the drive has no room
+        for the form (its C{Content-Length}, which bounds the file's size).
     """
     contentType, options = parse_options_header(call.headers.get("content-type", ""))
     if contentType != FORM_TYPE:
@@ -129,6 +132,7 @@ async def formBody(ctx: S3Context, call: "Call", refuse: Callable[[S3Error], Ear
     bucket = await ctx.metadata.getBucket(call.route.bucket)
     if bucket is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": call.route.bucket})
+    ctx.checkSpace(declaredLength(call.headers, None))
     return FormUpload(ctx, bucket, boundary, refuse)
 
 
@@ -432,7 +436,7 @@ async def postObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """POST Object: commit the streamed file durably, answer as the form asks."""
     form = call.body
     assert isinstance(form, FormUpload), "PostObject always gets a FormUpload"
-    result = await form.finish()
+    result = await written(ctx, form.finish())
     upload, blob = result.upload, result.blob
     assert call.route.bucket is not None
     record = newObjectRecord(ctx, call.route.bucket, upload.key, blob, result.algorithms, upload.attributes)

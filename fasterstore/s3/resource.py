@@ -280,6 +280,10 @@ class S3Resource(Resource):
         if call.operation.name == "PutObject":
             call.attributes = objects.storedAttributes(call.headers)
         spec = uploadSpec(call.headers, call.auth, ctx.maxObjectSize)
+        if call.operation.name == "PutObject":
+            # Refuse, before any body byte is read, what the drive has no
+            # room for (UploadPart is checked with its upload, below).
+            ctx.checkSpace(spec.size or 0)
         algorithms = {spec.algorithm}
         if call.operation.name == "UploadPart":
             # The part's checksum in the same pass; refuses a bad part

@@ -23,20 +23,25 @@ Copying is paced to C{rate} bytes a second, so a pass never starves client
 I/O.  Nothing is kept between passes: after a restart (even C{kill -9} in
 the middle of one) the next pass sees what is still to do.  A pass runs at
 start and every C{interval} seconds; one process per data directory runs it.
+While the hold file exists (C{DATA/compaction.hold}), nothing is moved or
+removed, so that an online backup's copy of the segments has every byte its
+earlier copy of the metadata names.
 Tests: tests/unit/test_compaction.py.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Dict, List, Optional, Tuple
 
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from fasterstore.metadata.store import IMetadataStore
 from fasterstore.storage.blob import Extent
@@ -50,6 +55,9 @@ log = Logger()
 DEFAULT_THRESHOLD = 0.25
 DEFAULT_RATE = 64 << 20
 DEFAULT_INTERVAL = 60.0
+
+#: While this file exists in the data directory, compaction holds still.
+HOLD_FILE = "compaction.hold"
 
 #: Live records copied before their new places are committed.
 BATCH_BYTES = 16 << 20
@@ -108,6 +116,8 @@ class Compactor:
     @ivar grace: seconds between a segment's last move and its removal, for
         requests that read its blob's extents just before the move and have
         not yet pinned the segment.
+    @ivar holdPath: while this file exists nothing is moved or removed (an
+        operator's online backup copies the metadata, then the segments).
     """
 
     metadata: IMetadataStore
@@ -117,6 +127,7 @@ class Compactor:
     rate: int = DEFAULT_RATE
     grace: float = 5.0
     registry: Optional[CollectorRegistry] = None
+    holdPath: Optional[str] = None
     progress: Progress = attrs.field(factory=Progress)
     stopping: bool = False
 
@@ -134,26 +145,44 @@ class Compactor:
 
     async def run(self) -> int:
         """
-        One pass: compact every segment past the threshold.
+        One pass: compact every segment past the threshold.  The records of
+        all of them are moved first, then (after one C{grace}) the files
+        are removed.
 
         @return: how many segments were removed.
         """
         candidates = await self.survey()
-        removed = 0
+        if self.held():
+            log.info("Compaction held by {path}", path=self.holdPath)
+            candidates = []
         self._paceStart, self._paced = self.clock.seconds(), 0
+        emptied: List[int] = []
         for segment in candidates:
             if self.stopping:
                 break
             self.progress.compacting = segment
             try:
-                if await self.compact(segment):
-                    removed += 1
+                if await self.empty(segment):
+                    emptied.append(segment)
             finally:
                 self.progress.compacting = None
+        removed = 0
+        if emptied and not self.stopping:
+            await deferLater(self.clock, self.grace, lambda: None)
+            sizes = await self.segments.segmentSizes()
+            for segment in emptied:
+                if self.stopping or self.held():
+                    break
+                if await self.remove(segment, sizes.get(segment, 0)):
+                    removed += 1
         self.progress.passes += 1
         if removed:
             await self.survey()
         return removed
+
+    def held(self) -> bool:
+        """Whether an operator holds compaction (see L{holdPath})."""
+        return self.holdPath is not None and os.path.exists(self.holdPath)
 
     async def survey(self) -> List[int]:
         """
@@ -185,14 +214,13 @@ class Compactor:
             self._metrics.liveBytes.set(live)
             self._metrics.deadBytes.set(max(total - live, 0))
 
-    async def compact(self, segment: int) -> bool:
+    async def empty(self, segment: int) -> bool:
         """
-        Move C{segment}'s live records out, then remove it.
+        Move C{segment}'s live records out.
 
-        @return: whether the segment is gone.  It stays when a record could
-            not be read (corrupt: left for repair, and logged) or a blob
-            came to name it meanwhile (an upload committed late): a later
-            pass tries again.
+        @return: whether every one was moved.  A record that could not be
+            read (corrupt) stays, left for repair, and is logged: the
+            segment is kept.
         """
         after = -1
         moves: List[Tuple[str, Extent, Extent]] = []
@@ -201,6 +229,8 @@ class Compactor:
         while not self.stopping:
             page = await self.metadata.segmentExtents(segment, after, EXTENTS_PAGE)
             if not page:
+                break
+            if self.held():
                 break
             for address, old in page:
                 after = old.offset
@@ -220,19 +250,24 @@ class Compactor:
                     break
         if moves:
             await self._commit(moves)
-        if self.stopping or unreadable:
+        if self.stopping or unreadable or self.held():
             if unreadable:
                 log.error(
                     "Compaction left segment {segment}: {n} records could not be read", segment=segment, n=unreadable
                 )
             return False
-        await deferLater(self.clock, self.grace, lambda: None)
-        sizes = await self.segments.segmentSizes()
+        return True
+
+    async def remove(self, segment: int, size: int) -> bool:
+        """
+        Remove an emptied segment once nothing pins it and the store agrees
+        no blob names it; C{False} if one does again (an upload committed
+        late: a later pass moves it).
+        """
         try:
             await self.segments.removeSegment(segment, lambda: self.metadata.forgetSegment(segment))
         except ValueError:
-            return False  # a blob names it again: next pass
-        size = sizes.get(segment, 0)
+            return False
         self.progress.segmentsRemoved += 1
         self.progress.bytesReclaimed += size
         if self._metrics is not None:
@@ -273,6 +308,7 @@ class CompactionService(Service):
         self.interval = interval
         self._call: Optional[IDelayedCall] = None
         self._running: Optional["Deferred[None]"] = None
+        self._idle: List["Deferred[None]"] = []
 
     def startService(self) -> None:
         super().startService()
@@ -290,15 +326,32 @@ class CompactionService(Service):
             self._schedule(1.0)
             return
         d = ensureDeferred(self.compactor.run())
-        d.addErrback(lambda f: log.failure("Compaction pass failed", f))
+        d.addErrback(self._failed)
         self._running = d.addCallback(lambda _: None)
 
         def done(_: None) -> None:
             self._running = None
+            idle, self._idle = self._idle, []
+            for waiter in idle:
+                waiter.callback(None)
             if self.running:
                 self._schedule(self.interval)
 
         self._running.addCallback(done)
+
+    def _failed(self, failure: Failure) -> None:
+        if self.compactor.stopping:
+            log.info("Compaction pass ended by shutdown: {error}", error=failure.getErrorMessage())
+        else:
+            log.failure("Compaction pass failed; the next one tries again", failure)
+
+    def whenIdle(self) -> "Deferred[None]":
+        """Fires when no pass is running."""
+        if self._running is None:
+            return succeed(None)
+        d: "Deferred[None]" = Deferred()
+        self._idle.append(d)
+        return d
 
     def runNow(self) -> None:
         """Start a pass now, unless one is running (the admin API and tests ask for it)."""
@@ -307,13 +360,13 @@ class CompactionService(Service):
                 self._call.cancel()
             self._tick()
 
-    def stopService(self) -> "Optional[Deferred[None]]":
+    def stopService(self) -> "Deferred[None]":
         super().stopService()
         self.compactor.stopping = True
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
-        return self._running
+        return self.whenIdle()
 
 
 def usageSummary(progress: Progress) -> Dict[str, object]:

@@ -253,6 +253,21 @@ class CompactorTests(SynchronousTestCase):
             self.assertEqual(self.h.read(keys[i]), content(i))
         self.flushLoggedErrors()
 
+    def test_held(self) -> None:
+        """While the hold file exists nothing moves and nothing is removed; then the next pass goes on."""
+        keys = self.fill(60)
+        for key in keys[:40]:
+            self.h.delete(key)
+        hold = os.path.join(self.h.path, "compaction.hold")
+        self.h.compactor.holdPath = hold
+        open(hold, "w").close()
+        files = self.h.files()
+        self.assertEqual(self.h.run(), 0)
+        self.assertEqual(self.h.files(), files)
+        self.assertEqual(self.h.compactor.progress.bytesMoved, 0)
+        os.unlink(hold)
+        self.assertGreater(self.h.run(), 0)
+
     def test_paced(self) -> None:
         """Copying waits on the clock so as not to go faster than the rate."""
         keys = self.fill(60)
@@ -282,9 +297,7 @@ class CompactionServiceTests(SynchronousTestCase):
         h.clock.advance(30)
         h.clock.advance(6)
         self.assertEqual(h.compactor.progress.passes, 2)
-        stopped = service.stopService()
-        if stopped is not None:
-            self.successResultOf(stopped)
+        self.successResultOf(service.stopService())
         h.clock.advance(100)
         self.assertEqual(h.compactor.progress.passes, 2)
 

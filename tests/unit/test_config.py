@@ -533,3 +533,101 @@ class ConnectionLimitSettingsTests(SynchronousTestCase):
         self.assertRaises(ConfigError, Settings, maxConnections=-1)
         self.assertRaises(ConfigError, Settings, minUploadRate=-1)
         self.assertRaises(ConfigError, Settings, headerTimeout=float("inf"))
+
+
+class SpaceAndCompactionSettingsTests(SynchronousTestCase):
+    """--reserve, --compaction-threshold and --compaction-rate."""
+
+    def test_defaults(self) -> None:
+        """
+        The documented defaults; FasterStore.create, for embedding code,
+        reserves as much as the command line does.
+        """
+        import inspect
+
+        from fasterstore.service import FasterStore
+
+        settings = Settings()
+        self.assertEqual(settings.reserve, 512 * MiB)
+        self.assertEqual(settings.compactionThreshold, 0.25)
+        self.assertEqual(settings.compactionRate, 64 * MiB)
+        self.assertEqual(inspect.signature(FasterStore.create).parameters["reserve"].default, settings.reserve)
+        self.assertEqual(resolve().reserve, settings.reserve)
+
+    def test_everySource(self) -> None:
+        """Each can be set from the command line, the environment and the config file, sizes with units."""
+        fromCommandLine = resolve(
+            {"reserve": "4MiB", "compaction-threshold": "0.5", "compaction-rate": "10MiB"}
+        )
+        self.assertEqual(
+            (fromCommandLine.reserve, fromCommandLine.compactionThreshold, fromCommandLine.compactionRate),
+            (4 * MiB, 0.5, 10 * MiB),
+        )
+        fromEnvironment = resolve(
+            {},
+            {
+                "FASTERSTORE_RESERVE": "1GiB",
+                "FASTERSTORE_COMPACTION_THRESHOLD": "0.1",
+                "FASTERSTORE_COMPACTION_RATE": "1000000",
+            },
+        )
+        self.assertEqual(
+            (fromEnvironment.reserve, fromEnvironment.compactionThreshold, fromEnvironment.compactionRate),
+            (GiB, 0.1, 1_000_000),
+        )
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        config = directory.child("c.toml")
+        config.setContent(b'reserve = 1048576\ncompaction-threshold = 0.75\ncompaction-rate = "1MB"\n')
+        fromFile = resolve({"config": config.path})
+        self.assertEqual(
+            (fromFile.reserve, fromFile.compactionThreshold, fromFile.compactionRate),
+            (MiB, 0.75, 1_000_000),
+        )
+        config.setContent(b'compaction-threshold = "0.3"\n')
+        self.assertEqual(resolve({"config": config.path}).compactionThreshold, 0.3)
+
+    def test_zero(self) -> None:
+        """A zero reserve (refuse only what does not fit) and a zero rate (no compaction) are accepted."""
+        settings = resolve({"reserve": "0", "compaction-rate": "0"})
+        self.assertEqual((settings.reserve, settings.compactionRate), (0, 0))
+
+    def test_invalid(self) -> None:
+        """Nonsense sizes and thresholds outside (0, 1) are refused naming the option."""
+        for options, name in [
+            ({"reserve": "-1"}, "reserve"),
+            ({"reserve": "lots"}, "reserve"),
+            ({"compaction-rate": "-1MiB"}, "compaction-rate"),
+            ({"compaction-rate": "fast"}, "compaction-rate"),
+            ({"compaction-threshold": "0"}, "compaction-threshold"),
+            ({"compaction-threshold": "1"}, "compaction-threshold"),
+            ({"compaction-threshold": "1.5"}, "compaction-threshold"),
+            ({"compaction-threshold": "-0.25"}, "compaction-threshold"),
+            ({"compaction-threshold": "nan"}, "compaction-threshold"),
+            ({"compaction-threshold": "a quarter"}, "compaction-threshold"),
+        ]:
+            e = self.assertRaises(ConfigError, resolve, options)
+            self.assertIn(name, str(e))
+        e = self.assertRaises(ConfigError, resolve, {}, {"FASTERSTORE_COMPACTION_THRESHOLD": "2"})
+        self.assertIn("compaction-threshold", str(e))
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        config = directory.child("c.toml")
+        config.setContent(b"compaction-threshold = true\n")
+        e = self.assertRaises(ConfigError, readConfigFile, config)
+        self.assertIn("compaction-threshold", str(e))
+        self.assertRaises(ConfigError, Settings, reserve=-1)
+        self.assertRaises(ConfigError, Settings, compactionRate=-1)
+        self.assertRaises(ConfigError, Settings, compactionThreshold=0.0)
+        self.assertRaises(ConfigError, Settings, compactionThreshold=float("inf"))
+
+    def test_twistdOptions(self) -> None:
+        """twistd takes the three as parameters and hands them to Settings."""
+        from fasterstore.tap import Options
+
+        options = Options(environ={})
+        options.parseOptions(["--reserve", "8MiB", "--compaction-threshold", "0.4", "--compaction-rate", "0"])
+        self.assertEqual(
+            (options.settings.reserve, options.settings.compactionThreshold, options.settings.compactionRate),
+            (8 * MiB, 0.4, 0),
+        )

@@ -7,9 +7,11 @@ requests signed by botocore's own signer.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from xml.etree import ElementTree
 
 from botocore.auth import S3SigV4Auth
@@ -17,17 +19,24 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
 
 from fasterstore.metadata.sqlite import SQLiteMetadataStore
 from fasterstore.metadata.store import IMetadataStore
 from fasterstore.metrics import Metrics
+from fasterstore.s3.body import declaredLength
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.resource import S3Resource
-from fasterstore.auth.identity import Credentials
+from fasterstore.auth.identity import Authenticated, Credentials
+from fasterstore.auth.payload import PayloadMode
+from fasterstore.http.request import StreamingRequest
+from fasterstore.storage import segments as segmentsModule
 from fasterstore.storage.segments import SegmentStore
+from fasterstore.storage.space import CACHE_SECONDS, SpaceGuard
 from fasterstore.threads import ImmediateRunner
 
 ACCESS, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -488,3 +497,300 @@ class DispatchTests(ResourceTestCase):
         self.server.context.draining = True
         self.assertError(self.request("GET", "/"), 503, "ServiceUnavailable")
         self.assertEqual(self.request("GET", "/_fasterstore/health/ready", creds=None)[0], 503)
+
+
+class FakeDrive:
+    """A C{statvfs} stand-in reporting C{free} bytes available."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.looks = 0
+
+    def statvfs(self, path: str) -> os.statvfs_result:
+        self.looks += 1
+        blocks = self.free // 512
+        return os.statvfs_result((512, 512, 1 << 30, blocks, blocks, 1000, 1000, 1000, 0, 255))
+
+
+class DiskFullTests(ResourceTestCase):
+    """
+    A full drive, through the resource: uploads are refused before their
+    body with 507 while reads, deletes and metadata writes go on; a segment
+    write that fails with ENOSPC is a 507, with EIO a 500; readiness says so.
+    """
+
+    reserve = 1 << 20
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.drive = FakeDrive(64 << 20)
+        self.server.context.space = SpaceGuard(
+            self.server.root.path, self.server.clock, self.reserve, statvfs=self.drive.statvfs
+        )
+        self.createBucket()
+
+    def setFree(self, free: int) -> None:
+        """The drive now has C{free} bytes available, as the guard sees after its cache expires."""
+        self.drive.free = free
+        self.server.clock.advance(CACHE_SECONDS)
+
+    def sendHead(self, method: str, path: str, headers: Dict[str, str], creds: Optional[Credentials] = OWNER) -> bytes:
+        """
+        Send only a request's head (signed, body unsigned) over a real
+        channel with L{StreamingRequest}; return what the server wrote
+        before any body byte was sent.
+        """
+        url = BASE + path
+        if creds is not None:
+            aws = AWSRequest(method=method, url=url, data=b"", headers=headers)
+            signer = S3SigV4Auth(BotoCredentials(creds.accessKey, creds.secretKey), "s3", "us-east-1")
+            payload = headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            signer.payload = lambda request: payload  # type: ignore[method-assign]
+            signer.add_auth(aws)
+            headers = dict(aws.headers.items())
+        site = Site(self.server.resource, reactor=self.server.clock)
+        site.requestFactory = StreamingRequest  # type: ignore[assignment]
+        channel = site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        head = f"{method} {path} HTTP/1.1\r\nHost: s3.test\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        channel.dataReceived(head.encode() + b"\r\n")
+        return transport.value()
+
+    def assertRefusedEarly(self, raw: bytes) -> None:
+        """C{raw} is a complete 507 InsufficientStorage S3 error, not a 100 Continue."""
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 507 "), raw[:200])
+        self.assertIn(b"Connection: close", head)
+        self.assertEqual(ElementTree.fromstring(body).findtext("Code"), "InsufficientStorage")
+
+    def createUpload(self, key: str = "big") -> str:
+        """A new multipart upload's id."""
+        status, _, body = self.request("POST", f"/bucket/{key}?uploads")
+        self.assertEqual(status, 200, body)
+        uploadId = ElementTree.fromstring(body).findtext(f"{NS}UploadId")
+        assert uploadId is not None
+        return uploadId
+
+    def parts(self, uploadId: str, key: str = "big") -> Sequence[str]:
+        """The part numbers an upload holds."""
+        status, _, body = self.request("GET", f"/bucket/{key}?uploadId={uploadId}")
+        self.assertEqual(status, 200, body)
+        return [p.findtext(f"{NS}PartNumber") or "" for p in ElementTree.fromstring(body).iter(f"{NS}Part")]
+
+    def failWrites(self, code: int) -> Any:
+        """
+        Make every segment write fail with C{code}, until the test ends or
+        the returned patch is C{restore()}d.
+        """
+
+        def pwriteAll(fd: int, buffers: Any, offset: int) -> None:
+            raise OSError(code, os.strerror(code))
+
+        return self.patch(segmentsModule, "_pwriteAll", pwriteAll)
+
+    def writeErrors(self, reason: str) -> float:
+        """The C{fasterstore_write_errors_total} count for C{reason}."""
+        value = self.server.metrics.registry.get_sample_value("fasterstore_write_errors_total", {"reason": reason})
+        return value or 0.0
+
+    # -- refused before the body ----------------------------------------
+
+    def test_putRefused(self) -> None:
+        """
+        A PUT whose declared length would eat into the reserve gets 507
+        InsufficientStorage, an S3 error document, and stores nothing.
+        """
+        self.setFree(self.reserve + 1000)
+        self.assertError(self.request("PUT", "/bucket/k", b"x" * 2000), 507, "InsufficientStorage")
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
+
+
+    def test_putRefusedBeforeItsBody(self) -> None:
+        """The 507 is the answer to the head alone: no 100 Continue, no body byte read."""
+        self.setFree(self.reserve + 1000)
+        raw = self.sendHead("PUT", "/bucket/k", {"Content-Length": "2000", "Expect": "100-continue"})
+        self.assertRefusedEarly(raw)
+
+
+    def test_putThatFits(self) -> None:
+        """A PUT that leaves the reserve free is stored."""
+        self.setFree(self.reserve + 5000)
+        self.assertEqual(self.request("PUT", "/bucket/k", b"x" * 4000)[0], 200)
+        self.assertEqual(self.request("GET", "/bucket/k")[2], b"x" * 4000)
+
+    def test_uploadPartRefusedBeforeItsBody(self) -> None:
+        """
+        UploadPart is refused with 507 at its head, by Content-Length, or
+        for an aws-chunked body by its decoded length; no part is recorded.
+        """
+        uploadId = self.createUpload()
+        self.setFree(self.reserve + 1000)
+        path = f"/bucket/big?partNumber=1&uploadId={uploadId}"
+        self.assertError(self.request("PUT", path, b"p" * 2000), 507, "InsufficientStorage")
+        self.assertRefusedEarly(self.sendHead("PUT", path, {"Content-Length": "2000", "Expect": "100-continue"}))
+        chunked = {
+            "Content-Length": "100",
+            "Content-Encoding": "aws-chunked",
+            "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            "x-amz-decoded-content-length": "2000",
+            "x-amz-trailer": "x-amz-checksum-crc32",
+        }
+        self.assertRefusedEarly(self.sendHead("PUT", path, chunked))
+        self.assertEqual(self.parts(uploadId), [])
+        self.assertEqual(self.request("PUT", path, b"p" * 500)[0], 200)
+        self.assertEqual(self.parts(uploadId), ["1"])
+
+    def test_unknownUploadBeforeSpace(self) -> None:
+        """An UploadPart to no upload is still NoSuchUpload on a full drive."""
+        self.setFree(0)
+        self.assertError(self.request("PUT", "/bucket/k?partNumber=1&uploadId=nope", b"p"), 404, "NoSuchUpload")
+
+    def test_uploadPartCopyRefused(self) -> None:
+        """UploadPartCopy is refused by the size of the range it would copy; a smaller range fits."""
+        source = os.urandom(100_000)
+        self.assertEqual(self.request("PUT", "/bucket/source", source)[0], 200)
+        uploadId = self.createUpload()
+        self.setFree(self.reserve + 50_000)
+        path = f"/bucket/big?partNumber=1&uploadId={uploadId}"
+        copy = {"x-amz-copy-source": "bucket/source"}
+        self.assertError(self.request("PUT", path, headers=copy), 507, "InsufficientStorage")
+        self.assertEqual(self.parts(uploadId), [])
+        status, _, body = self.request("PUT", path, headers=dict(copy, **{"x-amz-copy-source-range": "bytes=0-9999"}))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.parts(uploadId), ["1"])
+
+    def test_postRefusedBeforeItsBody(self) -> None:
+        """A browser form upload is refused by its Content-Length, before the form is read."""
+        self.setFree(self.reserve + 1000)
+        raw = self.sendHead(
+            "POST", "/bucket",
+            {"Content-Type": "multipart/form-data; boundary=formboundary", "Content-Length": "5000"},
+            creds=None,
+        )
+        self.assertRefusedEarly(raw)
+
+    def test_copyObjectWhileFull(self) -> None:
+        """CopyObject stores no bytes (it shares the source's), so a full drive does not refuse it."""
+        self.assertEqual(self.request("PUT", "/bucket/source", b"shared")[0], 200)
+        self.setFree(0)
+        status, _, body = self.request("PUT", "/bucket/copy", headers={"x-amz-copy-source": "bucket/source"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.request("GET", "/bucket/copy")[2], b"shared")
+
+    def test_readsDeletesAndMetadataWhileFull(self) -> None:
+        """Reads, deletes and small metadata writes live on the reserve: a full drive refuses none."""
+        self.assertEqual(self.request("PUT", "/bucket/k", b"kept")[0], 200)
+        self.assertEqual(self.request("PUT", "/bucket/gone", b"doomed")[0], 200)
+        self.setFree(0)
+        self.assertEqual(self.request("GET", "/bucket/k")[2], b"kept")
+        self.assertEqual(self.request("HEAD", "/bucket/k")[0], 200)
+        self.assertEqual(self.request("GET", "/bucket?list-type=2")[0], 200)
+        tagging = b"<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag></TagSet></Tagging>"
+        self.assertEqual(self.request("PUT", "/bucket/k?tagging", tagging)[0], 200)
+        self.assertEqual(self.request("PUT", "/another")[0], 200)
+        uploadId = self.createUpload()
+        self.assertEqual(self.request("DELETE", f"/bucket/big?uploadId={uploadId}")[0], 204)
+        self.assertEqual(self.request("DELETE", "/bucket/gone")[0], 204)
+        self.assertError(self.request("GET", "/bucket/gone"), 404, "NoSuchKey")
+
+    def test_writesResumeWhenSpaceReturns(self) -> None:
+        """Once the drive has room again (seen within a second), uploads are accepted by themselves."""
+        uploadId = self.createUpload()
+        path = f"/bucket/big?partNumber=1&uploadId={uploadId}"
+        self.setFree(0)
+        self.assertError(self.request("PUT", path, b"p" * 100), 507, "InsufficientStorage")
+        self.drive.free = 64 << 20
+        self.server.clock.advance(CACHE_SECONDS)
+        self.assertEqual(self.request("PUT", path, b"p" * 100)[0], 200)
+        self.assertEqual(self.request("PUT", "/bucket/k", b"back")[0], 200)
+        self.assertEqual(self.request("GET", "/bucket/k")[2], b"back")
+
+    def test_putRefusedThenResumes(self) -> None:
+        """The same for PUT: refused while full, stored once space returns."""
+        self.setFree(0)
+        self.assertError(self.request("PUT", "/bucket/k", b"x"), 507, "InsufficientStorage")
+        self.setFree(64 << 20)
+        self.assertEqual(self.request("PUT", "/bucket/k", b"x")[0], 200)
+
+
+    # -- failed segment writes -------------------------------------------
+
+    def test_enospcWhileWriting(self) -> None:
+        """
+        A segment write failing with ENOSPC (the drive filled under the
+        guard's feet) is 507 InsufficientStorage, not a 500: no object, no
+        part; it is counted, and the guard looks at the drive again at once.
+        """
+        uploadId = self.createUpload()
+        self.failWrites(errno.ENOSPC)
+        self.assertError(self.request("PUT", "/bucket/k", b"x" * 2000), 507, "InsufficientStorage")
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
+        self.assertEqual(self.writeErrors("enospc"), 1)
+        looks = self.drive.looks
+        path = f"/bucket/big?partNumber=1&uploadId={uploadId}"
+        self.assertError(self.request("PUT", path, b"p" * 200_000), 507, "InsufficientStorage")
+        self.assertEqual(self.drive.looks, looks + 1, "the guard did not look again after ENOSPC")
+        self.assertEqual(self.parts(uploadId), [])
+        self.assertEqual(self.writeErrors("enospc"), 2)
+        metrics = self.request("GET", "/_fasterstore/metrics", creds=None)[2]
+        self.assertIn(b'fasterstore_write_errors_total{reason="enospc"} 2.0', metrics)
+
+    def test_writesResumeAfterEnospc(self) -> None:
+        """Nothing sticks after an ENOSPC: the next write that finds room succeeds."""
+        failing = self.failWrites(errno.ENOSPC)
+        self.assertError(self.request("PUT", "/bucket/k", b"x" * 2000), 507, "InsufficientStorage")
+        failing.restore()
+        self.assertEqual(self.request("PUT", "/bucket/k", b"y" * 2000)[0], 200)
+        self.assertEqual(self.request("GET", "/bucket/k")[2], b"y" * 2000)
+
+    def test_uploadPartCopyEnospc(self) -> None:
+        """A server-side copy whose write fails with ENOSPC is a 507 too."""
+        self.assertEqual(self.request("PUT", "/bucket/source", b"s" * 1000)[0], 200)
+        uploadId = self.createUpload()
+        self.failWrites(errno.ENOSPC)
+        path = f"/bucket/big?partNumber=1&uploadId={uploadId}"
+        self.assertError(self.request("PUT", path, headers={"x-amz-copy-source": "bucket/source"}), 507, "InsufficientStorage")
+        self.assertEqual(self.parts(uploadId), [])
+        self.assertEqual(self.writeErrors("enospc"), 1)
+
+    def test_eioWhileWriting(self) -> None:
+        """EIO is no full disk: 500 InternalError, nothing stored, counted apart."""
+        self.failWrites(errno.EIO)
+        self.assertError(self.request("PUT", "/bucket/k", b"x" * 2000), 500, "InternalError")
+        self.assertIsNone(self.server.now.getObject("bucket", "k"))
+        self.assertEqual((self.writeErrors("eio"), self.writeErrors("enospc")), (1, 0))
+
+    # -- readiness ---------------------------------------------------------
+
+    def test_readiness(self) -> None:
+        """
+        Readiness answers 503 with the reason while the drive is below its
+        reserve, and 200 as soon as it is not (it looks at the drive itself).
+        """
+        self.setFree(4096)
+        status, _, body = self.request("GET", "/_fasterstore/health/ready", creds=None)
+        self.assertEqual((status, body), (503, f"not ready: disk full: 4096 bytes free, reserve {self.reserve}\n".encode()))
+        self.assertEqual(self.request("GET", "/_fasterstore/health/live", creds=None)[0], 200)
+        self.drive.free = 64 << 20
+        self.assertEqual(self.request("GET", "/_fasterstore/health/ready", creds=None)[:3:2], (200, b"ready\n"))
+
+
+class DeclaredLengthTests(SynchronousTestCase):
+    """L{declaredLength}: the size the space guard is asked about."""
+
+    def test_contentLength(self) -> None:
+        """A plain body declares its Content-Length."""
+        self.assertEqual(declaredLength({"content-length": "1234"}, None), 1234)
+
+    def test_awsChunked(self) -> None:
+        """An aws-chunked body declares x-amz-decoded-content-length, not its framed length."""
+        auth = Authenticated(OWNER, PayloadMode.STREAMING_UNSIGNED_TRAILER, None, None, False)
+        headers = {"content-length": "1300", "x-amz-decoded-content-length": "1234"}
+        self.assertEqual(declaredLength(headers, auth), 1234)
+
+    def test_undeclared(self) -> None:
+        """Without a usable length (chunked, or nonsense the upload is refused for anyway): 0."""
+        self.assertEqual(declaredLength({"transfer-encoding": "chunked"}, None), 0)
+        self.assertEqual(declaredLength({"content-length": "-5"}, None), 0)
