@@ -43,7 +43,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 _CANONICAL_ID = re.compile(r"^[0-9a-f]{64}$")
 _BAD_ACCESS_KEY = re.compile(r"[\s,=]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ACCOUNT_FIELDS = frozenset({"display-name", "id", "keys"})
+_ACCOUNT_FIELDS = frozenset({"display-name", "id", "keys", "admin"})
 _KEY_FIELDS = frozenset({"access-key", "secret-key"})
 
 #: Longest access key id, as AWS allows.
@@ -76,17 +76,23 @@ class Account:
     @ivar displayName: the name shown as the owner's DisplayName.
     @ivar keys: its key pairs, each as the L{Credentials} a request signed
         with it authenticates as.
+    @ivar admin: whether its keys may use the node's admin API.
     """
 
     name: str
     canonicalId: str
     displayName: str
     keys: Tuple[Credentials, ...]
+    admin: bool = False
 
     @classmethod
     def single(cls, credentials: Credentials) -> "Account":
-        """The account C{default} holding the one configured or generated pair."""
-        return cls(DEFAULT_ACCOUNT, credentials.owner, credentials.displayName, (credentials,))
+        """
+        The account C{default} holding the one configured or generated pair:
+        the operator's, so an admin.
+        """
+        credentials = attrs.evolve(credentials, admin=True)
+        return cls(DEFAULT_ACCOUNT, credentials.owner, credentials.displayName, (credentials,), admin=True)
 
 
 def defaultAccount(accessKey: str, secretKey: str) -> Account:
@@ -124,7 +130,7 @@ def _parseAccount(name: str, raw: object, source: str) -> Account:
         raise AccountsError(f"{where}: must be a table ([accounts.{name}])")
     unknown = sorted(set(raw) - _ACCOUNT_FIELDS)
     if unknown:
-        raise AccountsError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: display-name, id, keys)")
+        raise AccountsError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: display-name, id, keys, admin)")
 
     displayName = raw.get("display-name", name)
     if not isinstance(displayName, str) or not displayName.strip() or _CONTROL.search(displayName):
@@ -144,11 +150,14 @@ def _parseAccount(name: str, raw: object, source: str) -> Account:
     rawKeys = raw["keys"]
     if not isinstance(rawKeys, list):
         raise AccountsError(f"{where}: keys must be a list of {{ access-key, secret-key }} tables")
+    admin = raw.get("admin", False)
+    if not isinstance(admin, bool):
+        raise AccountsError(f"{where}: admin must be true or false")
     keys = tuple(
-        _parseKey(entry, f"{where}, key #{index + 1}", canonicalId, displayName)
+        attrs.evolve(_parseKey(entry, f"{where}, key #{index + 1}", canonicalId, displayName), admin=admin)
         for index, entry in enumerate(rawKeys)
     )
-    return Account(name, canonicalId, displayName, keys)
+    return Account(name, canonicalId, displayName, keys, admin)
 
 
 def _parseKey(raw: object, where: str, owner: str, displayName: str) -> Credentials:
@@ -353,7 +362,7 @@ class AccountStore:
     def describe(self) -> str:
         """One line per account (name, id, key ids) for the startup log."""
         return "\n".join(
-            f"  {a.name} (id {a.canonicalId}, display name {a.displayName!r}): "
+            f"  {a.name}{' [admin]' if a.admin else ''} (id {a.canonicalId}, display name {a.displayName!r}): "
             f"{', '.join(c.accessKey for c in a.keys) or 'no keys'}"
             for a in self._accounts
         )

@@ -291,11 +291,13 @@ class FasterStore:
         )
         StoreService(store).setServiceParent(service)
         UploadExpiryService(metadata, reactor, ttl=multipartTTL).setServiceParent(service)
+        # Built even when it never runs (rate 0): it measures for the admin API.
+        compactor = Compactor(
+            metadata, segments, reactor, threshold=compactionThreshold, rate=max(compactionRate, 1),
+            registry=metrics.registry, holdPath=os.path.join(dataDir.path, HOLD_FILE),
+        )
+        context.storageReport = compactor.report
         if compactionRate > 0:
-            compactor = Compactor(
-                metadata, segments, reactor, threshold=compactionThreshold, rate=compactionRate,
-                registry=metrics.registry, holdPath=os.path.join(dataDir.path, HOLD_FILE),
-            )
             store.compaction = CompactionService(compactor, interval=compactionInterval)
             store.compaction.setServiceParent(service)
         return store

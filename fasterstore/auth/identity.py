@@ -21,12 +21,15 @@ class Credentials:
     One access key and the identity it authenticates.
 
     @ivar owner: the canonical user id.
+    @ivar admin: whether it may use the node's admin API
+        (C{/_fasterstore/admin/...}).
     """
 
     accessKey: str
     secretKey: str = attrs.field(repr=False)
     owner: str
     displayName: str
+    admin: bool = False
 
 
 @attrs.frozen

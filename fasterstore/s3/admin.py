@@ -1,14 +1,18 @@
 """
-The reserved C{/_fasterstore/} paths: health checks and metrics.
+The reserved C{/_fasterstore/} paths: health checks, metrics and the admin
+API.
 
-Bucket names cannot contain C{_}, so these never shadow a bucket.  They need
-no credentials: load balancers and Prometheus scrape them.
+Bucket names cannot contain C{_}, so these never shadow a bucket.  Health
+and metrics need no credentials: load balancers and Prometheus scrape them.
+C{/_fasterstore/admin/...} needs a request signed by an admin account's key
+(checked before a handler runs, in L{fasterstore.s3.resource}).
 Tests: tests/unit/test_resource.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+import json
+from typing import TYPE_CHECKING, Dict, Optional
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.web.server import Request
@@ -49,6 +53,22 @@ def notReadyReason(ctx: S3Context) -> Optional[str]:
     return None
 
 
+async def storageReport(ctx: S3Context) -> Dict[str, object]:
+    """What the store holds and what compaction has done (see docs/operations.md)."""
+    totals = await ctx.metadata.totals()
+    report: Dict[str, object] = {
+        "objects": totals.objects,
+        "objectBytes": totals.logicalBytes,
+        "blobBytes": totals.liveBytes,
+    }
+    if ctx.storageReport is not None:
+        report.update(await ctx.storageReport())
+    if ctx.space is not None:
+        report["freeBytes"] = ctx.space.free()
+        report["reserveBytes"] = ctx.space.reserve
+    return report
+
+
 async def handle(ctx: S3Context, call: "Call", request: Request) -> None:
     """Serve a reserved path."""
     if request.method not in (b"GET", b"HEAD"):
@@ -64,5 +84,7 @@ async def handle(ctx: S3Context, call: "Call", request: Request) -> None:
             _send(request, 503, b"text/plain", b"not ready: " + reason.encode("utf-8", "replace") + b"\n")
     elif path == "metrics":
         _send(request, 200, CONTENT_TYPE_LATEST.encode(), ctx.metrics.render())
+    elif path == "admin/storage":
+        _send(request, 200, b"application/json", json.dumps(await storageReport(ctx), indent=1).encode() + b"\n")
     else:
         raise S3Error("NoSuchKey", "No such reserved path.", extra={"Key": path})

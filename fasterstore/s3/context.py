@@ -5,7 +5,7 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Awaitable, Callable, Dict, Optional, Sequence
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -42,6 +42,8 @@ class S3Context:
     @ivar space: refuses data writes the drive has no room for (beyond its
         reserve); None: no checks (tests, embedding code that builds its
         own context).
+    @ivar storageReport: measures the segment files and compaction's
+        progress, for the admin API (JSON-ready); None: not reported.
     """
 
     metadata: IMetadataStore
@@ -55,6 +57,7 @@ class S3Context:
     minPartSize: int = MIN_PART_SIZE
     draining: bool = False
     space: Optional[SpaceGuard] = None
+    storageReport: Optional[Callable[[], Awaitable[Dict[str, object]]]] = None
 
     def checkSpace(self, length: int) -> None:
         """

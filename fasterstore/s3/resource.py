@@ -165,6 +165,19 @@ class S3Resource(Resource):
         refusal = self._refusal(request, await self._corsHeaders(call, request))
         return DocumentBody(headers, auth, IGNORED_BODY_LIMIT, refusal, keep=False)
 
+    @staticmethod
+    def _head(request: Request, r: Route, allHeaders: Dict[str, List[str]]) -> RequestHead:
+        """What authentication reads of a request."""
+        return RequestHead(
+            method=request.method.decode("latin-1"),
+            rawPath=r.rawPath,
+            rawQuery=r.rawQuery,
+            headers=allHeaders,
+            virtualBucket=r.bucket if r.virtualHost else None,
+            query=r.query,
+            localPath=r.localPath,
+        )
+
     async def _resolve(self, request: Request) -> Call | S3Error:
         ctx = self.context
         try:
@@ -182,8 +195,14 @@ class S3Resource(Resource):
             headers = {name: headerValue(values) for name, values in allHeaders.items()}
             requestId = newRequestId()
             if r.bucket == "_fasterstore" and not r.virtualHost:
-                admin = Call(r, None, ADMIN, headers, requestId)
-                admin.body = await self._ignoredBody(request, None, headers, None)
+                adminAuth = None
+                if (r.key or "").startswith("admin/"):
+                    # The node's admin API: signed, by an admin's key.
+                    adminAuth = admit(self._head(request, r, allHeaders), ctx.lookup, ctx.region, ctx.clock.seconds(), SUBRESOURCES)
+                    if adminAuth is None or not adminAuth.credentials.admin:
+                        raise S3Error("AccessDenied", "The admin API needs an admin account's signature.")
+                admin = Call(r, adminAuth, ADMIN, headers, requestId)
+                admin.body = await self._ignoredBody(request, None, headers, adminAuth)
                 return admin
             if ctx.draining:
                 raise S3Error("ServiceUnavailable", "The server is shutting down.")
@@ -195,16 +214,7 @@ class S3Resource(Resource):
             unsigned = await self._unsignedCall(request, r, allHeaders, headers, requestId)
             if unsigned is not None:
                 return unsigned
-            head = RequestHead(
-                method=request.method.decode("latin-1"),
-                rawPath=r.rawPath,
-                rawQuery=r.rawQuery,
-                headers=allHeaders,
-                virtualBucket=r.bucket if r.virtualHost else None,
-                query=r.query,
-                localPath=r.localPath,
-            )
-            auth = admit(head, ctx.lookup, ctx.region, ctx.clock.seconds(), SUBRESOURCES)
+            auth = admit(self._head(request, r, allHeaders), ctx.lookup, ctx.region, ctx.clock.seconds(), SUBRESOURCES)
             if auth is None:
                 if r.bucket is not None and await ctx.metadata.getBucket(r.bucket) is None:
                     # As AWS: a bucket's existence is not secret.

@@ -180,6 +180,11 @@ class Compactor:
             await self.survey()
         return removed
 
+    async def report(self) -> Dict[str, object]:
+        """The segment files measured now, and the progress so far (the admin API's)."""
+        await self.survey()
+        return usageSummary(self.progress)
+
     def held(self) -> bool:
         """Whether an operator holds compaction (see L{holdPath})."""
         return self.holdPath is not None and os.path.exists(self.holdPath)
@@ -375,9 +380,11 @@ def usageSummary(progress: Progress) -> Dict[str, object]:
         "segmentBytes": progress.segmentBytes,
         "liveBytes": progress.liveBytes,
         "garbageBytes": progress.deadBytes,
-        "passes": progress.passes,
-        "segmentsRemoved": progress.segmentsRemoved,
-        "bytesMoved": progress.bytesMoved,
-        "bytesReclaimed": progress.bytesReclaimed,
-        "compacting": progress.compacting,
+        "compaction": {
+            "passes": progress.passes,
+            "segmentsRemoved": progress.segmentsRemoved,
+            "bytesMoved": progress.bytesMoved,
+            "bytesReclaimed": progress.bytesReclaimed,
+            "compacting": progress.compacting,
+        },
     }

@@ -8,6 +8,7 @@ Fixture: tests/integration/harness.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import time
@@ -87,6 +88,14 @@ class CompactionTests(ServerTestCase):
         waitFor(lambda: segmentBytes(server) <= 1.3 * live + SEGMENT, 60, "compaction")
         self.assertLess(segmentBytes(server), before / 3)
         self.check(server, bucket, kept)
+        # The admin API reports it, to the operator's key (presigned, as the docs show).
+        url = server.client().generate_presigned_url(
+            "get_object", Params={"Bucket": "_fasterstore", "Key": "admin/storage"}, ExpiresIn=60)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            report = json.loads(response.read())
+        self.assertEqual(report["objects"], len(kept))
+        self.assertGreater(report["compaction"]["segmentsRemoved"], 0)
+        self.assertLessEqual(report["segmentBytes"], 1.3 * live + SEGMENT)
         server.stop()
         server.start()
         self.check(server, bucket, kept)

@@ -11,6 +11,7 @@ import signal
 import threading
 from typing import Any, Callable, Dict, List, cast
 
+import attrs
 from twisted.logger import ILogObserver, Logger, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
@@ -213,7 +214,8 @@ class SinglePairTests(_FileTestCase):
         store = AccountStore.fromFile(None, makeCredentials("AKONE", "secret"))
         (account,) = store.accounts
         self.assertEqual(account.name, DEFAULT_ACCOUNT)
-        self.assertEqual(store.lookup("AKONE"), makeCredentials("AKONE", "secret"))
+        # The operator's pair: an admin.
+        self.assertEqual(store.lookup("AKONE"), attrs.evolve(makeCredentials("AKONE", "secret"), admin=True))
         self.assertEqual(store.lookup("AKONE").owner, ownerForAccessKey("AKONE"))  # type: ignore[union-attr]
         self.assertIsNone(store.lookup("AKTWO"))
 
@@ -222,8 +224,21 @@ class SinglePairTests(_FileTestCase):
         self.write(TWO_ACCOUNTS)
         store = AccountStore.fromFile(self.path, makeCredentials("AKONE", "secret"))
         self.assertEqual([a.name for a in store.accounts], [DEFAULT_ACCOUNT, "alice", "bob"])
-        self.assertEqual(store.lookup("AKONE"), makeCredentials("AKONE", "secret"))
+        self.assertEqual(store.lookup("AKONE"), attrs.evolve(makeCredentials("AKONE", "secret"), admin=True))
         self.assertEqual(store.lookup("AKBOB1").displayName, "bob")  # type: ignore[union-attr]
+        self.assertFalse(store.lookup("AKBOB1").admin)  # type: ignore[union-attr]
+
+    def test_adminAccounts(self) -> None:
+        """admin = true makes every key of an account an admin's; anything but a boolean is refused."""
+        self.write('[accounts.ops]\nadmin = true\nkeys = [{ access-key = "AKOPS", secret-key = "s" }]\n'
+                   '[accounts.user]\nkeys = [{ access-key = "AKUSER", secret-key = "s" }]\n')
+        store = AccountStore.fromFile(self.path, None)
+        self.assertTrue(store.lookup("AKOPS").admin)  # type: ignore[union-attr]
+        self.assertFalse(store.lookup("AKUSER").admin)  # type: ignore[union-attr]
+        self.assertIn("ops [admin]", store.describe())
+        self.write('[accounts.ops]\nadmin = "yes"\nkeys = [{ access-key = "AKOPS", secret-key = "s" }]\n')
+        e = self.assertRaises(AccountsError, loadAccounts, self.path, None)
+        self.assertIn("admin must be true or false", str(e))
 
     def test_defaultAccountNameTaken(self) -> None:
         """A file account called 'default' collides with the single pair, and the message says why."""
