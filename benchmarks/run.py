@@ -456,27 +456,50 @@ def _machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLK_TCK  # guest time is already in user
 
 
-def _process_seconds(pid: int) -> float:
-    """
-    User + system CPU seconds of one process, all its threads.
-    """
+def _stat_fields(pid: int) -> list[str]:
     try:
         stat = Path("/proc/%d/stat" % (pid,)).read_text()
     except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return []
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _with_workers(pid: int) -> list[int]:
+    """
+    C{pid} and its live children: the workers of ``--workers N`` do the
+    serving, so their CPU is the server's.
+    """
+    pids = [pid]
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields and int(fields[1]) == pid:
+                pids.append(int(name))
+    return pids
+
+
+def _process_seconds(pid: int) -> float:
+    """
+    User + system CPU seconds of one process (and its workers), all threads.
+    """
+    total = 0.0
+    for one in _with_workers(pid):
+        fields = _stat_fields(one)
+        if fields:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def _process_system_seconds(pid: int) -> float:
     """
-    System (kernel) CPU seconds of one process, all its threads.
+    System (kernel) CPU seconds of one process (and its workers), all threads.
     """
-    try:
-        stat = Path("/proc/%d/stat" % (pid,)).read_text()
-    except OSError:
-        return 0.0
-    return int(stat.rsplit(")", 1)[1].split()[12]) / CLK_TCK
+    total = 0.0
+    for one in _with_workers(pid):
+        fields = _stat_fields(one)
+        if fields:
+            total += int(fields[12]) / CLK_TCK
+    return total
 
 
 def _children_seconds() -> float:

@@ -243,6 +243,11 @@ OPTIONS: Tuple[OptionSpec, ...] = (
     OptionSpec("drive", "drives", "paths", "Existing directory to store object data on; repeatable (one for now)."),
     OptionSpec("threads", "threads", "count", "Size of the disk thread pool. [default: 8]"),
     OptionSpec(
+        "workers", "workers", "count",
+        "Processes serving this node: they share the listening sockets and the data directory; "
+        "0 means one per CPU. [default: 1]",
+    ),
+    OptionSpec(
         "compaction-threshold", "compactionThreshold", "fraction",
         "A sealed segment is compacted (its live data copied, its file deleted) once at least this fraction "
         "of its bytes is dead; between 0 and 1, exclusive. Lower reclaims space sooner for more copying. [default: 0.25]",
@@ -360,6 +365,8 @@ class Settings:
         directory itself when no C{--drive} is given.  One entry until
         erasure coding lands.
     @ivar threads: disk thread pool size.
+    @ivar workers: how many processes serve the node (0: one per CPU); see
+        L{fasterstore.workers}.
     @ivar multipartTTL: age at which incomplete multipart uploads are aborted.
     @ivar accessLog: access log file, C{"-"} for the twistd log, or C{None}
         for none (the default: a log line per request costs throughput).
@@ -395,6 +402,7 @@ class Settings:
     reserve: int = attrs.field(default=DEFAULT_RESERVE, validator=_nonNegativeCount)
     drives: Tuple[FilePath[str], ...] = attrs.field()
     threads: int = attrs.field(default=8, validator=_positive("number of threads"))
+    workers: int = attrs.field(default=1, validator=_nonNegativeCount)
     accessLog: Optional[str] = None
     multipartTTL: float = attrs.field(default=7 * 86400.0, validator=_positive("number of seconds"))
     headerTimeout: float = attrs.field(default=20.0, validator=_nonNegative)

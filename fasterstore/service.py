@@ -11,12 +11,12 @@ Tests: tests/unit/test_service.py, tests/unit/test_embedding.py.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import attrs
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
@@ -51,6 +51,7 @@ from fasterstore.services.uploads import UploadExpiryService
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.storage.space import SpaceGuard
 from fasterstore.threads import PoolRunner
+from fasterstore.workers import AdoptedPorts, WorkerPool, WorkerRole, dieWithParent, listenAll, workerCommand, workerCount
 
 log = Logger()
 
@@ -68,13 +69,27 @@ class StoreService(Service):
 
     def __init__(self, store: "FasterStore") -> None:
         self.store = store
+        self._openWaiters: "list[Deferred[None]]" = []
 
     def startService(self) -> None:
         super().startService()
         store = self.store
         store.pool.start()
         d = store.metadata.open()
-        d.addErrback(self._loadFailed)
+        d.addCallbacks(self._opened, self._loadFailed)
+
+    def whenOpen(self) -> "Deferred[None]":
+        """Fires once the metadata store is open (a worker listens from then on)."""
+        if self.store.metadata.ready:
+            return succeed(None)
+        d: "Deferred[None]" = Deferred()
+        self._openWaiters.append(d)
+        return d
+
+    def _opened(self, _: None) -> None:
+        waiters, self._openWaiters = self._openWaiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _loadFailed(self, failure: Any) -> None:
         log.failure("could not load the metadata; stopping", failure)
@@ -197,6 +212,7 @@ class FasterStore:
     limits: ConnectionLimits = attrs.field(factory=ConnectionLimits)
     lock: Optional[DataDirectoryLock] = None
     compaction: Optional[CompactionService] = None
+    storeService: Optional[StoreService] = None
 
     @classmethod
     def create(
@@ -221,6 +237,8 @@ class FasterStore:
         compactionThreshold: float = DEFAULT_COMPACTION_THRESHOLD,
         compactionRate: int = DEFAULT_COMPACTION_RATE,
         compactionInterval: float = DEFAULT_COMPACTION_INTERVAL,
+        lockDirectory: bool = True,
+        background: bool = True,
     ) -> "FasterStore":
         """
         Build a server on a data directory (metadata) and a drive (object
@@ -244,7 +262,12 @@ class FasterStore:
         Compaction (see L{fasterstore.services.compaction}) rewrites sealed
         segments at least C{compactionThreshold} dead, copying at most
         C{compactionRate} bytes a second (0: no compaction), a pass every
-        C{compactionInterval} seconds.  Run one server per data directory.
+        C{compactionInterval} seconds.
+
+        One server per data directory: C{lockDirectory} takes its lock
+        (only a worker of L{fasterstore.workers}, whose parent holds it,
+        passes False); C{background} runs compaction and upload expiry
+        (once per node: in worker 0 only).
         """
         if lookup is None:
             if credentials is None:
@@ -257,7 +280,7 @@ class FasterStore:
         drive = drive if drive is not None else dataDir
         if drive != dataDir:
             preparePrivateDirectory(log, drive.path)
-        lock = DataDirectoryLock.acquire(dataDir.path)
+        lock = DataDirectoryLock.acquire(dataDir.path) if lockDirectory else None
         metrics = Metrics()
         pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
         runner = PoolRunner(reactor, pool)
@@ -265,7 +288,8 @@ class FasterStore:
             segments = SegmentStore(drive, runner, targetSize=segmentSize, metrics=metrics, fsync=fsync)
             space = SpaceGuard(segments.directory.path, reactor, reserve)
         except BaseException:
-            lock.release()  # a failed start must not keep the directory locked
+            if lock is not None:
+                lock.release()  # a failed start must not keep the directory locked
             raise
         metaDirectory = os.path.join(dataDir.path, "meta")
         metadata = SQLiteMetadataStore(
@@ -289,15 +313,17 @@ class FasterStore:
             reactor, pool, segments, metadata, context, resource, service, shutdownTimeout,
             limits=limits if limits is not None else ConnectionLimits(), lock=lock,
         )
-        StoreService(store).setServiceParent(service)
-        UploadExpiryService(metadata, reactor, ttl=multipartTTL).setServiceParent(service)
+        store.storeService = StoreService(store)
+        store.storeService.setServiceParent(service)
+        if background:
+            UploadExpiryService(metadata, reactor, ttl=multipartTTL).setServiceParent(service)
         # Built even when it never runs (rate 0): it measures for the admin API.
         compactor = Compactor(
             metadata, segments, reactor, threshold=compactionThreshold, rate=max(compactionRate, 1),
             registry=metrics.registry, holdPath=os.path.join(dataDir.path, HOLD_FILE),
         )
         context.storageReport = compactor.report
-        if compactionRate > 0:
+        if compactionRate > 0 and background:
             store.compaction = CompactionService(compactor, interval=compactionInterval)
             store.compaction.setServiceParent(service)
         return store
@@ -322,10 +348,22 @@ class FasterStore:
         return site
 
 
-def makeStoreService(settings: Settings) -> IService:
-    """The whole server for C{twistd fasterstore}: engines plus listeners."""
+def makeStoreService(settings: Settings, pluginArguments: Sequence[str] = ()) -> IService:
+    """
+    The whole server for C{twistd fasterstore}: engines plus listeners; or,
+    with C{--workers} above 1, the parent of the workers (see
+    L{fasterstore.workers}), which run this again as workers.
+
+    @param pluginArguments: the plugin's command line, for the workers'.
+    """
     from twisted.internet import reactor
 
+    role = WorkerRole.fromEnvironment()
+    count = workerCount(settings.workers)
+    if role is None and count > 1:
+        return _makeSupervisor(reactor, settings, count, pluginArguments)
+    if role is not None:
+        dieWithParent()
     accounts = _loadAccounts(settings)
     store = FasterStore.create(
         reactor,
@@ -352,14 +390,53 @@ def makeStoreService(settings: Settings) -> IService:
             uploadRateWindow=settings.uploadRateWindow,
             maxConnections=settings.maxConnections,
         ),
+        lockDirectory=role is None,
+        background=role is None or role.index == 0,
     )
     # Always: a SIGHUP (systemctl reload) must never kill the server, even
     # when there is no credentials file to reload.
     SignalReloadService(IReactorFromThreads(reactor), accounts.reload, log=log).setServiceParent(store.service)
     site = store.site(accessLog=settings.accessLog)
+    if role is not None:
+        # A worker takes connections once it can serve them: the parent's
+        # other workers are answering meanwhile.
+        assert store.storeService is not None
+        AdoptedPorts(reactor, settings.listen, role.fds, site, store.storeService.whenOpen).setServiceParent(store.service)
+        return store.service
     for description in settings.listen:
         strports.service(description, site, reactor=reactor).setServiceParent(store.service)
     return store.service
+
+
+class _LockService(Service):
+    """Holds the data directory's lock for a pool of workers; releases it last."""
+
+    def __init__(self, lock: DataDirectoryLock) -> None:
+        self.lock = lock
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.lock.release()
+
+
+def _makeSupervisor(reactor: Any, settings: Settings, count: int, pluginArguments: Sequence[str]) -> IService:
+    """The parent of C{count} workers: the lock, the sockets, the supervision."""
+    preparePrivateDirectory(log, settings.dataDir.path)
+    lock = DataDirectoryLock.acquire(settings.dataDir.path)
+    try:
+        _loadAccounts(settings)  # a first start generates (and shows) the key pair once, here
+    except BaseException:
+        lock.release()
+        raise
+    root = MultiService()
+    _LockService(lock).setServiceParent(root)  # added first: stopped last
+    pool = WorkerPool(
+        reactor, count, workerCommand(pluginArguments), lambda: listenAll(reactor, settings.listen),
+        settings.shutdownTimeout,
+    )
+    pool.setServiceParent(root)
+    SignalReloadService(IReactorFromThreads(reactor), lambda: pool.signalAll("HUP"), log=log).setServiceParent(root)
+    return root
 
 
 def _loadAccounts(settings: Settings) -> AccountStore:

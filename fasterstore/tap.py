@@ -10,6 +10,7 @@ Tests: tests/unit/test_tap.py.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Dict, List, Mapping, Optional
 
 from twisted.application.service import IService
@@ -83,6 +84,11 @@ class Options(usage.Options):
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """Parse, keeping the command line: workers of C{--workers} get the same."""
+        self.arguments: List[str] = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
     def parseArgs(self, *args: str) -> None:
         """FasterStore takes options only; a stray word is most likely a typo."""
         if args:
@@ -100,7 +106,7 @@ def makeService(config: Options) -> IService:
     from fasterstore.service import makeStoreService
 
     try:
-        service: IService = makeStoreService(config.settings)
+        service: IService = makeStoreService(config.settings, getattr(config, "arguments", ()))
     except DataDirectoryLocked as e:
         # An operator's mistake, not a bug: one line, exit status 1.
         raise SystemExit(f"fasterstore: {e}") from None

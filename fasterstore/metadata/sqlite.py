@@ -63,7 +63,7 @@ T = TypeVar("T")
 SyncData = Callable[[], Callable[[], None]]
 
 #: The schema's version, in C{PRAGMA user_version}.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DATABASE_NAME = "metadata.sqlite"
 
@@ -119,6 +119,9 @@ CREATE TABLE segments(
     segment INTEGER PRIMARY KEY,
     live INTEGER NOT NULL
 );
+CREATE TABLE removed_segments(
+    segment INTEGER PRIMARY KEY
+);
 CREATE TABLE counters(
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -152,6 +155,12 @@ UPDATE objects SET
     checksum_type = json_extract(record, '$.checksumType'),
     checksum_algorithms = coalesce(
         (SELECT group_concat(json_extract(value, '$[0]')) FROM json_each(record, '$.checksums')), '')
+"""
+
+#: Schema 2 to 3: compaction records the segments it removed, so that a
+#: late commit naming one (an upload of another process) is refused.
+_UPGRADE_2_TO_3 = """
+CREATE TABLE removed_segments(segment INTEGER PRIMARY KEY)
 """
 
 #: The columns of an object row, in L{objectRow}'s order.
@@ -239,9 +248,11 @@ def createSchema(db: sqlite3.Connection) -> None:
         if version == 0:
             _run(db, _SCHEMA)
             db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
-        elif version == 1:
-            _run(db, _UPGRADE_1_TO_2)
-            _run(db, _COUNT_SEGMENTS)
+        elif version in (1, 2):
+            if version == 1:
+                _run(db, _UPGRADE_1_TO_2)
+                _run(db, _COUNT_SEGMENTS)
+            _run(db, _UPGRADE_2_TO_3)
             db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
         elif version != SCHEMA_VERSION:
             raise RuntimeError(
@@ -380,6 +391,7 @@ class _Transaction:
         C{extents}, which become the blob's bytes: a copy already stored is
         garbage from now on (it may be the rotten one a client is replacing).
         """
+        self.refuseRemoved(extents)
         row = self.db.execute("SELECT extents, refs FROM blobs WHERE address = ?", (address,)).fetchone()
         if row is None:
             self.db.execute(
@@ -396,6 +408,17 @@ class _Transaction:
                 "UPDATE blobs SET extents = ?, refs = refs + 1 WHERE address = ?", (encodeExtents(extents), address)
             )
         self._addExtents(address, extents)
+
+    def refuseRemoved(self, extents: Iterable[Extent]) -> None:
+        """
+        Refuse bytes in a segment compaction removed: they were written by
+        an upload that had not committed when compaction judged them dead.
+        """
+        segments = sorted({e.segment for e in extents})
+        if segments and self.db.execute(
+            "SELECT 1 FROM removed_segments WHERE segment IN (%s) LIMIT 1" % ",".join("?" * len(segments)), segments
+        ).fetchone():
+            raise S3Error("InternalError", "The upload's data was reclaimed before it committed; retry.")
 
     def _addExtents(self, address: str, extents: Iterable[Extent]) -> None:
         # Plain INSERT: a record already claimed by another blob (two
@@ -927,6 +950,7 @@ class SQLiteMetadataStore:
                 raise ValueError(f"segment {segment} still holds live records")
             tx.db.execute("DELETE FROM segments WHERE segment = ?", (segment,))
             tx.db.execute("DELETE FROM garbage WHERE segment = ?", (segment,))
+            tx.db.execute("INSERT OR IGNORE INTO removed_segments(segment) VALUES (?)", (segment,))
 
         return self._enqueue(apply)
 

@@ -307,5 +307,8 @@ class IMetadataStore(Interface):
     def forgetSegment(segment: int) -> "Deferred[None]":
         """
         Drop what the store counts for a segment whose file is gone or
-        going.  Fails with C{ValueError} while a blob still names it.
+        going, and refuse (C{InternalError}) any later write of bytes in it:
+        an upload another process had not committed when compaction judged
+        its records dead.  Fails with C{ValueError} while a blob still
+        names it.
         """

@@ -1921,6 +1921,10 @@ class MetadataStoreBehaviour(_Base):
         self.assertNotIn(1, self.garbage(store))
         self.assertNotIn(1, self.successResultOf(store.segmentUsage()))
         self.result(store.forgetSegment(99))  # nothing known: nothing to do
+        late = written(b"late", 1, 500)
+        self.assertEqual(self.code(store.putObject(record("b", "late", late), late)), "InternalError")
+        self.result(store.createUpload(uploadRecord("u3", "b", "k")))
+        self.assertEqual(self.code(store.putPart("u3", part(1, late), late)), "InternalError")
         self.durable(store)
 
     # -- durability ----------------------------------------------------------------------

@@ -19,6 +19,11 @@ C{threshold}, most dead bytes first, and for each:
      yet committed pin their segments) and the store confirms, in the same
      transaction that forgets the segment, that no blob names it any more.
 
+Other processes on the data directory (workers) lock their active segments,
+which a pass leaves alone; one of their uploads that had not committed when
+its records were judged dead is refused at commit (the store remembers the
+segments it removed), never committed pointing at a missing file.
+
 Copying is paced to C{rate} bytes a second, so a pass never starves client
 I/O.  Nothing is kept between passes: after a restart (even C{kill -9} in
 the middle of one) the next pass sees what is still to do.  A pass runs at
@@ -35,7 +40,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -44,6 +49,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from fasterstore.metadata.store import IMetadataStore
+from fasterstore.metrics import gauge
 from fasterstore.storage.blob import Extent
 from fasterstore.storage.segments import CorruptionError, SegmentStore
 
@@ -93,11 +99,11 @@ class _Metrics:
     """Compaction's gauges and counters, in the server's registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.segmentBytes = Gauge("fasterstore_segment_bytes", "Bytes in segment files.", registry=registry)
-        self.liveBytes = Gauge("fasterstore_live_bytes", "Bytes of live records in segment files.", registry=registry)
-        self.deadBytes = Gauge(
+        self.segmentBytes = gauge("fasterstore_segment_bytes", "Bytes in segment files.", registry)
+        self.liveBytes = gauge("fasterstore_live_bytes", "Bytes of live records in segment files.", registry)
+        self.deadBytes = gauge(
             "fasterstore_garbage_bytes", "Bytes in segment files that no object needs (compaction reclaims them).",
-            registry=registry,
+            registry,
         )
         self.moved = Counter("fasterstore_compaction_moved_bytes", "Live bytes copied by compaction.", registry=registry)
         self.reclaimed = Counter(
@@ -125,7 +131,7 @@ class Compactor:
     clock: IReactorTime
     threshold: float = DEFAULT_THRESHOLD
     rate: int = DEFAULT_RATE
-    grace: float = 5.0
+    grace: float = 1.0
     registry: Optional[CollectorRegistry] = None
     holdPath: Optional[str] = None
     progress: Progress = attrs.field(factory=Progress)
@@ -205,12 +211,14 @@ class Compactor:
         active = self.segments.activeSegment
         dead: List[Tuple[int, int]] = []
         for segment, size in sizes.items():
-            if segment == active or size == 0 or self.segments.pinned(segment):
+            if segment == active or self.segments.pinned(segment):
                 continue
             waste = size - usage.get(segment, 0)
-            if waste >= self.threshold * size:
+            if waste >= self.threshold * size:  # an empty file (a restart's) is all waste
                 dead.append((waste, segment))
-        return [segment for _, segment in sorted(dead, reverse=True)]
+        # Another process's active segment (a worker's) is locked: not ours to judge.
+        busy = await self.segments.busySegments(segment for _, segment in dead)
+        return [segment for _, segment in sorted(dead, reverse=True) if segment not in busy]
 
     def _report(self, total: int, live: int) -> None:
         self.progress.segmentBytes, self.progress.liveBytes = total, live
@@ -301,9 +309,11 @@ class Compactor:
 
 class CompactionService(Service):
     """
-    Runs a L{Compactor} pass at start and every C{interval} seconds while
-    the metadata store is ready; a failed pass is logged and the next one
-    tries again.  Stopping lets the record being copied finish.
+    Runs a L{Compactor} pass at start, then again at once after a pass that
+    removed segments (a heavy overwrite load keeps it busy) and C{interval}
+    seconds after one that found nothing, while the metadata store is
+    ready; a failed pass is logged and the next one tries again.  Stopping
+    lets the record being copied finish.
     """
 
     def __init__(self, compactor: Compactor, interval: float = DEFAULT_INTERVAL) -> None:
@@ -331,6 +341,8 @@ class CompactionService(Service):
             self._schedule(1.0)
             return
         d = ensureDeferred(self.compactor.run())
+        removed: List[int] = []
+        d.addCallback(removed.append)
         d.addErrback(self._failed)
         self._running = d.addCallback(lambda _: None)
 
@@ -340,7 +352,9 @@ class CompactionService(Service):
             for waiter in idle:
                 waiter.callback(None)
             if self.running:
-                self._schedule(self.interval)
+                # A pass that gave space back may not have caught up with a
+                # heavy write load: the next one starts at once.
+                self._schedule(0 if removed and removed[0] else self.interval)
 
         self._running.addCallback(done)
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import fcntl
 import os
 import re
 import threading
@@ -357,16 +358,11 @@ class SegmentStore:
             for m in map(_SEGMENT_NAME.match, os.listdir(self.directory.path))
             if m is not None
         ]
-        if numbers:
-            self._active = max(numbers)
-            fd = os.open(self.segmentPath(self._active).path, os.O_RDWR | os.O_CLOEXEC)
-            self._fds[self._active] = _Descriptor(fd)
-            self._end = os.fstat(fd).st_size
-            # A crash may have come before the directory entry of this
-            # (newest) segment was ever fsynced.
-            self._dirtyDirectories.add(self.directory.path)
-        else:
-            self._create(FIRST_SEGMENT)
+        # A new segment of our own, always: the newest one may be another
+        # process's active segment, or end in a record a crash tore.  (A
+        # crash may also have come before its directory entry was fsynced:
+        # the new file's makes the directory dirty either way.)
+        self._create(max(numbers) + 1 if numbers else FIRST_SEGMENT)
 
     @property
     def activeSegment(self) -> int:
@@ -447,14 +443,29 @@ class SegmentStore:
         return self._track(d.addBoth(written))
 
     def _create(self, segment: int) -> None:
-        """Start a new, empty active segment."""
-        path = self.segmentPath(segment).path
+        """
+        Start a new, empty active segment: C{segment}, or the next number
+        no other process has taken.  The file is flock()ed shared while it
+        is active, which tells compaction in any process to leave it alone.
+        """
+        while True:
+            path = self.segmentPath(segment).path
+            try:
+                with self._openLock:
+                    fd = self._opening(lambda: openPrivateFile(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                segment += 1
+                continue
+            break
+        fcntl.flock(fd, fcntl.LOCK_SH)
         with self._openLock:
-            fd = self._opening(lambda: openPrivateFile(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+            previous = self._fds.get(self._active) if self._active != segment else None
             self._fds[segment] = _Descriptor(fd)
             self._active = segment
             self._mustRotate = False
             self._evict(self.maxOpenFiles)
+        if previous is not None and not previous.closed:
+            fcntl.flock(previous.fd, fcntl.LOCK_UN)  # sealed: compaction may judge it now
         self._end = 0
         self._dirtyDirectories.add(self.directory.path)
 
@@ -752,13 +763,15 @@ class SegmentStore:
             removal fails with that (the metadata store says a blob names
             the segment again).
         @return: fires when the file is gone (a file already missing is
-            fine); fails with C{ValueError} for the active segment (or a
-            later one), with L{StoreClosed} after L{close}.
+            fine); fails with C{ValueError} for the active segment, with
+            L{StoreClosed} after L{close}.
         """
         if self._closing:
             return fail(StoreClosed())
-        if segment >= self._active:
-            return fail(ValueError(f"segment {segment:08d} is not sealed (active: {self._active:08d})"))
+        if segment == self._active:
+            # Another process's active segment is locked: compaction's
+            # busySegments leaves it alone.
+            return fail(ValueError(f"segment {segment:08d} is the active one"))
         d: "Deferred[None]" = Deferred()
         removal = self._removing.get(segment)
         if removal is not None:
@@ -806,6 +819,30 @@ class SegmentStore:
                 self._gone.discard(segment)  # opening it fails by itself now
         if self.fsync:
             syncDirectory(self.directory.path)
+
+    def busySegments(self, segments: Iterable[int]) -> "Deferred[Set[int]]":
+        """
+        Of C{segments}, those some process holds a lock on (its active
+        segment), from the runner: compaction leaves them alone.
+        """
+        if self._closing:
+            return fail(StoreClosed())
+        return self._track(self.runner.run(self._busy, tuple(segments)))
+
+    def _busy(self, segments: Sequence[int]) -> Set[int]:
+        busy: Set[int] = set()
+        for segment in segments:
+            try:
+                fd = os.open(self.segmentPath(segment).path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy.add(segment)
+            finally:
+                os.close(fd)  # closing releases a lock it took
+        return busy
 
     def segmentSizes(self) -> "Deferred[Dict[int, int]]":
         """

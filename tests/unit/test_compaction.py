@@ -253,6 +253,33 @@ class CompactorTests(SynchronousTestCase):
             self.assertEqual(self.h.read(keys[i]), content(i))
         self.flushLoggedErrors()
 
+    def test_otherProcesses(self) -> None:
+        """
+        Another process's active segment is left alone however dead it
+        looks; once sealed, its upload that never committed in time is
+        refused at commit, never committed pointing at a removed file.
+        """
+        keys = self.fill(40)
+        for key in keys:
+            self.h.delete(key)
+        other = SegmentStore(FilePath(self.h.path), ImmediateRunner(), targetSize=SEGMENT, fsync=False)
+        self.addCleanup(other.close)
+        writer = other.openWriter()
+        writer.write(b"z" * 3000)
+        pending = self.successResultOf(writer.finish())
+        pending.release()  # its pins are the other process's: this one cannot see them
+        self.h.run()
+        self.assertIn(other.activeSegment, self.h.files())
+        sealed = other.activeSegment
+        self.patch(other, "targetSize", 1)
+        other.append(b"rotate")
+        other.append(b"again")  # now in a newer segment: the pending record's is sealed
+        self.h.run()
+        self.assertNotIn(sealed, self.h.files())
+        record = ObjectRecord("b", "late", 3000, pending.digests["md5"].hex(), pending.contentAddress, 3.0)
+        failure = self.failureResultOf(self.h.metadata.putObject(record, pending))
+        self.assertEqual(failure.value.code, "InternalError")  # type: ignore[attr-defined]
+
     def test_held(self) -> None:
         """While the hold file exists nothing moves and nothing is removed; then the next pass goes on."""
         keys = self.fill(60)
@@ -285,6 +312,27 @@ class CompactorTests(SynchronousTestCase):
 
 
 class CompactionServiceTests(SynchronousTestCase):
+    def test_againAtOnceAfterProgress(self) -> None:
+        """A pass that removed segments is followed by another at once, not after the interval."""
+        h = Harness(self, self.mktemp())
+        self.addCleanup(h.close)
+        h.bucket()
+        for i in range(60):
+            h.put("k%d" % i, content(i))
+        for i in range(60):
+            h.delete("k%d" % i)
+        service = CompactionService(h.compactor, interval=1000)
+        service.startService()
+        h.clock.advance(0)
+        h.clock.advance(6)  # the first pass's grace: it removes segments, and the second starts at once
+        self.assertGreater(h.compactor.progress.segmentsRemoved, 0)
+        self.assertEqual(h.compactor.progress.passes, 2)
+        h.clock.advance(999)  # the second found nothing: the third waits the interval
+        self.assertEqual(h.compactor.progress.passes, 2)
+        h.clock.advance(2)
+        self.assertEqual(h.compactor.progress.passes, 3)
+        self.successResultOf(service.stopService())
+
     def test_passesOnSchedule(self) -> None:
         """A pass at start and one every interval; stopping ends the schedule."""
         h = Harness(self, self.mktemp())

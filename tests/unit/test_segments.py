@@ -171,36 +171,61 @@ class LayoutTests(StoreTestCase):
 
 
 class StartupTests(StoreTestCase):
-    """Reopening a store: no scan, append after the end."""
+    """Reopening a store: no scan, a new segment of its own."""
 
     def test_reopen(self) -> None:
-        """A reopened store appends to the highest segment, after its end."""
+        """A reopened store starts a new segment after the highest; the old ones still read."""
         first = self.store(targetSize=recordLength(100))
         a = self.append(first, payloadOf(100, 1))
         b = self.append(first, payloadOf(100, 2))
         self.successResultOf(first.close())
         second = self.store(targetSize=1 << 20)
-        self.assertEqual(second.activeSegment, 2)
+        self.assertEqual(second.activeSegment, 3)
         c = self.append(second, payloadOf(100, 3))
-        self.assertEqual(c, Extent(2, recordLength(100), 100))
+        self.assertEqual(c, Extent(3, 0, 100))
         self.assertEqual(self.successResultOf(second.readRange([a, b, c], 0, 300)),
                          payloadOf(100, 1) + payloadOf(100, 2) + payloadOf(100, 3))
 
     def test_garbageAfterCrash(self) -> None:
         """
-        A torn record left by a crash is skipped over, not parsed: new
-        records go after it and old ones still read.
+        A torn record left by a crash is never parsed nor appended after:
+        new records go to a new segment and old ones still read.
         """
         first = self.store()
         a = self.append(first, b"committed")
         self.successResultOf(first.close())
         with open(first.segmentPath(1).path, "ab") as f:
             f.write(b"FSR1 torn record...")
-        end = first.segmentPath(1).getsize()
         second = self.store()
         b = self.append(second, b"after")
-        self.assertEqual(b, Extent(1, end, 5))
+        self.assertEqual(b, Extent(2, 0, 5))
         self.assertEqual(self.successResultOf(second.readRange([a, b], 0, 14)), b"committedafter")
+
+    def test_twoProcessesTwoSegments(self) -> None:
+        """
+        Two stores on one directory (two worker processes) never share an
+        active segment, even when one takes the number the other would
+        have: each skips to the next free one.
+        """
+        one = self.store()
+        two = self.store()
+        self.assertNotEqual(one.activeSegment, two.activeSegment)
+        # one rotates into the number two already holds: it skips past it.
+        self.patch(one, "targetSize", 1)
+        self.append(one, b"x")
+        x = self.append(one, b"y")
+        self.assertNotIn(x.segment, (two.activeSegment,))
+        self.assertEqual(self.successResultOf(two.readRange([x], 0, 1)), b"y")
+
+    def test_activeSegmentsBusy(self) -> None:
+        """An active segment, of this store or another, is busy; a sealed one is not."""
+        one = self.store()
+        self.append(one, b"a")
+        two = self.store()
+        self.assertEqual(self.successResultOf(two.busySegments([1, 2, 99])), {1, 2})
+        self.patch(one, "targetSize", 1)
+        self.append(one, b"b")  # rotates: segment 1 is sealed
+        self.assertEqual(self.successResultOf(two.busySegments([1, 2, one.activeSegment])), {2, one.activeSegment})
 
     def test_ignoresOtherFiles(self) -> None:
         """Files not named like segments do not confuse startup."""
@@ -1027,10 +1052,9 @@ class RemovalTests(StoreTestCase):
         self.assertEqual(self.successResultOf(store.readRange([b], 0, 100)), payloadOf(100, 2))
 
     def test_removeActiveRefused(self) -> None:
-        """The active segment (or a later number) cannot be removed."""
+        """The active segment cannot be removed."""
         store, a, b = self.twoSegments()
         self.failureResultOf(store.removeSegment(2), ValueError)
-        self.failureResultOf(store.removeSegment(3), ValueError)
         self.assertTrue(store.segmentPath(2).exists())
         self.assertEqual(self.successResultOf(store.readRange([b], 0, 100)), payloadOf(100, 2))
         self.assertEqual(self.dirSyncs, [])

@@ -150,12 +150,17 @@ class MakeServiceTests(SynchronousTestCase):
     """L{makeService} hands the settings to C{fasterstore.service.makeStoreService}."""
 
     def test_delegates(self) -> None:
-        """The parsed settings, and nothing else, reach makeStoreService; its service is returned."""
+        """
+        The parsed settings and the plugin's own command line (for workers
+        of --workers) reach makeStoreService; its service is returned.
+        """
         calls: List[Settings] = []
+        arguments: List[Any] = []
         built = MultiService()
 
-        def makeStoreService(settings: Settings) -> MultiService:
+        def makeStoreService(settings: Settings, pluginArguments: Any = ()) -> MultiService:
             calls.append(settings)
+            arguments.append(list(pluginArguments))
             return built
 
         fake: Any = ModuleType("fasterstore.service")
@@ -182,6 +187,7 @@ class MakeServiceTests(SynchronousTestCase):
         options = parse(["--region", "test-1"])
         self.assertIs(makeService(options), built)
         self.assertEqual(calls, [options.settings])
+        self.assertEqual(arguments, [["--region", "test-1"]])
 
 
 class ConnectionLimitOptionsTests(SynchronousTestCase):
