@@ -33,12 +33,14 @@ Tests: tests/unit/test_metadata_store.py.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import sqlite3
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 import attrs
 from twisted.internet.defer import Deferred, fail, succeed
@@ -66,6 +68,9 @@ SyncData = Callable[[], Callable[[], None]]
 SCHEMA_VERSION = 3
 
 DATABASE_NAME = "metadata.sqlite"
+
+#: Next to the database: the file whose C{flock} orders commit rounds.
+ROUNDS_LOCK_SUFFIX = ".rounds"
 
 _SCHEMA = """
 CREATE TABLE buckets(
@@ -586,6 +591,7 @@ class SQLiteMetadataStore:
     _busy: bool = attrs.field(init=False, default=False)
     _idleWaiters: List["Deferred[None]"] = attrs.field(init=False, factory=list)
     _failing: Optional[str] = attrs.field(init=False, default=None)
+    _roundsLock: Optional[int] = attrs.field(init=False, default=None)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -642,6 +648,8 @@ class SQLiteMetadataStore:
         if self.migrate is not None:
             self.migrate.retire()
         _createPrivately(self.path)
+        if self._roundsLock is None:
+            self._roundsLock = openPrivateFile(self.path + ROUNDS_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT)
         writer = self.connector(self.path, False, self.fsync)
         try:
             createSchema(writer)
@@ -661,6 +669,9 @@ class SQLiteMetadataStore:
                 setattr(self, name, None)
                 if db is not None:
                     db.close()
+            if self._roundsLock is not None:
+                os.close(self._roundsLock)
+                self._roundsLock = None
 
         return self._whenIdle().addCallback(closeAll)
 
@@ -1018,6 +1029,28 @@ class SQLiteMetadataStore:
         """A round's blocking part: data sync, one transaction, one commit."""
         started = time.perf_counter()
         syncData()
+        with self._roundsLocked():
+            return started, self._transact(batch)
+
+    @contextlib.contextmanager
+    def _roundsLocked(self) -> Iterator[None]:
+        """
+        Hold the rounds lock of the database (an C{flock}): processes on one
+        file take turns without SQLite's busy handler, which sleeps in steps
+        of up to 100 ms and let one worker's writes wait a second behind
+        another's.
+        """
+        fd = self._roundsLock
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _transact(self, batch: Sequence[_Write]) -> List[_Outcome]:
         db = self._connection()
         tx = _Transaction(db)
         outcomes: List[_Outcome] = []
@@ -1052,7 +1085,7 @@ class SQLiteMetadataStore:
         except BaseException:
             self._abandon(db)
             raise
-        return time.perf_counter() - started, outcomes
+        return outcomes
 
     def _abandon(self, db: sqlite3.Connection) -> None:
         """

@@ -41,7 +41,7 @@ import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote, unquote
 
 from twisted.trial.itrial import IReporter
@@ -98,6 +98,15 @@ def writeTree(root: str, files: Mapping[str, bytes], mtime: float) -> None:
         with open(path, "wb") as f:
             f.write(data)
         os.utime(path, (mtime, mtime))
+
+
+def waitFor(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll C{check} until it is true, or fail naming C{what} (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise FailTest(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
 
 
 def freePort() -> int:

@@ -11,11 +11,10 @@ import hashlib
 import json
 import os
 import random
-import time
 import urllib.request
-from typing import Callable, Dict
+from typing import Dict
 
-from tests.integration.harness import Server, ServerTestCase
+from tests.integration.harness import Server, ServerTestCase, waitFor
 
 SEGMENT = 1 << 20
 OBJECT = 200_000
@@ -33,14 +32,6 @@ def movedBytes(server: Server) -> float:
         if line.startswith("fasterstore_compaction_moved_bytes_total "):
             return float(line.split()[1])
     return 0.0
-
-
-def waitFor(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class CompactionTests(ServerTestCase):
@@ -85,7 +76,7 @@ class CompactionTests(ServerTestCase):
         before = segmentBytes(server)
         kept = self.deleteMost(server, bucket, objects)
         live = sum(len(v) for v in kept.values())
-        waitFor(lambda: segmentBytes(server) <= 1.3 * live + SEGMENT, 60, "compaction")
+        waitFor("compaction", lambda: segmentBytes(server) <= 1.3 * live + SEGMENT, 60)
         self.assertLess(segmentBytes(server), before / 3)
         self.check(server, bucket, kept)
         # The admin API reports it, to the operator's key (presigned, as the docs show).
@@ -108,10 +99,10 @@ class CompactionTests(ServerTestCase):
         kept = self.deleteMost(server, bucket, objects)
         # The slow pass (about a second per record) is under way once a
         # batch of moves has committed: kill it there.
-        waitFor(lambda: movedBytes(server) > 0, 60, "compaction to move records")
+        waitFor("compaction to move records", lambda: movedBytes(server) > 0, 60)
         server.kill()
         server.start()
         self.check(server, bucket, kept)
         live = sum(len(v) for v in kept.values())
-        waitFor(lambda: segmentBytes(server) <= 1.3 * live + SEGMENT, 90, "compaction after the restart")
+        waitFor("compaction after the restart", lambda: segmentBytes(server) <= 1.3 * live + SEGMENT, 90)
         self.check(server, bucket, kept)

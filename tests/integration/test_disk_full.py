@@ -14,13 +14,13 @@ import io
 import os
 import shutil
 import subprocess
-import time
 from typing import Callable, Dict, Optional, Tuple
 
 from botocore.exceptions import ClientError
 from twisted.trial.unittest import FailTest, SkipTest
 
 from tests.integration.harness import (
+    waitFor,
     Response,
     Server,
     ServerTestCase,
@@ -58,15 +58,6 @@ def writeFile(path: str, size: int) -> None:
             chunk = min(remaining, MiB)
             f.write(b"\0" * chunk)
             remaining -= chunk
-
-
-def waitFor(what: str, check: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Poll C{check} until it is true, or fail naming C{what}."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise FailTest(f"{what}: not within {timeout}s")
-        time.sleep(0.05)
 
 
 class DiskFullTests(ServerTestCase):

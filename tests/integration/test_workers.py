@@ -12,13 +12,12 @@ import http.client
 import os
 import signal
 import threading
-import time
 import urllib.request
-from typing import Callable, List
+from typing import List
 
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import Server, ServerTestCase
+from tests.integration.harness import Server, ServerTestCase, waitFor
 
 
 def children(pid: int) -> List[int]:
@@ -42,14 +41,6 @@ def cpuSeconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def waitFor(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def metric(server: Server, name: str) -> float:
     with urllib.request.urlopen(f"{server.endpoint}/_fasterstore/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -59,8 +50,8 @@ def metric(server: Server, name: str) -> float:
 class WorkersTests(ServerTestCase):
     def setUp(self) -> None:
         self.server = self.privateServer(extraArgs=["--workers", "2"])
-        waitFor(lambda: len(children(self.server.pid)) == 2, 30, "two workers")
-        waitFor(self.allReady, 30, "every worker ready")
+        waitFor("two workers", lambda: len(children(self.server.pid)) == 2, 30)
+        waitFor("every worker ready", self.allReady, 30)
 
     def allReady(self) -> bool:
         for _ in range(8):  # fresh connections land on either worker
@@ -136,9 +127,8 @@ class WorkersTests(ServerTestCase):
         """A worker killed with SIGKILL is replaced; the node keeps serving and logs it."""
         victim = children(self.server.pid)[0]
         os.kill(victim, signal.SIGKILL)
-        waitFor(lambda: victim not in children(self.server.pid) and len(children(self.server.pid)) == 2, 30,
-                "a new worker")
-        waitFor(self.allReady, 30, "every worker ready")
+        waitFor("a new worker", lambda: victim not in children(self.server.pid) and len(children(self.server.pid)) == 2, 30)
+        waitFor("every worker ready", self.allReady, 30)
         bucket = self.bucketName()
         self.fresh().create_bucket(Bucket=bucket)
         self.fresh().put_object(Bucket=bucket, Key="k", Body=b"after")
@@ -154,8 +144,8 @@ class WorkersTests(ServerTestCase):
         os.chmod(path, 0o600)
         self.server.extraArgs += ["--credentials", path]
         self.server.start()
-        waitFor(lambda: len(children(self.server.pid)) == 2, 30, "two workers")
-        waitFor(self.allReady, 30, "every worker ready")
+        waitFor("two workers", lambda: len(children(self.server.pid)) == 2, 30)
+        waitFor("every worker ready", self.allReady, 30)
         with open(path, "a") as f:
             f.write('[accounts.bob]\nkeys = [{ access-key = "AKBOB0001", secret-key = "bob-one" }]\n')
         os.kill(self.server.pid, signal.SIGHUP)
@@ -171,15 +161,14 @@ class WorkersTests(ServerTestCase):
                     return False
             return True
 
-        waitFor(bobEverywhere, 30, "bob's key in every worker")
+        waitFor("bob's key in every worker", bobEverywhere, 30)
         self.assertIn(self.server.stop(), (0, -signal.SIGTERM))
 
     def test_stop(self) -> None:
         """SIGTERM to the parent stops every worker, and the parent exits cleanly."""
         workers = children(self.server.pid)
         self.assertIn(self.server.stop(), (0, -signal.SIGTERM))  # twistd ends by its own SIGTERM
-        waitFor(lambda: not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in workers), 30,
-                "the workers to exit")
+        waitFor("the workers to exit", lambda: not any(_alive(pid) for pid in workers), 30)
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from fasterstore.metadata.records import BucketRecord, ObjectRecord
+from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord
 from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore
 from fasterstore.services.compaction import CompactionService, Compactor
 from fasterstore.storage.blob import WrittenBlob
@@ -63,11 +63,16 @@ class Harness:
     def delete(self, key: str) -> None:
         self.case.successResultOf(self.metadata.deleteObject("b", key))
 
-    def read(self, key: str) -> bytes:
+    def blob(self, key: str) -> BlobRecord:
+        """The blob record of an object."""
         record = self.case.successResultOf(self.metadata.getObject("b", key))
         assert record is not None, key
         blob = self.case.successResultOf(self.metadata.getBlob(record.blob))
         assert blob is not None
+        return blob
+
+    def read(self, key: str) -> bytes:
+        blob = self.blob(key)
         return self.case.successResultOf(self.segments.readRange(blob.extents, 0, blob.size))
 
     def files(self) -> Dict[int, int]:
@@ -140,10 +145,7 @@ class CompactorTests(SynchronousTestCase):
         keys = self.fill(60)
         for key in keys[1:25]:
             self.h.delete(key)
-        record = self.successResultOf(self.h.metadata.getObject("b", keys[0]))
-        assert record is not None
-        blob = self.successResultOf(self.h.metadata.getBlob(record.blob))
-        assert blob is not None
+        blob = self.h.blob(keys[0])
         old = blob.extents
         d = ensureDeferred(self.h.compactor.run())
         # The records are moved (the runner is synchronous), the removal
@@ -165,10 +167,7 @@ class CompactorTests(SynchronousTestCase):
         keys = self.fill(60)
         for key in keys[1:25]:
             self.h.delete(key)
-        record = self.successResultOf(self.h.metadata.getObject("b", keys[0]))
-        assert record is not None
-        blob = self.successResultOf(self.h.metadata.getBlob(record.blob))
-        assert blob is not None
+        blob = self.h.blob(keys[0])
         release = self.h.segments.pin(e.segment for e in blob.extents)
         self.h.run()
         self.assertIn(blob.extents[0].segment, self.h.files())
@@ -239,10 +238,7 @@ class CompactorTests(SynchronousTestCase):
         keys = self.fill(60)
         for key in keys[1:25]:
             self.h.delete(key)
-        record = self.successResultOf(self.h.metadata.getObject("b", keys[0]))
-        assert record is not None
-        blob = self.successResultOf(self.h.metadata.getBlob(record.blob))
-        assert blob is not None
+        blob = self.h.blob(keys[0])
         extent = blob.extents[0]
         with open(self.h.segments.segmentPath(extent.segment).path, "r+b") as f:
             f.seek(extent.offset + 100)
