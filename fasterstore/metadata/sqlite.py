@@ -1030,7 +1030,8 @@ class SQLiteMetadataStore:
         started = time.perf_counter()
         syncData()
         with self._roundsLocked():
-            return started, self._transact(batch)
+            outcomes = self._transact(batch)
+        return time.perf_counter() - started, outcomes
 
     @contextlib.contextmanager
     def _roundsLocked(self) -> Iterator[None]:
