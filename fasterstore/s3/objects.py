@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 from xml.etree import ElementTree
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer
 
 from twisted.logger import Logger
@@ -264,6 +265,17 @@ async def objectLayout(ctx: S3Context, record: ObjectRecord) -> Tuple[Tuple[Exte
     return tuple(extents), tuple(identities)
 
 
+async def _extentsOf(ctx: S3Context, identities: Sequence[Tuple[str, int]]) -> Sequence[Extent]:
+    """The current extents of these blobs (compaction moves them), in order; fails if one is gone."""
+    extents: List[Extent] = []
+    for address, size in identities:
+        blob = await ctx.metadata.getBlob(address)
+        if blob is None or blob.size != size:
+            raise S3Error("InternalError")
+        extents.extend(blob.extents)
+    return extents
+
+
 def parsePartNumber(value: str) -> int:
     """
     A C{partNumber} parameter: an integer from 1 to 10,000.
@@ -380,7 +392,10 @@ async def getObject(ctx: S3Context, call: "Call", request: Request) -> None:
     record, span, headers = await _prepareRead(ctx, call, request)
     start, end = span if span is not None else (0, record.size)
     extents, identities = await objectLayout(ctx, record)
-    producer = RangeProducer(ctx.segments, extents, start, end, cast(IConsumer, request), identities=identities)
+    producer = RangeProducer(
+        ctx.segments, extents, start, end, cast(IConsumer, request), identities=identities,
+        relocated=lambda: Deferred.fromCoroutine(_extentsOf(ctx, identities)),
+    )
     try:
         await producer.prefetch()
     except CorruptionError:

@@ -41,9 +41,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fasterstore.storage.blob import Extent
-from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentStore
+from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentMissing, SegmentStore
 
 PIECE_SIZE = 256 * 1024
+
+#: Times one response looks its blobs up again after finding a segment gone.
+MAX_RELOCATIONS = 3
 WRITE_SIZE = 64 * 1024
 
 
@@ -66,6 +69,10 @@ class RangeProducer:
     @ivar writeSize: most bytes per C{consumer.write}.
     @ivar identities: C{(BLAKE3 hex, size)} of each blob the extents hold,
         in order; checked when the read covers all of them.
+    @ivar relocated: looks the same blobs' extents up again, for a read
+        that finds a segment gone (compaction, in another process, moved
+        the records after the lookup): the content is the same, so the
+        read goes on from where it was.  None: such a read fails.
     """
 
     store: SegmentStore
@@ -76,6 +83,7 @@ class RangeProducer:
     pieceSize: int = PIECE_SIZE
     writeSize: int = WRITE_SIZE
     identities: Sequence[Tuple[str, int]] = ()
+    relocated: Optional[Callable[[], "Deferred[Sequence[Extent]]"]] = None
 
     _verify: int = attrs.field(init=False, default=-1)  # blob being hashed, -1 for none
     _hasher: Any = attrs.field(init=False, default=None)
@@ -95,6 +103,8 @@ class RangeProducer:
     _prefetched: Optional["Deferred[None]"] = attrs.field(init=False, default=None)
     _prefetchCalled: bool = attrs.field(init=False, default=False)
     _unpin: Callable[[], None] = attrs.field(init=False)
+    _relocations: int = attrs.field(init=False, default=0)
+    _pieceStart: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.begin <= self.end <= self.extents.size:
@@ -235,6 +245,7 @@ class RangeProducer:
         start = self._position
         stop = min(start + self.pieceSize, self.end)
         self._position = stop
+        self._pieceStart = start
         self._reading = True
         try:
             d = self.store.readRange(self.extents, start, stop)
@@ -257,6 +268,11 @@ class RangeProducer:
         self._pump()
 
     def _readFailed(self, failure: Failure) -> None:
+        if (failure.check(SegmentMissing) and self.relocated is not None
+                and self._relocations < MAX_RELOCATIONS and not (self._stopped or self._finished)):
+            self._relocations += 1
+            self.relocated().addCallbacks(self._moved, lambda _: self._readFailed(failure))
+            return
         self._reading = False
         if self._stopped or self._finished:
             return  # the client left; the store already logged any corruption
@@ -266,6 +282,22 @@ class RangeProducer:
             self._finish(failure)
         else:
             self._unpin()  # start() can only fail now
+
+    def _moved(self, extents: Sequence[Extent]) -> None:
+        """The blobs' records, where they are now: read the piece again from there."""
+        if self._stopped or self._finished:
+            self._reading = False
+            return
+        layout = ExtentMap.of(extents)
+        if layout.size != self.extents.size:
+            self._readFailed(Failure(CorruptionError(-1, -1, "the blob changed size when looked up again")))
+            return
+        unpin = self._unpin
+        self._unpin = self.store.pin({e.segment for e in layout.extents})
+        unpin()
+        self.extents = layout
+        self._position = self._pieceStart
+        self._read()
 
     def _prefetchDone(self, result: Optional[Failure]) -> None:
         d, self._prefetched = self._prefetched, None

@@ -118,6 +118,14 @@ class CorruptionError(Exception):
         super().__init__(f"segment {segment:08d}, record at offset {offset}: {reason}")
 
 
+class SegmentMissing(CorruptionError):
+    """
+    The segment file is gone: compaction (maybe another worker's) moved its
+    records and removed it after the reader looked the blob up.  The blob's
+    current extents, looked up again, read fine.
+    """
+
+
 class StoreClosed(Exception):
     """The L{SegmentStore} was closed (or is closing)."""
 
@@ -586,9 +594,7 @@ class SegmentStore:
             except CorruptRecord as e:
                 raise CorruptionError(extent.segment, extent.offset, str(e)) from None
             except FileNotFoundError:
-                raise CorruptionError(
-                    extent.segment, extent.offset, "segment file missing"
-                ) from None
+                raise SegmentMissing(extent.segment, extent.offset, "segment file missing") from None
         return b"".join(out)
 
     def _readRecord(self, extent: Extent, start: int, end: int, nowait: bool = False) -> Buffer:
@@ -704,7 +710,10 @@ class SegmentStore:
     def reportCorruption(self, failure: Failure) -> Failure:
         """Log and count a corrupt read (on the reactor thread)."""
         error = failure.value
-        if isinstance(error, CorruptionError):
+        if isinstance(error, SegmentMissing):
+            # Not a bad byte: a reader that looks again finds the new place.
+            log.warn("Read of segment {segment}, which is gone (compacted)", segment=error.segment)
+        elif isinstance(error, CorruptionError):
             log.error(
                 "Corrupt read in segment {segment}, record at {offset}: {reason}",
                 segment=error.segment,

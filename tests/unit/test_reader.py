@@ -4,6 +4,7 @@ Tests for L{fasterstore.storage.reader}: streaming ranges to a consumer.
 
 from __future__ import annotations
 
+import os
 from typing import Any, List, Optional, cast
 
 from twisted.internet.interfaces import IPushProducer
@@ -430,3 +431,54 @@ class PinTests(ReaderTestCase):
         self.failureResultOf(producer.prefetch(), CorruptionError)
         self.assertFalse(self.store.pinned(1))
         self.flushLoggedErrors(CorruptionError)
+
+
+class RelocationTests(ReaderTestCase):
+    """
+    A response of one worker whose segment another worker's compaction
+    removed: it looks the blob up again and goes on, with the same bytes.
+    """
+
+    def test_readGoesOn(self) -> None:
+        from twisted.internet.defer import succeed
+
+        self.blob.release()
+        # Compaction elsewhere: the same content, rewritten to a newer segment.
+        self.patch(self.store, "targetSize", 1)
+        writer = self.store.openWriter()
+        writer.write(self.data)
+        moved = self.successResultOf(writer.finish())
+        moved.release()
+        self.assertNotIn(1, {e.segment for e in moved.extents})
+        # This worker's store, with no descriptor of segment 1 open yet.
+        reader = SegmentStore(self.store.root, ImmediateRunner())
+        self.addCleanup(reader.close)
+        lookups: List[int] = []
+
+        def relocated() -> Any:
+            lookups.append(1)
+            return succeed(moved.extents)
+
+        consumer = FakeConsumer(pauseAfter=1)
+        producer = RangeProducer(reader, self.blob.extents, 0, self.blob.size, consumer,
+                                 identities=((self.blob.contentAddress, self.blob.size),), relocated=relocated)
+        d = producer.start()
+        self.assertTrue(consumer.value())
+        # Segment 1 goes, and this process's descriptor of it with it.
+        os.unlink(self.store.segmentPath(1).path)
+        reader._fds.pop(1).close()
+        while not d.called:
+            producer.resumeProducing()
+        self.successResultOf(d)
+        self.assertEqual(consumer.value(), self.data)
+        self.assertEqual(lookups, [1])
+        self.flushLoggedErrors()
+
+    def test_withoutRelocationItFails(self) -> None:
+        """A read that cannot look again fails, as before."""
+        self.blob.release()
+        reader = SegmentStore(self.store.root, ImmediateRunner())
+        self.addCleanup(reader.close)
+        os.unlink(self.store.segmentPath(1).path)
+        producer = RangeProducer(reader, self.blob.extents, 0, self.blob.size, FakeConsumer())
+        self.failureResultOf(producer.prefetch(), segments.SegmentMissing)
