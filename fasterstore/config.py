@@ -245,7 +245,7 @@ OPTIONS: Tuple[OptionSpec, ...] = (
     OptionSpec(
         "workers", "workers", "count",
         "Processes serving this node: they share the listening sockets and the data directory; "
-        "0 means one per CPU. [default: 1]",
+        "0 means one per CPU. [default: 0]",
     ),
     OptionSpec(
         "compaction-threshold", "compactionThreshold", "fraction",
@@ -402,7 +402,7 @@ class Settings:
     reserve: int = attrs.field(default=DEFAULT_RESERVE, validator=_nonNegativeCount)
     drives: Tuple[FilePath[str], ...] = attrs.field()
     threads: int = attrs.field(default=8, validator=_positive("number of threads"))
-    workers: int = attrs.field(default=1, validator=_nonNegativeCount)
+    workers: int = attrs.field(default=0, validator=_nonNegativeCount)
     accessLog: Optional[str] = None
     multipartTTL: float = attrs.field(default=7 * 86400.0, validator=_positive("number of seconds"))
     headerTimeout: float = attrs.field(default=20.0, validator=_nonNegative)

@@ -18,7 +18,7 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.filepath import FilePath
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http import combinedLogFormatter
@@ -58,6 +58,11 @@ log = Logger()
 #: Idle seconds before an HTTP connection is dropped (a stalled upload
 #: releases its writer instead of holding it forever).
 IDLE_TIMEOUT = 120
+
+
+@provider(ILogObserver)
+def _discard(event: Any) -> None:
+    """A log observer that drops everything."""
 
 
 class StoreService(Service):
@@ -276,10 +281,12 @@ class FasterStore:
 
             def lookup(accessKey: str) -> Optional[Credentials]:
                 return single if accessKey == single.accessKey else None
-        preparePrivateDirectory(log, dataDir.path)
+        # A worker's parent has checked (and warned about) the directories.
+        checks = log if lockDirectory else Logger(observer=_discard)
+        preparePrivateDirectory(checks, dataDir.path)
         drive = drive if drive is not None else dataDir
         if drive != dataDir:
-            preparePrivateDirectory(log, drive.path)
+            preparePrivateDirectory(checks, drive.path)
         lock = DataDirectoryLock.acquire(dataDir.path) if lockDirectory else None
         metrics = Metrics()
         pool = ThreadPool(minthreads=1, maxthreads=threads, name="fasterstore-disk")
@@ -422,6 +429,9 @@ class _LockService(Service):
 def _makeSupervisor(reactor: Any, settings: Settings, count: int, pluginArguments: Sequence[str]) -> IService:
     """The parent of C{count} workers: the lock, the sockets, the supervision."""
     preparePrivateDirectory(log, settings.dataDir.path)
+    for drive in settings.drives:
+        if drive != settings.dataDir:
+            preparePrivateDirectory(log, drive.path)
     lock = DataDirectoryLock.acquire(settings.dataDir.path)
     try:
         _loadAccounts(settings)  # a first start generates (and shows) the key pair once, here

@@ -264,6 +264,12 @@ class Server:
         ]
         if self.domain:
             command += ["--domain", self.domain]
+        if "--workers" not in self.extraArgs:
+            # One process, so that what a test reads of the server's pid
+            # (memory, descriptors, limits) is the server's; the workers
+            # of the default (one per CPU) have tests of their own
+            # (test_workers.py).
+            command += ["--workers", "1"]
         return command + self.extraArgs
 
     def _environment(self) -> Dict[str, str]:
