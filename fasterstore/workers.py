@@ -324,6 +324,7 @@ def listenAll(reactor: Any, descriptions: Sequence[str]) -> "Deferred[List[int]]
     listening sockets' descriptors (for the workers to inherit).
     """
     factory = Factory.forProtocol(_Unused)
+    factory.noisy = False  # it never starts a protocol: no "Starting factory" lines
 
     async def openAll() -> List[int]:
         fds = []
