@@ -370,7 +370,7 @@ def makeStoreService(settings: Settings, pluginArguments: Sequence[str] = ()) ->
     if role is None and count > 1:
         return _makeSupervisor(reactor, settings, count, pluginArguments)
     if role is not None:
-        dieWithParent()
+        dieWithParent(role.parent)
     accounts = _loadAccounts(settings)
     store = FasterStore.create(
         reactor,

@@ -75,30 +75,41 @@ def workerCount(configured: int) -> int:
 
 @attrs.frozen
 class WorkerRole:
-    """What the parent told a worker: its index and its sockets' descriptors."""
+    """
+    What the parent told a worker: its index, its sockets' descriptors,
+    and the parent's pid.
+    """
 
     index: int
     fds: Tuple[int, ...]
+    parent: int = 0
 
     @classmethod
     def fromEnvironment(cls, environ: Optional[Dict[str, str]] = None) -> Optional["WorkerRole"]:
         value = (os.environ if environ is None else environ).get(WORKER_ENVIRONMENT)
         if not value:
             return None
-        index, _, fds = value.partition(":")
-        return cls(int(index), tuple(int(fd) for fd in fds.split(",") if fd))
+        index, fds, parent = (value.split(":") + ["0"])[:3]
+        return cls(int(index), tuple(int(fd) for fd in fds.split(",") if fd), int(parent or 0))
 
     def encode(self) -> str:
-        return f"{self.index}:{','.join(map(str, self.fds))}"
+        return f"{self.index}:{','.join(map(str, self.fds))}:{self.parent}"
 
 
-def dieWithParent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no orphans)."""
+def dieWithParent(parent: int, getppid: Callable[[], int] = os.getppid, exit: Callable[[int], Any] = os._exit) -> None:
+    """
+    Ask Linux to SIGKILL this process when its parent dies (no orphans);
+    if the parent is already gone (it died while this worker was starting,
+    before the request could be made), exit now.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         log.warn("Cannot ask to die with the parent: an orphaned worker must be stopped by hand")
+    if parent and getppid() != parent:
+        log.warn("The parent (pid {parent}) is gone: this worker exits", parent=parent)
+        exit(1)
 
 
 class _Unused(Protocol):
@@ -233,7 +244,7 @@ class WorkerPool(Service):
         """Start worker C{index}."""
         if self._stopping or not self.running:
             return
-        role = WorkerRole(index, tuple(FIRST_FD + i for i in range(len(self._fds))))
+        role = WorkerRole(index, tuple(FIRST_FD + i for i in range(len(self._fds))), os.getpid())
         env = dict(self.environ)
         env[WORKER_ENVIRONMENT] = role.encode()
         assert self._metricsDirectory is not None

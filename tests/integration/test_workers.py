@@ -134,6 +134,19 @@ class WorkersTests(ServerTestCase):
         self.fresh().put_object(Bucket=bucket, Key="k", Body=b"after")
         self.assertEqual(self.fresh().get_object(Bucket=bucket, Key="k")["Body"].read(), b"after")
         self.assertIn(f"pid {victim}) exited", self.server.logSinceStart())
+        # kill -9 of the parent takes every worker with it, the restarted one too.
+        workers = children(self.server.pid)
+        self.server.kill()
+        waitFor("the workers to die with the parent", lambda: not any(_alive(pid) for pid in workers), 30)
+
+    def test_orphanAtStartExits(self) -> None:
+        """A worker whose parent is killed while the worker is still starting does not stay behind."""
+        victim = children(self.server.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        waitFor("a new worker", lambda: victim not in children(self.server.pid) and len(children(self.server.pid)) == 2, 30)
+        starting = children(self.server.pid)
+        self.server.kill()  # the new worker is most likely still importing
+        waitFor("no worker left", lambda: not any(_alive(pid) for pid in starting), 30)
 
     def test_reloadReachesEveryWorker(self) -> None:
         """SIGHUP to the parent: every worker serves a key added to the credentials file."""

@@ -82,7 +82,7 @@ class WorkerPoolTests(SynchronousTestCase):
         self.assertEqual(len(self.reactor.spawned), 2)
         for index, spawned in enumerate(self.reactor.spawned):
             self.assertEqual(spawned["args"], ["python", "-c", "x", "fasterstore"])
-            self.assertEqual(WorkerRole.fromEnvironment(spawned["env"]), WorkerRole(index, (3, 4)))
+            self.assertEqual(WorkerRole.fromEnvironment(spawned["env"]), WorkerRole(index, (3, 4), os.getpid()))
             self.assertEqual({k: v for k, v in spawned["childFDs"].items() if k > 2}, {3: 7, 4: 8})
             self.assertTrue(os.path.isdir(spawned["env"][MULTIPROCESS_DIR]))
             self.assertEqual(spawned["env"]["KEEP"], "1")
@@ -156,9 +156,19 @@ class WorkerPoolTests(SynchronousTestCase):
 class HelpersTests(SynchronousTestCase):
     def test_role(self) -> None:
         """The role travels in one environment variable."""
-        role = WorkerRole(3, (3, 4, 5))
+        role = WorkerRole(3, (3, 4, 5), 4242)
         self.assertEqual(WorkerRole.fromEnvironment({WORKER_ENVIRONMENT: role.encode()}), role)
         self.assertIsNone(WorkerRole.fromEnvironment({}))
+
+    def test_orphanExits(self) -> None:
+        """A worker whose parent died while it was starting exits; one whose parent lives goes on."""
+        from fasterstore.workers import dieWithParent
+
+        exits: List[int] = []
+        dieWithParent(4242, getppid=lambda: 4242, exit=exits.append)
+        self.assertEqual(exits, [])
+        dieWithParent(4242, getppid=lambda: 1, exit=exits.append)
+        self.assertEqual(exits, [1])
 
     def test_count(self) -> None:
         """0 workers means one per CPU."""
