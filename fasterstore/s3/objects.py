@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import ObjectRecord, PartRecord
+from fasterstore.metadata.records import BlobRecord, ObjectRecord, PartRecord
 from fasterstore.numbers import INT32_MAX, parseDecimal
 from fasterstore.s3 import xml
 from fasterstore.s3.body import ObjectBody, written
@@ -250,30 +250,28 @@ async def objectLayout(ctx: S3Context, record: ObjectRecord) -> Tuple[Tuple[Exte
     L{objectExtents}, and the C{(address, size)} of each blob they hold, for
     a whole read to verify what it serves (L{RangeProducer.identities}).
     """
-    extents: List[Extent] = []
-    identities: List[Tuple[str, int]] = []
-    for address in record.blobAddresses():
-        blob = await ctx.metadata.getBlob(address)
-        if blob is None:
-            log.error(
-                "object {bucket}/{key} points at missing blob {blob}",
-                bucket=record.bucket, key=record.key, blob=address,
-            )
-            raise S3Error("InternalError")
-        extents.extend(blob.extents)
-        identities.append((address, blob.size))
-    return tuple(extents), tuple(identities)
+    blobs = await _blobs(ctx, record.blobAddresses(), f"object {record.bucket}/{record.key}")
+    return tuple(e for blob in blobs for e in blob.extents), tuple((blob.address, blob.size) for blob in blobs)
 
 
 async def _extentsOf(ctx: S3Context, identities: Sequence[Tuple[str, int]]) -> Sequence[Extent]:
-    """The current extents of these blobs (compaction moves them), in order; fails if one is gone."""
-    extents: List[Extent] = []
-    for address, size in identities:
+    """The current extents of these blobs (compaction moves them), in order; fails if one is gone or changed."""
+    blobs = await _blobs(ctx, [address for address, _ in identities], "a read looking its blobs up again")
+    if [blob.size for blob in blobs] != [size for _, size in identities]:
+        raise S3Error("InternalError")
+    return [e for blob in blobs for e in blob.extents]
+
+
+async def _blobs(ctx: S3Context, addresses: Sequence[str], who: str) -> List[BlobRecord]:
+    """The blob records of C{addresses}, in order; C{InternalError} (logged) for a missing one."""
+    blobs: List[BlobRecord] = []
+    for address in addresses:
         blob = await ctx.metadata.getBlob(address)
-        if blob is None or blob.size != size:
+        if blob is None:
+            log.error("{who} points at missing blob {blob}", who=who, blob=address)
             raise S3Error("InternalError")
-        extents.extend(blob.extents)
-    return extents
+        blobs.append(blob)
+    return blobs
 
 
 def parsePartNumber(value: str) -> int:
