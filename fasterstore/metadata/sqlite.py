@@ -4,18 +4,22 @@ C{<data dir>/meta/metadata.sqlite}, shared by every process serving the
 data directory.
 
 Writes are group-committed.  Each write is queued on the reactor as a small
-function of a L{_Transaction}; a I{round} takes every queued write and, in the
-runner, as one job:
+function of a L{_Transaction}; a I{round} takes every queued write and:
 
-  1. calls the segment store's sync (data is durable before any record that
-     points at it);
-  2. opens one C{BEGIN IMMEDIATE} transaction (SQLite's write lock, which
-     serialises rounds of every process on the file);
-  3. runs each write inside its own savepoint: a write that refuses (a
-     precondition, a missing bucket) rolls back alone and its writer hears
-     why, the others go on;
-  4. commits: with C{synchronous=FULL}, one fsync of SQLite's WAL for the
-     whole batch.
+  1. in the runner: calls the segment store's sync (data is durable before
+     any record that points at it), takes the rounds lock and opens one
+     C{BEGIN IMMEDIATE} transaction (SQLite's write lock, which serialises
+     rounds of every process on the file);
+  2. on the reactor: runs each write inside its own savepoint: a write that
+     refuses (a precondition, a missing bucket) rolls back alone and its
+     writer hears why, the others go on;
+  3. in the runner: commits: with C{synchronous=FULL}, one fsync of
+     SQLite's WAL for the whole batch.
+
+Step 2 is Python and SQLite work on cached pages, so it runs where the
+rest of the Python runs: a runner thread executing it would give up the GIL
+at every statement and wait up to a switch interval (5 ms) to get it back
+from the busy reactor, which made rounds four times longer than their CPU.
 
 Writes arriving during a round wait for the next.  Validation happens in the
 transaction against the committed state plus the batch's earlier writes, so
@@ -33,17 +37,16 @@ Tests: tests/unit/test_metadata_store.py.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
 import os
 import sqlite3
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -171,6 +174,8 @@ CREATE TABLE removed_segments(segment INTEGER PRIMARY KEY)
 #: The columns of an object row, in L{objectRow}'s order.
 OBJECT_COLUMNS = "bucket, key, size, etag, modified, checksum_algorithms, checksum_type, record"
 INSERT_OBJECT = f"INSERT OR REPLACE INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+_INSERT_EXTENT = "INSERT INTO blob_extents(segment, offset, length, address) VALUES (?, ?, ?, ?)"
 
 #: What reading one object selects, in L{decodeObject}'s order.
 _OBJECT_READ = "size, etag, modified, checksum_type, record"
@@ -319,7 +324,9 @@ class _Transaction:
 
     Counter and garbage changes are kept as deltas and written once per
     round; a write's deltas only join the round's when its savepoint is
-    released.
+    released.  Bucket records and which segments compaction removed are
+    read once per round (most writes of a round name the same bucket and
+    segment) and kept while the transaction lasts; a rollback forgets them.
     """
 
     db: sqlite3.Connection
@@ -329,6 +336,8 @@ class _Transaction:
     _counters: Dict[str, int] = attrs.field(init=False, factory=dict)
     _garbage: Dict[int, int] = attrs.field(init=False, factory=dict)
     _live: Dict[int, int] = attrs.field(init=False, factory=dict)
+    _buckets: Dict[str, Optional[BucketRecord]] = attrs.field(init=False, factory=dict)
+    _removed: Dict[int, bool] = attrs.field(init=False, factory=dict)
 
     def begin(self) -> None:
         self.db.execute("SAVEPOINT write")
@@ -344,6 +353,8 @@ class _Transaction:
         self.db.execute("ROLLBACK TO write")
         self.db.execute("RELEASE write")
         self._counters, self._garbage, self._live = {}, {}, {}
+        self._buckets.clear()
+        self._removed.clear()
 
     def flush(self) -> None:
         """Write the round's deltas."""
@@ -368,8 +379,9 @@ class _Transaction:
     # -- reads inside the transaction --------------------------------------
 
     def bucket(self, name: str) -> Optional[BucketRecord]:
-        row = self.db.execute("SELECT record FROM buckets WHERE name = ?", (name,)).fetchone()
-        return None if row is None else BucketRecord.fromJSON(json.loads(row[0]))
+        if name not in self._buckets:
+            self._buckets[name] = _bucket(self.db, name)
+        return self._buckets[name]
 
     def requireBucket(self, name: str) -> BucketRecord:
         bucket = self.bucket(name)
@@ -385,6 +397,23 @@ class _Transaction:
 
     # -- changes -------------------------------------------------------------
 
+    def saveBucket(self, record: BucketRecord, new: bool = False) -> None:
+        """Create (C{new}) or replace a bucket's record."""
+        if new:
+            self.db.execute("INSERT INTO buckets(name, record) VALUES (?, ?)", (record.name, encodeJSON(record.toJSON())))
+        else:
+            self.db.execute("UPDATE buckets SET record = ? WHERE name = ?", (encodeJSON(record.toJSON()), record.name))
+        self._buckets[record.name] = record
+
+    def removeBucket(self, name: str) -> None:
+        self.db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+        self._buckets[name] = None
+
+    def markRemoved(self, segment: int) -> None:
+        """Remember that compaction removed C{segment}: a late commit naming it is refused."""
+        self.db.execute("INSERT OR IGNORE INTO removed_segments(segment) VALUES (?)", (segment,))
+        self._removed[segment] = True
+
     def addGarbage(self, extents: Iterable[Extent]) -> None:
         for e in extents:
             if e.length:
@@ -397,14 +426,13 @@ class _Transaction:
         garbage from now on (it may be the rotten one a client is replacing).
         """
         self.refuseRemoved(extents)
-        row = self.db.execute("SELECT extents, refs FROM blobs WHERE address = ?", (address,)).fetchone()
-        if row is None:
-            self.db.execute(
-                "INSERT INTO blobs(address, size, extents, refs) VALUES (?, ?, ?, 1)",
-                (address, size, encodeExtents(extents)),
-            )
+        if self.db.execute(
+            "INSERT INTO blobs(address, size, extents, refs) VALUES (?, ?, ?, 1) ON CONFLICT(address) DO NOTHING",
+            (address, size, encodeExtents(extents)),
+        ).rowcount:
             self.count("live_bytes", size)
         else:
+            row = self.db.execute("SELECT extents FROM blobs WHERE address = ?", (address,)).fetchone()
             old = _decodeExtents(row[0])
             kept = set(extents)
             self.addGarbage(e for e in old if e not in kept)
@@ -419,20 +447,24 @@ class _Transaction:
         Refuse bytes in a segment compaction removed: they were written by
         an upload that had not committed when compaction judged them dead.
         """
-        segments = sorted({e.segment for e in extents})
-        if segments and self.db.execute(
-            "SELECT 1 FROM removed_segments WHERE segment IN (%s) LIMIT 1" % ",".join("?" * len(segments)), segments
-        ).fetchone():
-            raise S3Error("InternalError", "The upload's data was reclaimed before it committed; retry.")
+        for segment in {e.segment for e in extents}:
+            removed = self._removed.get(segment)
+            if removed is None:
+                removed = self._removed[segment] = (
+                    self.db.execute("SELECT 1 FROM removed_segments WHERE segment = ?", (segment,)).fetchone() is not None
+                )
+            if removed:
+                raise S3Error("InternalError", "The upload's data was reclaimed before it committed; retry.")
 
     def _addExtents(self, address: str, extents: Iterable[Extent]) -> None:
         # Plain INSERT: a record already claimed by another blob (two
         # writers given one offset) refuses this write instead of aliasing.
         extents = tuple(extents)
-        self.db.executemany(
-            "INSERT INTO blob_extents(segment, offset, length, address) VALUES (?, ?, ?, ?)",
-            [(e.segment, e.offset, e.length, address) for e in extents],
-        )
+        rows = [(e.segment, e.offset, e.length, address) for e in extents]
+        if len(rows) == 1:
+            self.db.execute(_INSERT_EXTENT, rows[0])
+        else:
+            self.db.executemany(_INSERT_EXTENT, rows)
         for e in extents:
             self._live[e.segment] = self._live.get(e.segment, 0) + recordLength(e.length)
 
@@ -746,7 +778,7 @@ class SQLiteMetadataStore:
             if existing is not None:
                 code = "BucketAlreadyOwnedByYou" if existing.owner == record.owner else "BucketAlreadyExists"
                 raise S3Error(code, extra={"BucketName": record.name})
-            tx.db.execute("INSERT INTO buckets(name, record) VALUES (?, ?)", (record.name, encodeJSON(record.toJSON())))
+            tx.saveBucket(record, new=True)
 
         return self._enqueue(apply)
 
@@ -761,14 +793,14 @@ class SQLiteMetadataStore:
                 upload = tx.upload(uploadId)
                 if upload is not None:
                     tx.removeUpload(upload)
-            tx.db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+            tx.removeBucket(name)
 
         return self._enqueue(apply)
 
     def setBucketConfig(self, bucket: str, name: str, value: Optional[str]) -> "Deferred[BucketRecord]":
         def apply(tx: _Transaction) -> BucketRecord:
             updated = tx.requireBucket(bucket).withConfig(name, value)
-            tx.db.execute("UPDATE buckets SET record = ? WHERE name = ?", (encodeJSON(updated.toJSON()), bucket))
+            tx.saveBucket(updated)
             return updated
 
         return self._enqueue(apply)
@@ -961,7 +993,7 @@ class SQLiteMetadataStore:
                 raise ValueError(f"segment {segment} still holds live records")
             tx.db.execute("DELETE FROM segments WHERE segment = ?", (segment,))
             tx.db.execute("DELETE FROM garbage WHERE segment = ?", (segment,))
-            tx.db.execute("INSERT OR IGNORE INTO removed_segments(segment) VALUES (?)", (segment,))
+            tx.markRemoved(segment)
 
         return self._enqueue(apply)
 
@@ -1016,76 +1048,104 @@ class SQLiteMetadataStore:
         except Exception:
             self._roundFailed(Failure(), batch)
             return
-        self.runner.run(self._commit, syncData, batch).addCallbacks(
-            self._roundDone, self._roundFailed, callbackArgs=(batch,), errbackArgs=(batch,)
-        )
+        ensureDeferred(self._round(syncData, batch))
+
+    async def _round(self, syncData: Callable[[], None], batch: List[_Write]) -> None:
+        """
+        One round in three steps.  Only what blocks runs in the runner
+        (data sync, the rounds lock, C{BEGIN IMMEDIATE}; then C{COMMIT} and
+        its fsync); the writes themselves, which are Python and SQLite
+        work on pages in memory, run here on the calling thread, so that
+        the runner's thread never needs the GIL back for each of the
+        dozens of statements a round executes.
+        """
+        started = time.perf_counter()
+        try:
+            db = await self.runner.run(self._begin, syncData)
+            try:
+                outcomes = self._transact(db, batch)
+            except BaseException:
+                failure = Failure()
+                await self.runner.run(self._abandon, db)
+                failure.raiseException()
+            await self.runner.run(self._end, db)
+        except BaseException:
+            self._roundFailed(Failure(), batch)
+        else:
+            self._roundDone(time.perf_counter() - started, outcomes, batch)
 
     def _connection(self) -> sqlite3.Connection:
         if self._writer is None:
             self._writer = self.connector(self.path, False, self.fsync)
         return self._writer
 
-    def _commit(self, syncData: Callable[[], None], batch: Sequence[_Write]) -> Tuple[float, List[_Outcome]]:
-        """A round's blocking part: data sync, one transaction, one commit."""
-        started = time.perf_counter()
+    def _begin(self, syncData: Callable[[], None]) -> sqlite3.Connection:
+        """
+        A round's first blocking step: make the batch's data durable, then
+        take the rounds lock and open the transaction.
+        """
         syncData()
-        with self._roundsLocked():
-            outcomes = self._transact(batch)
-        return time.perf_counter() - started, outcomes
-
-    @contextlib.contextmanager
-    def _roundsLocked(self) -> Iterator[None]:
-        """
-        Hold the rounds lock of the database (an C{flock}): processes on one
-        file take turns without SQLite's busy handler, which sleeps in steps
-        of up to 100 ms and let one worker's writes wait a second behind
-        another's.
-        """
-        fd = self._roundsLock
-        if fd is None:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lockRounds()
         try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlockRounds()
+            raise
+        return db
 
-    def _transact(self, batch: Sequence[_Write]) -> List[_Outcome]:
-        db = self._connection()
-        tx = _Transaction(db)
-        outcomes: List[_Outcome] = []
-        db.execute("BEGIN IMMEDIATE")
+    def _end(self, db: sqlite3.Connection) -> None:
+        """A round's last blocking step: commit (the WAL's fsync), let the next round in."""
         try:
-            for write in batch:
-                tx.begin()
-                try:
-                    result = write.apply(tx)
-                except sqlite3.IntegrityError as e:
-                    # An invariant would break (a record claimed twice): this
-                    # write alone is refused, and its extents are not garbage
-                    # (they may hold another blob's bytes).
-                    tx.rollback()
-                    log.error("metadata write refused, it would break an invariant: {error}", error=str(e))
-                    outcomes.append(_Outcome(failure=Failure(S3Error("InternalError"))))
-                except sqlite3.Error:
-                    raise
-                except BaseException:
-                    failure = Failure()
-                    tx.rollback()
-                    if write.refused is not None:
-                        tx.begin()
-                        write.refused(tx)
-                        tx.release()
-                    outcomes.append(_Outcome(failure=failure))
-                else:
-                    tx.release()
-                    outcomes.append(_Outcome(result=result))
-            tx.flush()
             db.execute("COMMIT")
         except BaseException:
             self._abandon(db)
             raise
+        self._unlockRounds()
+
+    def _lockRounds(self) -> None:
+        """
+        Take the rounds lock of the database (an C{flock}): processes on one
+        file take turns without SQLite's busy handler, which sleeps in steps
+        of up to 100 ms and let one worker's writes wait a second behind
+        another's.
+        """
+        if self._roundsLock is not None:
+            fcntl.flock(self._roundsLock, fcntl.LOCK_EX)
+
+    def _unlockRounds(self) -> None:
+        if self._roundsLock is not None:
+            fcntl.flock(self._roundsLock, fcntl.LOCK_UN)
+
+    def _transact(self, db: sqlite3.Connection, batch: Sequence[_Write]) -> List[_Outcome]:
+        """Apply each write of the round in its own savepoint, then the round's deltas."""
+        tx = _Transaction(db)
+        outcomes: List[_Outcome] = []
+        for write in batch:
+            tx.begin()
+            try:
+                result = write.apply(tx)
+            except sqlite3.IntegrityError as e:
+                # An invariant would break (a record claimed twice): this
+                # write alone is refused, and its extents are not garbage
+                # (they may hold another blob's bytes).
+                tx.rollback()
+                log.error("metadata write refused, it would break an invariant: {error}", error=str(e))
+                outcomes.append(_Outcome(failure=Failure(S3Error("InternalError"))))
+            except sqlite3.Error:
+                raise
+            except BaseException:
+                failure = Failure()
+                tx.rollback()
+                if write.refused is not None:
+                    tx.begin()
+                    write.refused(tx)
+                    tx.release()
+                outcomes.append(_Outcome(failure=failure))
+            else:
+                tx.release()
+                outcomes.append(_Outcome(result=result))
+        tx.flush()
         return outcomes
 
     def _abandon(self, db: sqlite3.Connection) -> None:
@@ -1093,7 +1153,8 @@ class SQLiteMetadataStore:
         After a failed round: roll back, then commit a I{fence} so that
         frames a failed commit may have left in SQLite's log are overwritten
         and cannot come back after a crash (a write answered 500 stays
-        undone).  Any doubt about the connection: drop it.
+        undone).  Any doubt about the connection: drop it.  Either way the
+        rounds lock is let go.
         """
         try:
             if db.in_transaction:
@@ -1108,9 +1169,10 @@ class SQLiteMetadataStore:
                 db.close()
             except BaseException:
                 pass
+        finally:
+            self._unlockRounds()
 
-    def _roundDone(self, result: Tuple[float, List[_Outcome]], batch: List[_Write]) -> None:
-        elapsed, outcomes = result
+    def _roundDone(self, elapsed: float, outcomes: List[_Outcome], batch: List[_Write]) -> None:
         self._busy = False
         self._failing = None
         if self.metrics is not None:

@@ -13,6 +13,7 @@ import bisect
 import errno
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -70,37 +71,56 @@ class ManualRunner:
         else:
             d.callback(result)
 
+    def runRound(self) -> None:
+        """
+        Run the oldest job, a commit round's first step, and the last step
+        it queued, if it did: one whole round of a store.
+        """
+        waiting = len(self.jobs)
+        self.runNext()
+        if len(self.jobs) == waiting:
+            f, d = self.jobs.pop()
+            self.jobs.insert(0, (f, d))
+            self.runNext()
+
     def runAll(self) -> None:
         """Run jobs (including ones they queue) until none is left."""
         while self.jobs:
             self.runNext()
 
 
-def runConcurrently(jobs: Sequence[Tuple[Callable[[], Any], "Deferred[Any]"]]) -> None:
+def runConcurrently(
+    jobs: Sequence[Tuple[Callable[[], Any], "Deferred[Any]"]], then: Callable[[int], None] = lambda i: None
+) -> None:
     """
     Run runner jobs in threads of their own, all released at once (as two
-    processes' commit rounds would run), then report each outcome here.
+    processes' commit rounds would run); report each outcome here as it
+    comes, and call C{then} with its index (to run what the outcome
+    queued, such as the rest of a round) before waiting for the next.
     """
-    outcomes: List[Any] = [None] * len(jobs)
+    outcomes: "queue.Queue[Tuple[int, bool, Any]]" = queue.Queue()
     start = threading.Barrier(len(jobs))
 
     def work(i: int, f: Callable[[], Any]) -> None:
         start.wait()
         try:
-            outcomes[i] = (True, f())
+            outcomes.put((i, True, f()))
         except BaseException:
-            outcomes[i] = (False, Failure())
+            outcomes.put((i, False, Failure()))
 
-    threads = [threading.Thread(target=work, args=(i, f)) for i, (f, _) in enumerate(jobs)]
+    threads = [threading.Thread(target=work, args=(i, f), daemon=True) for i, (f, _) in enumerate(jobs)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(60)
-    for (_, d), (ok, value) in zip(jobs, outcomes):
+    for _ in jobs:
+        i, ok, value = outcomes.get(timeout=60)
+        d = jobs[i][1]
         if ok:
             d.callback(value)
         else:
             d.errback(value)
+        then(i)
+    for t in threads:
+        t.join(60)
 
 
 def sqliteError(message: str, code: int, name: str, kind: type = sqlite3.OperationalError) -> sqlite3.Error:
@@ -369,13 +389,13 @@ class GroupCommitTests(SQLiteCase):
         ds = [store.putObject(record("b", "k%02d" % i, blob), blob) for i, blob in enumerate(blobs)]
         self.assertEqual(len(runner.jobs), 1)  # the first put's round
         self.assertEqual(self.events, ["prepare"])
-        runner.runNext()
+        runner.runRound()
         first = self.successResultOf(ds[0])
         for d in ds[1:]:
             self.assertNoResult(d)
         self.assertEqual(len(runner.jobs), 1)  # everything else, in one round
         self.assertEqual(self.events, ["prepare", "data-fsync", "BEGIN IMMEDIATE", "COMMIT", "prepare"])
-        runner.runNext()
+        runner.runRound()
         self.assertEqual([first.key] + [self.successResultOf(d).key for d in ds[1:]],
                          ["k%02d" % i for i in range(50)])
         self.assertEqual(self.events, ["prepare", "data-fsync", "BEGIN IMMEDIATE", "COMMIT"] * 2)
@@ -393,8 +413,9 @@ class GroupCommitTests(SQLiteCase):
     def test_durabilityOrder(self) -> None:
         """
         syncData is called on the reactor when the round starts; its
-        blocking function runs in the runner before the transaction and the
-        COMMIT; the writer hears back only after the COMMIT.
+        blocking function runs in the runner before the transaction; the
+        writes run on the reactor; the COMMIT runs in the runner again; the
+        writer hears back only after the COMMIT.
         """
         runner = ManualRunner()
         store = self.openStore(runner=runner)
@@ -403,8 +424,15 @@ class GroupCommitTests(SQLiteCase):
         self.assertEqual(self.events, ["prepare"])
         self.assertNoResult(d)
         runner.runNext()
+        # The writes ran here, between the runner's two steps: only the commit is left to it.
+        self.assertEqual(self.events, ["prepare", "data-fsync", "BEGIN IMMEDIATE"])
+        self.assertEqual(len(runner.jobs), 1)
+        self.assertNoResult(d)
+        self.assertIsNone(self.successResultOf(store.getBucket("b")))
+        runner.runNext()
         self.assertEqual(self.events, ["prepare", "data-fsync", "BEGIN IMMEDIATE", "COMMIT"])
         self.successResultOf(d)
+        self.assertEqual(self.successResultOf(store.getBucket("b")), bucket("b"))
 
     def test_readsSeeOnlyCommitted(self) -> None:
         """Until its round commits a write is invisible to every read and its Deferred has not fired."""
@@ -427,6 +455,44 @@ class GroupCommitTests(SQLiteCase):
         self.assertIsNotNone(self.successResultOf(store.getObject("b", "k")))
         self.assertEqual(self.successResultOf(store.totals()), Totals(1, 5, 5, {}))
 
+    def test_roundKeepsWhatItRead(self) -> None:
+        """
+        A round reads a bucket and a segment's removal once, and what its
+        own writes change (a bucket created or deleted, a segment
+        forgotten, a write rolled back) is what its later writes see.
+        """
+        runner = ManualRunner()
+        store = self.openStore(runner=runner)
+        store.probe()  # a round in flight: everything below shares the next one
+        x, y, z = written(b"x", 9, 0), written(b"y", 9, 100), written(b"z", 3, 0)
+        ds = [
+            store.createBucket(bucket("c")),
+            store.putObject(record("c", "x", x), x),
+            store.deleteBucket("c", "alice"),  # not empty: rolled back
+            store.putObject(record("c", "z", z), z),
+            store.deleteObject("c", "x"),
+            store.forgetSegment(9),
+            store.putObject(record("c", "y", y), y),
+            store.deleteObject("c", "z"),
+            store.deleteBucket("c", "alice"),
+            store.putObject(record("c", "z", z), z),
+        ]
+        runner.runRound()
+        runner.runRound()
+        self.assertEqual(runner.jobs, [])
+        self.assertIsNone(self.successResultOf(ds[0]))
+        self.assertEqual(self.successResultOf(ds[1]).key, "x")
+        self.assertEqual(self.code(ds[2]), "BucketNotEmpty")
+        self.assertEqual(self.successResultOf(ds[3]).key, "z")
+        self.assertEqual(self.successResultOf(ds[4]).key, "x")  # type: ignore[union-attr]
+        self.assertIsNone(self.successResultOf(ds[5]))
+        self.assertEqual(self.code(ds[6]), "InternalError")  # segment 9 is gone
+        self.assertEqual(self.successResultOf(ds[7]).key, "z")  # type: ignore[union-attr]
+        self.assertIsNone(self.successResultOf(ds[8]))
+        self.assertEqual(self.code(ds[9]), "NoSuchBucket")
+        self.assertIsNone(self.successResultOf(store.getBucket("c")))
+        self.assertEqual(self.successResultOf(store.totals()).objects, 0)
+
     def test_closeWaitsForRound(self) -> None:
         """close fires only after the running round and the writes queued behind it."""
         runner = ManualRunner()
@@ -436,10 +502,10 @@ class GroupCommitTests(SQLiteCase):
         closed = store.close()
         self.assertNoResult(closed)
         self.assertFalse(store.ready)
-        runner.runNext()
+        runner.runRound()
         self.successResultOf(first)
         self.assertNoResult(closed)
-        runner.runNext()
+        runner.runRound()
         self.successResultOf(second)
         self.successResultOf(closed)
         again = self.openStore(store.path)
@@ -464,17 +530,17 @@ class FailingRoundTests(SQLiteCase):
         putA = store.putObject(record("b", "a", a), a)
         putB = store.putObject(record("b", "b", b), b)
         self.faults["COMMIT"] = [None, diskFull()]  # round 0 commits; round 1 does not
-        runner.runNext()
+        runner.runRound()
         self.assertIsNone(store.failing)
         putC = store.putObject(record("b", "c", c), c)
-        runner.runNext()
+        runner.runRound()
         self.assertEqual(self.code(putA), "InsufficientStorage")
         self.assertEqual(self.code(putB), "InsufficientStorage")
         self.assertEqual(store.failing, "database or disk is full")
         self.assertNoResult(putC)
         self.assertIsNone(self.successResultOf(store.getObject("b", "a")))
         self.assertEqual(self.successResultOf(store.getBucket("b")), bucket("b"))
-        runner.runNext()
+        runner.runRound()
         self.assertEqual(self.successResultOf(putC).key, "c")
         self.assertIsNone(store.failing)
         self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
@@ -637,7 +703,11 @@ class SharedFileTests(SQLiteCase):
             first = one.putObject(record("b", "k", a), a, ifNoneMatch)
             second = two.putObject(record("b", "k", b), b, ifNoneMatch)
             assert isinstance(one.runner, ManualRunner) and isinstance(two.runner, ManualRunner)
-            runConcurrently([one.runner.jobs.pop(0), two.runner.jobs.pop(0)])
+            stores = (one, two)
+            runConcurrently(
+                [one.runner.jobs.pop(0), two.runner.jobs.pop(0)],
+                then=lambda i: stores[i].runner.runAll(),  # type: ignore[union-attr]
+            )
             outcomes = []
             for d in (first, second):
                 results: List[Any] = []
