@@ -1,26 +1,37 @@
 """
 FasterStore benchmark driver: 4 KiB PUT, GET and HEAD through presigned
-SigV4 URLs, measured with wrk against FasterStore and against a bare
-twisted.web floor in the same run.
+SigV4 URLs, measured with wrk against FasterStore, against a bare
+twisted.web floor and against moto (the Python AWS mock, as its standalone
+server) in the same run.
 
 What it does, bounded and self-stopping:
 
 1. prints machine information and probes the data directory's raw
    4 KiB write+fsync latency (the floor for a durable PUT at concurrency 1);
-2. starts ``benchmarks/bare_server.py`` and ``twistd -n --pidfile=
-   fasterstore`` (fsync on unless ``--no-fsync``) on free loopback ports with
-   a temporary data directory, and waits for
-   ``/_fasterstore/health/ready``;
-3. creates a bucket, pre-generates presigned URLs with botocore (PUT URLs
-   for a pool of fresh keys, PUT/GET/HEAD URLs for a read set), seeds the
-   read set and checks a sample reads back byte-identical;
+2. starts ``benchmarks/bare_server.py``, ``twistd -n --pidfile=
+   fasterstore`` (fsync on unless ``--no-fsync``) with a temporary data
+   directory and ``python -m moto.server`` (unless ``--no-moto``), each on a
+   free loopback port in its own session, and polls
+   ``/_fasterstore/health/ready`` and moto's ``/moto-api/config`` until they
+   answer;
+3. creates the bucket in FasterStore and in moto, pre-generates presigned
+   URLs with botocore (PUT URLs for a pool of fresh keys, PUT/GET/HEAD URLs
+   for a read set), seeds the read set in both and checks a sample reads
+   back byte-identical. moto does not verify signatures (its auth is off
+   unless ``INITIAL_NO_AUTH_ACTION_COUNT`` is set, which this driver clears)
+   and treats a ``127.0.0.1:PORT`` Host as path-style, so it is sent the very
+   URL files signed for FasterStore;
 4. for each of PUT, GET, HEAD and each concurrency (1, 16, 64) runs
-   ``wrk -t2 -cN -dD --latency`` with ``benchmarks/presigned.lua``, first
-   against FasterStore and then against the floor with the same request
-   bytes; any non-2xx response or socket error aborts the run;
-5. prints a markdown table (ops/s, p50, p99, and the FasterStore/floor
-   ratio) and the group-commit ratio PUT c=64 / PUT c=1;
-6. stops both servers by PID with SIGTERM (SIGKILL after a bound) in a
+   ``wrk -t2 -cN -dD --latency`` with ``benchmarks/presigned.lua``: against
+   FasterStore, then the floor, then moto, with the same request bytes (each
+   PUT run of FasterStore and of moto starts on keys that server's earlier
+   PUT runs did not touch). Any non-2xx response or socket error from
+   FasterStore or the floor aborts the run; moto's problems (errors,
+   timeouts, a crash) are recorded in its row and printed, not fatal;
+5. prints a markdown table (ops/s, p50, p99, server CPU per op, and the
+   FasterStore/floor and FasterStore/moto ratios) and the group-commit ratio
+   PUT c=64 / PUT c=1;
+6. stops every server by PID with SIGTERM (SIGKILL after a bound) in a
    ``finally`` and removes the temporary directory.
 
 Usage::
@@ -28,10 +39,13 @@ Usage::
     python benchmarks/run.py --duration 10      # the documented run
     python benchmarks/run.py --quick            # 2 s runs, a smoke test
     python benchmarks/run.py --no-fsync         # the unsafe mode
+    python benchmarks/run.py --no-moto          # FasterStore and the floor only
     python benchmarks/run.py --bare-only --quick  # test the harness alone
 
-Needs ``wrk`` (Debian package ``wrk``) and boto3 in the running interpreter;
-the servers run under the same interpreter. See ``benchmarks/README.md`` and
+Needs ``wrk`` (Debian package ``wrk``) and boto3 in the running interpreter,
+and, unless ``--no-moto``, ``moto[server]`` (moto plus flask, flask-cors,
+werkzeug): without it the driver stops at once and says so. The servers run
+under the same interpreter. See ``benchmarks/README.md`` and
 ``docs/benchmarks.md``. There is no test module: ``--bare-only --quick`` is
 the harness's own smoke test.
 """
@@ -112,7 +126,7 @@ def _run_text(argv: list[str]) -> str:
     return (out.stdout or out.stderr).strip()
 
 
-def machine_info(data_parent: Path, wrk: str) -> dict[str, Any]:
+def machine_info(data_parent: Path, wrk: str, moto: str | None = None) -> dict[str, Any]:
     """
     Collect what a reader needs to compare runs across machines.
     """
@@ -143,7 +157,7 @@ def machine_info(data_parent: Path, wrk: str) -> dict[str, Any]:
                 mem_total = "%d MiB" % (int(line.split()[1]) // 1024,)
     except OSError:
         pass
-    return {
+    info = {
         "nproc": os.cpu_count(),
         "usable_cpus": usable,
         "cpu_model": cpu_model,
@@ -158,6 +172,9 @@ def machine_info(data_parent: Path, wrk: str) -> dict[str, Any]:
         "git": git,
         "loadavg_at_start": " ".join("%.2f" % x for x in os.getloadavg()),
     }
+    if moto is not None:
+        info["moto"] = moto
+    return info
 
 
 def fsync_probe(directory: Path, count: int = 200, budget: float = 3.0) -> dict[str, float]:
@@ -272,9 +289,11 @@ def start_fasterstore(workdir: Path, data_dir: Path, access_key: str, secret_key
     return Server("fasterstore", proc, log_path, port=port, command=command)
 
 
-def wait_ready(server: Server, timeout: float) -> float:
+def wait_ready(server: Server, timeout: float, path: str = "/_fasterstore/health/ready",
+               ok: tuple[int, ...] = (200,)) -> float:
     """
-    Poll ``/_fasterstore/health/ready`` until 200; return seconds waited.
+    Poll ``path`` (FasterStore's ``/_fasterstore/health/ready``) until it
+    answers with a status in ``ok``; return seconds waited.
     """
     start = time.monotonic()
     last = "no answer"
@@ -284,11 +303,11 @@ def wait_ready(server: Server, timeout: float) -> float:
                              % (server.name, server.proc.returncode, server.log_tail()))
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
-            conn.request("GET", "/_fasterstore/health/ready")
+            conn.request("GET", path)
             resp = conn.getresponse()
             resp.read()
             conn.close()
-            if resp.status == 200:
+            if resp.status in ok:
                 return time.monotonic() - start
             last = "HTTP %d" % (resp.status,)
         except OSError as e:
@@ -296,6 +315,56 @@ def wait_ready(server: Server, timeout: float) -> float:
         time.sleep(0.1)
     raise BenchError("%s not ready after %.0f s (last: %s):\n%s"
                      % (server.name, timeout, last, server.log_tail()))
+
+
+MOTO_CHECK = "import moto, moto.server; print(moto.__version__)"
+
+
+def check_moto() -> str:
+    """
+    moto's version, if the running interpreter (the one the servers run
+    under) can import moto with its server extra; BenchError saying how to
+    get it, or to pass ``--no-moto``, if not.
+    """
+    try:
+        out = subprocess.run([sys.executable, "-c", MOTO_CHECK], capture_output=True,
+                             text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        why = repr(e)
+    else:
+        if out.returncode == 0:
+            return out.stdout.strip() or "unknown version"
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        why = lines[-1] if lines else "exit status %d" % (out.returncode,)
+    raise BenchError(
+        "moto is a benchmark target but %s cannot import moto.server (%s).\n"
+        "Install it into that interpreter: %s -m pip install 'moto[server]'\n"
+        "(the server extra brings flask, flask-cors and werkzeug), "
+        "or leave moto out with --no-moto." % (sys.executable, why, sys.executable))
+
+
+def start_moto(workdir: Path) -> Server:
+    """
+    Start moto's standalone server (``python -m moto.server``) on a free
+    loopback port, logging to ``workdir/moto.log``.
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(port)]
+    env = dict(os.environ)
+    env["MOTO_PORT"] = str(port)
+    # moto's request authentication stays off (its default): the URLs are
+    # signed for FasterStore's port with FasterStore's keys.
+    env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+    log_path = workdir / "moto.log"
+    log = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(workdir), env=env, start_new_session=True,
+        )
+    finally:
+        log.close()
+    return Server("moto", proc, log_path, port=port, command=command)
 
 
 def stop(server: Server) -> str:
@@ -544,8 +613,8 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], seconds: float,
 #
 # wrk 4.x (Debian's 4.1.0 and upstream's last release alike) gives its HTTP
 # parser no on_headers_complete callback, so after a response to HEAD that
-# carries ``Content-Length: 4096`` -- as RFC 9110 says it should, and as both
-# FasterStore and the floor send -- it waits for 4096 body bytes that never
+# carries ``Content-Length: 4096`` -- as RFC 9110 says it should, and as
+# FasterStore, the floor and moto send -- it waits for 4096 body bytes that never
 # come, and a HEAD run completes no request at all. For HEAD runs only, wrk
 # runs with this tiny LD_PRELOAD library: when a read() returns the start of
 # an HTTP response, the digits of its Content-Length value are overwritten
@@ -612,14 +681,31 @@ def build_head_shim(workdir: Path) -> Path:
 # wrk
 
 
+def failed_run(problems: list[str], command: list[str] | None = None,
+               threads: int = 0) -> dict[str, Any]:
+    """
+    The result of a non-strict run that produced no wrk figures at all.
+    """
+    return {
+        "requests": 0, "rps": None, "p50_us": None, "p90_us": None, "p99_us": None,
+        "max_us": None, "mean_us": None, "non2xx": 0, "socket_errors": {},
+        "status_errors": 0, "samples": [], "threads": threads, "command": command or [],
+        "valid": False, "problems": problems,
+    }
+
+
 def run_wrk(wrk: str, target: Server, url_file: Path, concurrency: int, threads: int,
             duration: float, start: int, body_mode: str, workdir: Path, label: str,
-            timeout: float, preload: Path | None = None) -> dict[str, Any]:
+            timeout: float, preload: Path | None = None, strict: bool = True) -> dict[str, Any]:
     """
     One wrk run; return its parsed ``FSBENCH_RESULT`` or raise BenchError.
 
     ``timeout`` is wrk's per-request timeout (a request slower than that
     counts as an error); ``preload`` is the HEAD shim for HEAD runs.
+
+    With ``strict`` false (the moto peer) nothing raises: the result gets
+    ``valid`` and ``problems`` (a list of strings, empty for a clean run),
+    and a run that produced no figures comes back from ``failed_run``.
     """
     threads = max(1, min(threads, concurrency))
     command = [
@@ -634,6 +720,9 @@ def run_wrk(wrk: str, target: Server, url_file: Path, concurrency: int, threads:
     try:
         out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 90, env=env)
     except subprocess.TimeoutExpired:
+        if not strict:
+            return failed_run(["wrk did not finish within %.0f s" % (duration + 90,)],
+                              command, threads)
         raise BenchError("%s: wrk did not finish within %.0f s" % (label, duration + 90))
     (workdir / ("wrk-%s.log" % label)).write_text(
         " ".join(command) + "\n" + out.stdout + "\n--- stderr ---\n" + out.stderr)
@@ -642,6 +731,11 @@ def run_wrk(wrk: str, target: Server, url_file: Path, concurrency: int, threads:
         if line.startswith("FSBENCH_RESULT "):
             result = json.loads(line[len("FSBENCH_RESULT "):])
     if out.returncode != 0 or result is None:
+        if not strict:
+            tail = [line for line in out.stderr.splitlines() if line.strip()][-3:]
+            return failed_run(["wrk exited %d without a result: %s"
+                               % (out.returncode, " / ".join(tail) or "(no stderr)")],
+                              command, threads)
         raise BenchError("%s: wrk exited %d without a result:\n%s\n%s"
                          % (label, out.returncode, out.stdout[-3000:], out.stderr[-3000:]))
     problems = []
@@ -654,7 +748,10 @@ def run_wrk(wrk: str, target: Server, url_file: Path, concurrency: int, threads:
         problems.append("socket errors %s" % (sock,))
     if result["requests"] <= 0:
         problems.append("no completed requests")
-    if problems:
+    if not strict:
+        result["valid"] = not problems
+        result["problems"] = problems
+    elif problems:
         raise BenchError("%s is INVALID: %s\nfirst errors:\n  %s\nwrk stderr:\n%s\n%s log tail:\n%s"
                          % (label, "; ".join(problems), "\n  ".join(result["samples"]) or "(none)",
                             out.stderr[-2000:], target.name, target.log_tail(30)))
@@ -675,35 +772,65 @@ def _ops(rps: float | None) -> str:
     return "–" if rps is None else "%.0f" % (rps,)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """
-    The markdown results table.
-    """
-    out = [
-        "| operation | concurrency | FasterStore ops/s | p50 ms | p99 ms "
-        "| bare ops/s | p50 ms | p99 ms | FasterStore/bare "
-        "| FasterStore CPU µs/op | bare CPU µs/op | other processes, cores |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    if a and b and a.get("rps") and b.get("rps"):
+        return "%.2f" % (a["rps"] / b["rps"],)
+    return "–"
 
-    def cpu_us(result: dict[str, Any] | None) -> str:
-        if not result or "cpu" not in result:
-            return "–"
-        return "%.0f" % (result["cpu"]["server_cpu_us_per_op"],)
+
+def _cpu_us(result: dict[str, Any] | None) -> str:
+    if not result or not result.get("cpu") or result["cpu"].get("server_cpu_us_per_op") is None:
+        return "–"
+    return "%.0f" % (result["cpu"]["server_cpu_us_per_op"],)
+
+
+def table(rows: list[dict[str, Any]], with_moto: bool = False) -> str:
+    """
+    The markdown results table; the moto columns only ``with_moto`` (without
+    them it is the table of the two-target driver, column for column). A
+    moto run that had problems is marked ``†`` (see ``moto_problem_lines``).
+    """
+    head = ("| operation | concurrency | FasterStore ops/s | p50 ms | p99 ms "
+            "| bare ops/s | p50 ms | p99 ms | FasterStore/bare ")
+    align = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    if with_moto:
+        head += "| moto ops/s | p50 ms | p99 ms | FasterStore/moto "
+        align += "---:|---:|---:|---:|"
+    head += "| FasterStore CPU µs/op | bare CPU µs/op "
+    align += "---:|---:|"
+    if with_moto:
+        head += "| moto CPU µs/op "
+        align += "---:|"
+    head += "| other processes, cores |"
+    align += "---:|"
+    out = [head, align]
 
     for row in rows:
-        fs, bare = row.get("fasterstore"), row.get("bare")
-        ratio = "–"
-        if fs and bare and bare["rps"]:
-            ratio = "%.2f" % (fs["rps"] / bare["rps"],)
-        foreign = [r["cpu"]["foreign_cores"] for r in (fs, bare) if r and "cpu" in r]
-        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            row["operation"], row["concurrency"],
-            _ops(fs and fs["rps"]), _ms(fs and fs["p50_us"]), _ms(fs and fs["p99_us"]),
-            _ops(bare and bare["rps"]), _ms(bare and bare["p50_us"]), _ms(bare and bare["p99_us"]),
-            ratio, cpu_us(fs), cpu_us(bare),
-            "%.2f" % (max(foreign),) if foreign else "–"))
+        fs, bare, moto = row.get("fasterstore"), row.get("bare"), row.get("moto")
+        foreign = [r["cpu"]["foreign_cores"] for r in (fs, bare, moto) if r and r.get("cpu")]
+        cells = [row["operation"], "%d" % (row["concurrency"],),
+                 _ops(fs and fs["rps"]), _ms(fs and fs["p50_us"]), _ms(fs and fs["p99_us"]),
+                 _ops(bare and bare["rps"]), _ms(bare and bare["p50_us"]), _ms(bare and bare["p99_us"]),
+                 _ratio(fs, bare)]
+        if with_moto:
+            mark = " †" if moto and moto.get("problems") else ""
+            cells += [_ops(moto and moto["rps"]) + mark, _ms(moto and moto["p50_us"]),
+                      _ms(moto and moto["p99_us"]), _ratio(fs, moto)]
+        cells += [_cpu_us(fs), _cpu_us(bare)]
+        if with_moto:
+            cells.append(_cpu_us(moto))
+        cells.append("%.2f" % (max(foreign),) if foreign else "–")
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def moto_problem_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """
+    One line per moto run that had problems, for under the table.
+    """
+    return ["† moto %s c=%d: %s" % (row["operation"], row["concurrency"],
+                                    "; ".join(row["moto"]["problems"]))
+            for row in rows if row.get("moto") and row["moto"].get("problems")]
 
 
 def group_commit_line(rows: list[dict[str, Any]], concurrencies: list[int]) -> str | None:
@@ -779,7 +906,7 @@ def metrics_summary(text: str) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="4 KiB PUT/GET/HEAD through presigned SigV4 URLs with wrk: "
-                    "FasterStore beside a bare twisted.web floor.")
+                    "FasterStore beside a bare twisted.web floor and moto.")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (10)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 s runs and smaller key sets")
@@ -798,7 +925,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="send the same 4 KiB on every PUT (lets content dedup skip "
                              "writes); default: each PUT body is distinct")
     parser.add_argument("--bare-only", action="store_true",
-                        help="measure only the floor (tests this harness without FasterStore)")
+                        help="leave FasterStore out: measure the floor (and moto unless "
+                             "--no-moto); tests this harness without FasterStore")
+    parser.add_argument("--no-moto", action="store_true",
+                        help="leave moto out (by default it is measured too and must be "
+                             "importable: pip install 'moto[server]')")
+    parser.add_argument("--moto-start-timeout", type=float, default=60.0,
+                        help="seconds to wait for moto's server to answer (60)")
     parser.add_argument("--bare-access-log", action="store_true",
                         help="let the floor log every request like a default Site")
     parser.add_argument("--tmp-dir", default=None,
@@ -839,6 +972,13 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which(args.wrk):
         print("wrk not found: install the Debian package 'wrk'", file=sys.stderr)
         return 2
+    moto_version = None
+    if not args.no_moto:
+        try:
+            moto_version = check_moto()
+        except BenchError as e:
+            print("BENCHMARK FAILED: %s" % (e,), file=sys.stderr)
+            return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="fasterstore-bench-", dir=args.tmp_dir))
     data_dir = workdir / "data"
@@ -848,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
     t_begin = time.monotonic()
     status = 1
     try:
-        info = machine_info(workdir, args.wrk)
+        info = machine_info(workdir, args.wrk, moto_version)
         probe = fsync_probe(workdir)
         report["machine"] = info
         report["fsync_probe"] = probe
@@ -858,7 +998,7 @@ def main(argv: list[str] | None = None) -> int:
             print("- %s: %s" % (k, v))
         print("- raw 4 KiB write+fsync on the data dir: p50 %.2f ms, p99 %.2f ms (%d samples)"
               % (probe["p50_ms"], probe["p99_ms"], probe["samples"]))
-        print("- wrk and both servers share these %s CPUs" % (info["usable_cpus"],))
+        print("- wrk and the servers share these %s CPUs" % (info["usable_cpus"],))
         print()
         sys.stdout.flush()
 
@@ -868,17 +1008,33 @@ def main(argv: list[str] | None = None) -> int:
         bare = start_bare(workdir, args.bare_access_log)
         servers.append(bare)
         fs: Server | None = None
+        moto: Server | None = None
         if not args.bare_only:
             fs = start_fasterstore(workdir, data_dir, access_key, secret_key,
                                    args.no_fsync, args.server_arg)
             servers.append(fs)
+        if moto_version is not None:
+            moto = start_moto(workdir)
+            servers.append(moto)
+        if fs:
             waited = wait_ready(fs, args.start_timeout)
             print("FasterStore ready after %.2f s: %s" % (waited, " ".join(fs.command)))
+        if moto:
+            # any 2xx (moto answers this GET with 201)
+            waited = wait_ready(moto, args.moto_start_timeout, path="/moto-api/config",
+                                ok=tuple(range(200, 300)))
+            print("moto %s ready after %.2f s: %s" % (moto_version, waited, " ".join(moto.command)))
+            report["moto"] = {"version": moto_version, "command": moto.command,
+                              "ready_seconds": waited, "verifies_signatures": False}
         signing_port = fs.port if fs else bare.port
         endpoint = "http://127.0.0.1:%d" % (signing_port,)
         client = s3_client(endpoint, access_key, secret_key)
         if fs:
             client.create_bucket(Bucket=BUCKET)
+        if moto:
+            # the only request moto gets that is signed for its own endpoint;
+            # it also loads moto's S3 backend before anything is timed
+            s3_client(moto.base_url, access_key, secret_key).create_bucket(Bucket=BUCKET)
 
         t0 = time.monotonic()
         write_keys = ["w/%07d" % i for i in range(args.write_keys)]
@@ -898,6 +1054,17 @@ def main(argv: list[str] | None = None) -> int:
             report["seed"] = seeded
             print("seeded %d objects with 16 Python clients in %.1f s (%.0f PUT/s); sample read back identical"
                   % (seeded["objects"], seeded["seconds"], seeded["ops_per_s"]))
+        if moto:
+            # moto checks no signature and takes a 127.0.0.1:PORT Host as
+            # path-style, so the URLs signed for FasterStore serve it as they are
+            try:
+                seeded = seed(moto.port, seed_put, get_urls, head_urls,
+                              deadline=time.monotonic() + 300)
+            except BenchError as e:
+                raise BenchError("moto: %s\nmoto log tail:\n%s" % (e, moto.log_tail(20)))
+            report["moto"]["seed"] = seeded
+            print("seeded moto with the same %d keys (fresh random bodies) in %.1f s (%.0f PUT/s); sample read back identical"
+                  % (seeded["objects"], seeded["seconds"], seeded["ops_per_s"]))
         print()
         sys.stdout.flush()
 
@@ -907,28 +1074,42 @@ def main(argv: list[str] | None = None) -> int:
         # shorter than the run is what makes wrk report a stuck connection.
         read_timeout = max(0.5, min(5.0, args.duration / 2))
         put_timeout = 30.0
-        put_start = 0
+        put_start = 0           # FasterStore's and the floor's PUT runs
+        moto_put_start = 0      # moto's own: it completes a different number of PUTs
         wrapped = False
+        moto_wrapped = False
         busiest_foreign = 0.0
         for op in args.operation_list:
             for c in args.concurrency_list:
                 row: dict[str, Any] = {"operation": op, "concurrency": c}
-                start = put_start if op == "PUT" else 0
-                targets = ([fs] if fs else []) + [bare]
+                targets = ([fs] if fs else []) + [bare] + ([moto] if moto else [])
                 for target in targets:
                     label = "%s-%s-c%d" % (target.name, op, c)
+                    if op != "PUT":
+                        start = 0
+                    elif target is moto:
+                        start = moto_put_start
+                    else:
+                        start = put_start
                     metrics_before = (metrics_sums(fetch_metrics(target.port))
                                       if target is fs else {})
                     cpu_before = cpu_snapshot(servers)
                     t_run = time.monotonic()
-                    result = run_wrk(args.wrk, target, files[op], c, args.threads, args.duration,
-                                     start, body_mode, workdir, label,
-                                     timeout=put_timeout if op == "PUT" else read_timeout,
-                                     preload=head_shim if op == "HEAD" else None)
+                    if target is moto and target.proc.poll() is not None:
+                        # a weak peer does not stop the benchmark: say so in its row
+                        result = failed_run(["moto is not running (exit status %s; log: %s)"
+                                             % (target.proc.returncode, target.log_path)])
+                    else:
+                        result = run_wrk(args.wrk, target, files[op], c, args.threads,
+                                         args.duration, start, body_mode, workdir, label,
+                                         timeout=put_timeout if op == "PUT" else read_timeout,
+                                         preload=head_shim if op == "HEAD" else None,
+                                         strict=target is not moto)
                     cpu = cpu_delta(cpu_before, cpu_snapshot(servers),
                                     time.monotonic() - t_run, target.name)
                     cpu["server_cpu_us_per_op"] = (
-                        cpu["server_cpu_s"] * 1e6 / result["requests"])
+                        cpu["server_cpu_s"] * 1e6 / result["requests"]
+                        if result["requests"] else None)
                     result["cpu"] = cpu
                     busiest_foreign = max(busiest_foreign, cpu["foreign_cores"])
                     extra = ""
@@ -940,13 +1121,18 @@ def main(argv: list[str] | None = None) -> int:
                             mean = ("%.2f ms" % (m["mean"] * 1e3) if name.endswith("seconds")
                                     else "%.1f" % (m["mean"],))
                             extra += "\n    %s: %d observations, mean %s" % (short, m["count"], mean)
+                    if result.get("problems"):
+                        extra += "\n    PROBLEMS (recorded, not fatal for moto): %s" % (
+                            "; ".join(result["problems"]),)
+                        for sample in result["samples"][:3]:
+                            extra += "\n      " + " ".join(sample.split())[:200]
                     row[target.name] = result
-                    print("%-24s %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%d requests)  "
-                          "cores: server %.2f wrk %.2f other %.2f; server CPU %.0f us/op (%.0f%% kernel)"
-                          % (label, result["rps"], result["p50_us"] / 1e3,
-                             result["p99_us"] / 1e3, result["requests"],
+                    print("%-24s %8s ops/s  p50 %7s ms  p99 %7s ms  (%d requests)  "
+                          "cores: server %.2f wrk %.2f other %.2f; server CPU %s us/op (%.0f%% kernel)"
+                          % (label, _ops(result["rps"]), _ms(result["p50_us"]),
+                             _ms(result["p99_us"]), result["requests"],
                              cpu["server_cores"], cpu["wrk_cores"], cpu["foreign_cores"],
-                             cpu["server_cpu_us_per_op"], 100 * cpu["server_system_share"])
+                             _cpu_us(result), 100 * cpu["server_system_share"])
                           + extra)
                     sys.stdout.flush()
                     if target is fs and op == "PUT":
@@ -954,6 +1140,12 @@ def main(argv: list[str] | None = None) -> int:
                         put_start += result["requests"] + 2 * c + 2
                         if put_start >= args.write_keys:
                             wrapped = True
+                    if target is moto and op == "PUT":
+                        # the same for moto; timed-out and reset requests were sent too
+                        moto_put_start += (result["requests"] + 2 * c + 2
+                                           + sum(result["socket_errors"].values()))
+                        if moto_put_start >= args.write_keys:
+                            moto_wrapped = True
                     time.sleep(0.5)
                 report["rows"].append(row)
 
@@ -966,6 +1158,16 @@ def main(argv: list[str] | None = None) -> int:
             report["notes"].append(
                 "the PUT key pool (%d keys) was used up: later PUTs overwrote existing keys; "
                 "raise --write-keys" % (args.write_keys,))
+        if moto_wrapped:
+            report["notes"].append(
+                "moto used up the PUT key pool (%d keys): its later PUTs overwrote existing "
+                "keys; raise --write-keys" % (args.write_keys,))
+        moto_problems = moto_problem_lines(report["rows"])
+        if moto_problems:
+            report["notes"].append(
+                "%d moto run(s) had problems (marked †): their figures are not a clean "
+                "measurement of moto; FasterStore's and the floor's runs were all valid"
+                % (len(moto_problems),))
         if fs:
             metrics = fetch_metrics(fs.port)
             if metrics is None:
@@ -979,8 +1181,15 @@ def main(argv: list[str] | None = None) -> int:
         print("## Results: 4 KiB objects, %s, wrk -t%d (capped at c) -d%gs, %s PUT bodies"
               % (mode, args.threads, args.duration, body_mode))
         print()
-        print(table(report["rows"]))
+        print(table(report["rows"], with_moto=moto is not None))
         print()
+        for line in moto_problem_lines(report["rows"]):
+            print(line)
+        if moto:
+            print("moto: %s via python -m moto.server (werkzeug's threaded server, which "
+                  "closes the connection after every response); signatures not verified"
+                  % (moto_version,))
+            print()
         gc = group_commit_line(report["rows"], args.concurrency_list)
         if gc:
             print(gc)
