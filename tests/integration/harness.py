@@ -57,6 +57,7 @@ REGION = "us-east-1"
 
 #: How long a server may take to become ready after start.
 READY_TIMEOUT = float(os.environ.get("FASTERSTORE_TEST_READY_TIMEOUT", "60"))
+WORKERS = os.environ.get("FASTERSTORE_TEST_WORKERS", "1")
 
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -268,8 +269,10 @@ class Server:
             # One process, so that what a test reads of the server's pid
             # (memory, descriptors, limits) is the server's; the workers
             # of the default (one per CPU) have tests of their own
-            # (test_workers.py).
-            command += ["--workers", "1"]
+            # (test_workers.py).  FASTERSTORE_TEST_WORKERS=N runs the whole
+            # suite on N workers instead (tests that read the server's pid
+            # then read the supervisor's).
+            command += ["--workers", WORKERS]
         return command + self.extraArgs
 
     def _environment(self) -> Dict[str, str]:
