@@ -220,30 +220,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_bare(workdir: Path, access_log: bool) -> Server:
+def launch(name: str, command: list[str], workdir: Path, port: int = 0,
+           env: dict[str, str] | None = None) -> Server:
     """
-    Start the floor server and read its port from its log.
+    Start ``command`` in its own session in ``workdir``, output to
+    ``workdir/NAME.log``: one of the servers this driver measures.
     """
-    log_path = workdir / "bare.log"
-    command = [sys.executable, str(BARE), "--port", "0"]
-    if access_log:
-        command.append("--access-log")
+    log_path = workdir / ("%s.log" % (name,))
     log = open(log_path, "wb")
     try:
         proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(workdir), start_new_session=True,
+            cwd=str(workdir), env=env, start_new_session=True,
         )
     finally:
         log.close()
-    server = Server("bare", proc, log_path, command=command)
+    return Server(name, proc, log_path, port=port, command=command)
+
+
+def start_bare(workdir: Path, access_log: bool) -> Server:
+    """
+    Start the floor server and read its port from its log.
+    """
+    command = [sys.executable, str(BARE), "--port", "0"]
+    if access_log:
+        command.append("--access-log")
+    server = launch("bare", command, workdir)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
+        for line in server.log_path.read_text(errors="replace").splitlines():
             if line.startswith("LISTENING "):
                 server.port = int(line.split()[1])
                 return server
-        if proc.poll() is not None:
+        if server.proc.poll() is not None:
             break
         time.sleep(0.05)
     raise BenchError("bare server did not start:\n" + server.log_tail())
@@ -277,16 +286,7 @@ def start_fasterstore(workdir: Path, data_dir: Path, access_key: str, secret_key
     command.extend(extra)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    log_path = workdir / "fasterstore.log"
-    log = open(log_path, "wb")
-    try:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(workdir), env=env, start_new_session=True,
-        )
-    finally:
-        log.close()
-    return Server("fasterstore", proc, log_path, port=port, command=command)
+    return launch("fasterstore", command, workdir, port, env)
 
 
 def wait_ready(server: Server, timeout: float, path: str = "/_fasterstore/health/ready",
@@ -355,16 +355,7 @@ def start_moto(workdir: Path) -> Server:
     # moto's request authentication stays off (its default): the URLs are
     # signed for FasterStore's port with FasterStore's keys.
     env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
-    log_path = workdir / "moto.log"
-    log = open(log_path, "wb")
-    try:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(workdir), env=env, start_new_session=True,
-        )
-    finally:
-        log.close()
-    return Server("moto", proc, log_path, port=port, command=command)
+    return launch("moto", command, workdir, port, env)
 
 
 def stop(server: Server) -> str:
