@@ -8,16 +8,26 @@ everything else in its file is dead (deleted or replaced objects, refused
 and cut-off uploads, records a crash left behind).  Nothing to keep in step,
 nothing lost by a crash.
 
-A I{pass} picks every sealed segment whose dead fraction is at least
-C{threshold}, most dead bytes first, and for each:
+A I{pass} takes, one after another, the sealed segments whose dead
+fraction is at least C{threshold}, each time the one that frees the most
+space per byte copied as measured just then (a segment with no live bytes
+left costs no copying and comes first; garbage that arrives during the pass
+is taken by it).  A segment that still holds live bytes is taken once it
+has been past the threshold for C{settle} seconds, so that a wave of
+deletes sweeping through it is not chased.  For each:
 
   1. copies its live records, verified, to the active segment, a batch at a
      time, and commits each batch with L{IMetadataStore.relocate} (the group
      commit makes the copies durable before the metadata names them; a move
      whose record was deleted or replaced meanwhile simply does not take);
-  2. removes the file once nothing pins it (reads in flight and uploads not
-     yet committed pin their segments) and the store confirms, in the same
+  2. one C{grace} after its last move, while the pass goes on with the next
+     segment, removes the file once nothing pins it (reads in flight and
+     uploads not yet committed pin their segments; a removal waiting for a
+     read does not hold up the pass) and the store confirms, in the same
      transaction that forgets the segment, that no blob names it any more.
+
+A pass ends when nothing is left worth compacting, or after
+L{PASS_SECONDS}; under a heavy overwrite load the next starts at once.
 
 Other processes on the data directory (workers) lock their active segments,
 which a pass leaves alone; one of their uploads that had not committed when
@@ -25,9 +35,11 @@ its records were judged dead is refused at commit (the store remembers the
 segments it removed), never committed pointing at a missing file.
 
 Copying is paced to C{rate} bytes a second, so a pass never starves client
-I/O.  Nothing is kept between passes: after a restart (even C{kill -9} in
-the middle of one) the next pass sees what is still to do.  A pass runs at
-start and every C{interval} seconds; one process per data directory runs it.
+I/O.  Nothing is kept between passes but when each candidate was first
+seen (for C{settle}, in memory): after a restart (even C{kill -9} in the
+middle of one) the next pass sees what is still to do.  A pass runs at
+start and every C{interval} seconds, sooner while the store is being
+written (see L{CompactionService}); one process per data directory runs it.
 While the hold file exists (C{DATA/compaction.hold}), nothing is moved or
 removed, so that an online backup's copy of the segments has every byte its
 earlier copy of the metadata names.
@@ -37,12 +49,12 @@ Tests: tests/unit/test_compaction.py.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Set, Tuple
 
 import attrs
 from prometheus_client import CollectorRegistry, Counter
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -70,6 +82,16 @@ BATCH_BYTES = 16 << 20
 
 #: Records read from the store at a time.
 EXTENTS_PAGE = 512
+
+#: A pass takes on no new segment after working this many seconds (a heavy
+#: write load always has more): it ends, is counted and logged, and the next
+#: one starts at once.
+PASS_SECONDS = 60.0
+
+#: Seconds the service waits after the first pass that removed nothing
+#: following one that removed segments, and between its looks at the
+#: active segment while idle (see L{CompactionService}).
+IDLE_DELAY = 1.0
 
 
 @attrs.define
@@ -124,6 +146,14 @@ class Compactor:
         not yet pinned the segment.
     @ivar holdPath: while this file exists nothing is moved or removed (an
         operator's online backup copies the metadata, then the segments).
+    @ivar settle: seconds a segment that still holds live bytes must have
+        been past the threshold before a pass copies them out, so that a
+        wave of deletes or overwrites sweeping through it (a prefix deleted,
+        objects written together replaced together) has passed and the
+        copy is small, instead of copying records about to die.  A segment
+        with no live bytes left is taken at once.
+    @ivar pending: removals of emptied segments waiting for reads in flight
+        to unpin them, by segment; they outlive the pass that started them.
     """
 
     metadata: IMetadataStore
@@ -132,59 +162,131 @@ class Compactor:
     threshold: float = DEFAULT_THRESHOLD
     rate: int = DEFAULT_RATE
     grace: float = 1.0
+    settle: float = 1.0
     registry: Optional[CollectorRegistry] = None
     holdPath: Optional[str] = None
     progress: Progress = attrs.field(factory=Progress)
     stopping: bool = False
+    pending: Dict[int, "Deferred[bool]"] = attrs.field(factory=dict)
 
     _metrics: Optional[_Metrics] = attrs.field(init=False, default=None)
     _paceStart: float = attrs.field(init=False, default=0.0)
     _paced: int = attrs.field(init=False, default=0)
+    # When each current candidate was first seen past the threshold.
+    _since: Dict[int, float] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.threshold < 1:
             raise ValueError("threshold must be between 0 and 1")
         if self.rate <= 0:
             raise ValueError("rate must be positive")
+        if self.settle < 0:
+            raise ValueError("settle must not be negative")
         if self.registry is not None:
             self._metrics = _Metrics(self.registry)
 
     async def run(self) -> int:
         """
-        One pass: compact every segment past the threshold.  The records of
-        all of them are moved first, then (after one C{grace}) the files
-        are removed.
+        One pass: compact, best first, every segment past the threshold.
+
+        The segments are measured again after each one is emptied, and the
+        next is the one that frees the most space per byte copied now (one
+        with no live bytes left costs no copying and comes first), so that
+        garbage arriving during the pass is taken as it arrives; one with
+        live bytes waits until it has been a candidate for C{settle}
+        seconds (the pass waits too if nothing else is ready).  Each
+        emptied segment is removed one C{grace} after its last move, while
+        the pass goes on with the next.  A pass ends when nothing is worth
+        compacting, or once it has worked for L{PASS_SECONDS}.
 
         @return: how many segments were removed.
         """
-        candidates = await self.survey()
-        if self.held():
-            log.info("Compaction held by {path}", path=self.holdPath)
-            candidates = []
-        self._paceStart, self._paced = self.clock.seconds(), 0
-        emptied: List[int] = []
-        for segment in candidates:
-            if self.stopping:
-                break
-            self.progress.compacting = segment
-            try:
-                if await self.empty(segment):
-                    emptied.append(segment)
-            finally:
-                self.progress.compacting = None
+        started = self.clock.seconds()
+        movedBefore = self.progress.bytesMoved
+        self._paceStart, self._paced = started, 0
+        candidates, sizes, usage = await self._survey()
+        surveyed = len(candidates), self.progress.segmentBytes, self.progress.liveBytes
+        tried: Set[int] = set()
+        removals: List["Deferred[bool]"] = []
         removed = 0
-        if emptied and not self.stopping:
-            await deferLater(self.clock, self.grace, lambda: None)
-            sizes = await self.segments.segmentSizes()
-            for segment in emptied:
-                if self.stopping or self.held():
+        try:
+            while candidates and not self.stopping:
+                if self.held():
+                    log.info("Compaction held by {path}", path=self.holdPath)
                     break
-                if await self.remove(segment, sizes.get(segment, 0)):
-                    removed += 1
+                now = self.clock.seconds()
+                ripe = [c for c in candidates if not usage.get(c) or now - self._since.get(c, now) >= self.settle]
+                if not ripe:
+                    # Past the threshold only just: let what is dying there die first.
+                    ripens = min(self._since.get(c, now) for c in candidates) + self.settle
+                    await deferLater(self.clock, ripens - now, lambda: None)
+                    self._paceStart, self._paced = self.clock.seconds(), 0  # no burst for the time waited
+                    candidates, sizes, usage = await self._survey(exclude=tried)
+                    continue
+                segment = ripe[0]
+                tried.add(segment)
+                self.progress.compacting = segment
+                try:
+                    emptied = await self.empty(segment)
+                finally:
+                    self.progress.compacting = None
+                if emptied and not self.stopping:
+                    removals.append(ensureDeferred(self._removeLater(segment, sizes.get(segment, 0))))
+                if self.stopping or self.clock.seconds() - started >= PASS_SECONDS:
+                    break
+                candidates, sizes, usage = await self._survey(exclude=tried)
+        finally:
+            # A pass that fails still sees its removals through (they never fail).
+            for removal in removals:
+                removed += await removal
         self.progress.passes += 1
         if removed:
             await self.survey()
+        if tried:
+            log.info(
+                "Compaction pass: {candidates} candidates of {total} bytes ({live} live) at its start; "
+                "emptied {tried} segments, moved {moved} bytes, removed {removed} in {seconds:.1f} s",
+                candidates=surveyed[0], total=surveyed[1], live=surveyed[2], tried=len(tried),
+                moved=self.progress.bytesMoved - movedBefore, removed=removed,
+                seconds=self.clock.seconds() - started,
+            )
         return removed
+
+    async def _removeLater(self, segment: int, size: int) -> bool:
+        """
+        Remove an emptied segment one C{grace} from now (see L{remove}),
+        unless stopping or held by then.
+
+        @return: whether it was removed.  If a read in flight pins it then,
+            C{False} at once: the removal waits for the read in the
+            background (L{pending}) rather than hold up the pass, and is
+            counted when done.
+        """
+        await deferLater(self.clock, self.grace, lambda: None)
+        if self.stopping or self.held():
+            return False
+        if not self.segments.pinned(segment):
+            return await self._remove(segment, size)
+        removal = ensureDeferred(self._remove(segment, size))
+        self.pending[segment] = removal
+
+        def done(removed: bool) -> bool:
+            del self.pending[segment]
+            return removed
+
+        removal.addCallback(done)
+        return False
+
+    async def _remove(self, segment: int, size: int) -> bool:
+        """L{remove}, a failure logged."""
+        try:
+            return await self.remove(segment, size)
+        except Exception:
+            if self.stopping:
+                log.info("Compaction left segment {segment} at shutdown", segment=segment)
+            else:
+                log.failure("Compaction could not remove segment {segment}", segment=segment)
+            return False
 
     async def report(self) -> Dict[str, object]:
         """The segment files measured now, and the progress so far (the admin API's)."""
@@ -198,7 +300,19 @@ class Compactor:
     async def survey(self) -> List[int]:
         """
         Measure every segment; forget the ones whose file is gone; the
-        sealed segments worth compacting, most dead bytes first.
+        sealed segments worth compacting, best first (see L{_survey}).
+        """
+        return (await self._survey())[0]
+
+    async def _survey(self, exclude: Collection[int] = ()) -> Tuple[List[int], Dict[int, int], Dict[int, int]]:
+        """
+        L{survey}, leaving out C{exclude}; notes when each candidate was
+        first seen (for L{settle}).
+
+        @return: the candidates, those that free the most space per byte
+            copied first (the fewest live bytes for their size; of equals,
+            the most dead bytes); the size of every segment file; the live
+            bytes of every segment.
         """
         sizes = await self.segments.segmentSizes()
         usage = await self.metadata.segmentUsage()
@@ -209,16 +323,22 @@ class Compactor:
         live = sum(usage.get(segment, 0) for segment in sizes)
         self._report(total, live)
         active = self.segments.activeSegment
-        dead: List[Tuple[int, int]] = []
+        ranked: List[Tuple[float, int, int]] = []
         for segment, size in sizes.items():
-            if segment == active or self.segments.pinned(segment):
+            if segment == active or segment in exclude or segment in self.pending:
                 continue
-            waste = size - usage.get(segment, 0)
+            if self.segments.pinned(segment):
+                continue
+            used = usage.get(segment, 0)
+            waste = size - used
             if waste >= self.threshold * size:  # an empty file (a restart's) is all waste
-                dead.append((waste, segment))
+                ranked.append((used / size if size else 0.0, -waste, segment))
         # Another process's active segment (a worker's) is locked: not ours to judge.
-        busy = await self.segments.busySegments(segment for _, segment in dead)
-        return [segment for _, segment in sorted(dead, reverse=True) if segment not in busy]
+        busy = await self.segments.busySegments(segment for _, _, segment in ranked)
+        candidates = [segment for _, _, segment in sorted(ranked) if segment not in busy]
+        now = self.clock.seconds()
+        self._since = {segment: self._since.get(segment, now) for segment in candidates}
+        return candidates, sizes, usage
 
     def _report(self, total: int, live: int) -> None:
         self.progress.segmentBytes, self.progress.liveBytes = total, live
@@ -275,10 +395,17 @@ class Compactor:
         """
         Remove an emptied segment once nothing pins it and the store agrees
         no blob names it; C{False} if one does again (an upload committed
-        late: a later pass moves it).
+        late: a later pass moves it), or if compaction is held by then (a
+        later pass removes it).
         """
+
+        def confirm() -> "Deferred[None]":
+            if self.held():
+                return fail(ValueError("compaction is held"))
+            return self.metadata.forgetSegment(segment)
+
         try:
-            await self.segments.removeSegment(segment, lambda: self.metadata.forgetSegment(segment))
+            await self.segments.removeSegment(segment, confirm)
         except ValueError:
             return False
         self.progress.segmentsRemoved += 1
@@ -286,7 +413,7 @@ class Compactor:
         if self._metrics is not None:
             self._metrics.removed.inc()
             self._metrics.reclaimed.inc(size)
-        log.info("Compaction removed segment {segment} ({size} bytes)", segment=segment, size=size)
+        log.debug("Compaction removed segment {segment} ({size} bytes)", segment=segment, size=size)
         return True
 
     async def _commit(self, moves: List[Tuple[str, Extent, Extent]]) -> None:
@@ -310,10 +437,21 @@ class Compactor:
 class CompactionService(Service):
     """
     Runs a L{Compactor} pass at start, then again at once after a pass that
-    removed segments (a heavy overwrite load keeps it busy) and C{interval}
-    seconds after one that found nothing, while the metadata store is
-    ready; a failed pass is logged and the next one tries again.  Stopping
-    lets the record being copied finish.
+    removed segments (a heavy overwrite load keeps it busy), while the
+    metadata store is ready; a failed pass is logged and the next one tries
+    again.  Stopping lets the record being copied finish.
+
+    After a pass that removed nothing the next one comes C{interval}
+    seconds later, or sooner:
+
+      - L{IDLE_DELAY} seconds later if the pass before removed segments,
+        then twice as long each time, up to C{interval} (garbage still
+        arriving is taken soon after it does);
+      - at the first look (every L{IDLE_DELAY} seconds, no I/O) that finds
+        this process has sealed a segment since: the store is being
+        written, and what is written may replace what is stored.  A store
+        that sits idle is looked at every C{interval}; a heavy write load
+        that starts on one is met within seconds, not an C{interval}.
     """
 
     def __init__(self, compactor: Compactor, interval: float = DEFAULT_INTERVAL) -> None:
@@ -324,14 +462,19 @@ class CompactionService(Service):
         self._call: Optional[IDelayedCall] = None
         self._running: Optional["Deferred[None]"] = None
         self._idle: List["Deferred[None]"] = []
+        # How long the next idle wait lasts; when it ends; the active
+        # segment when the last pass ended.
+        self._backoff = interval
+        self._wakeAt = 0.0
+        self._sealed = -1
 
     def startService(self) -> None:
         super().startService()
         self.compactor.stopping = False
         self._schedule(0)
 
-    def _schedule(self, delay: float) -> None:
-        self._call = self.compactor.clock.callLater(delay, self._tick)
+    def _schedule(self, delay: float, f: Optional[Callable[[], None]] = None) -> None:
+        self._call = self.compactor.clock.callLater(delay, f or self._tick)
 
     def _tick(self) -> None:
         self._call = None
@@ -351,12 +494,31 @@ class CompactionService(Service):
             idle, self._idle = self._idle, []
             for waiter in idle:
                 waiter.callback(None)
-            if self.running:
+            if not self.running:
+                return
+            self._sealed = self.compactor.segments.activeSegment
+            if removed and removed[0]:
                 # A pass that gave space back may not have caught up with a
                 # heavy write load: the next one starts at once.
-                self._schedule(0 if removed and removed[0] else self.interval)
+                self._backoff = min(IDLE_DELAY, self.interval)
+                self._schedule(0)
+            else:
+                self._wakeAt = self.compactor.clock.seconds() + self._backoff
+                self._backoff = min(self._backoff * 2, self.interval)
+                self._wait()
 
         self._running.addCallback(done)
+
+    def _wait(self) -> None:
+        """Idle: start a pass if its time has come or this process sealed a segment, else look again later."""
+        self._call = None
+        if not self.running:
+            return
+        left = self._wakeAt - self.compactor.clock.seconds()
+        if left <= 0 or self.compactor.segments.activeSegment != self._sealed:
+            self._tick()
+        else:
+            self._schedule(min(left, IDLE_DELAY), self._wait)
 
     def _failed(self, failure: Failure) -> None:
         if self.compactor.stopping:

@@ -7,15 +7,19 @@ on a L{Clock}.
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Dict, List, cast
 
-from twisted.internet.defer import Deferred, ensureDeferred
+import attrs
+
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord
 from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore
+from fasterstore.metadata.store import IMetadataStore
+from fasterstore.services import compaction
 from fasterstore.services.compaction import CompactionService, Compactor
 from fasterstore.storage.blob import WrittenBlob
 from fasterstore.storage.segments import SegmentStore
@@ -41,7 +45,10 @@ class Harness:
             fsync=False, lost=self.segments.lost,
         )
         self.case.successResultOf(self.metadata.open())
-        self.compactor = Compactor(self.metadata, self.segments, self.clock, threshold=0.25, rate=1 << 30, grace=5.0)
+        # No settling (tests of it ask for it): a pass takes its candidates at once.
+        self.compactor = Compactor(
+            self.metadata, self.segments, self.clock, threshold=0.25, rate=1 << 30, grace=5.0, settle=0.0
+        )
 
     def close(self) -> None:
         self.case.successResultOf(self.metadata.close())
@@ -104,6 +111,13 @@ class CompactorTests(SynchronousTestCase):
             self.h.put(key, content(i))
         return keys
 
+    def firstSegmentHalfDead(self) -> int:
+        """Fill 60 objects (k0000...), delete the 20 after the first; the first's segment (a candidate)."""
+        keys = self.fill(60)
+        for key in keys[1:21]:
+            self.h.delete(key)
+        return self.h.blob(keys[0]).extents[0].segment
+
     def test_deletedSpaceGivenBack(self) -> None:
         """Delete 90%: afterwards the segment files hold at most 1.3x the live bytes (plus the active segment)."""
         keys = self.fill(200)
@@ -141,7 +155,11 @@ class CompactorTests(SynchronousTestCase):
         self.assertIn(active, self.h.files())
 
     def test_readInFlightFinishes(self) -> None:
-        """A read that pinned the old segment before the move still reads it; the file goes after."""
+        """
+        A read that pinned the old segment before the move still reads it;
+        the pass does not wait for it (its removal does), and the file goes
+        once the read is done.
+        """
         keys = self.fill(60)
         for key in keys[1:25]:
             self.h.delete(key)
@@ -153,14 +171,17 @@ class CompactorTests(SynchronousTestCase):
         # the move starts now, and pins the old segment.
         release = self.h.segments.pin(e.segment for e in old)
         self.h.clock.advance(60)
-        self.assertNoResult(d)
+        self.assertEqual(self.successResultOf(d), 0)
+        self.assertEqual(list(self.h.compactor.pending), [old[0].segment])
         self.assertEqual(self.successResultOf(self.h.segments.readRange(old, 0, blob.size)), content(0))
         self.assertIn(old[0].segment, self.h.files())
+        self.assertEqual(self.h.run(), 0)  # a pass meanwhile leaves it to its removal
+        self.assertIn(old[0].segment, self.h.files())
         release()
-        self.h.clock.advance(60)
-        self.assertGreater(self.successResultOf(d), 0)
         self.assertNotIn(old[0].segment, self.h.files())
-        self.assertEqual(self.h.read(keys[0]), content(0))
+        self.assertEqual(self.h.compactor.pending, {})
+        self.assertEqual(self.h.compactor.progress.segmentsRemoved, 1)
+        self.assertEqual(self.h.read("k0000"), content(0))
 
     def test_pinnedSegmentSkipped(self) -> None:
         """A segment pinned when the pass looks (a long read) waits for a later pass."""
@@ -291,6 +312,190 @@ class CompactorTests(SynchronousTestCase):
         os.unlink(hold)
         self.assertGreater(self.h.run(), 0)
 
+    def test_deadSegmentRemovedAtOnce(self) -> None:
+        """
+        A segment with no live bytes left is taken first, costs no copying,
+        and is removed one grace later while the pass goes on copying
+        another segment's records.
+        """
+        keys = self.fill(64)  # segments 1, 2 and 3 full, 4 active
+        dead = self.h.blob(keys[21]).extents[0].segment
+        partly = self.h.blob(keys[0]).extents[0].segment
+        for key in keys[21:42]:
+            self.h.delete(key)
+        for key in keys[:10]:
+            self.h.delete(key)
+        self.h.compactor.rate = 3000  # a record a second: the other segment's 11 take 11 s
+        self.h.compactor.settle = 3.0  # it waits for that first; the dead one does not
+        d = ensureDeferred(self.h.compactor.run())
+        for _ in range(6):  # the grace is 5 s
+            self.h.clock.advance(1)
+        self.assertNoResult(d)
+        self.assertNotIn(dead, self.h.files())
+        self.assertIn(partly, self.h.files())
+        self.assertLess(self.h.compactor.progress.bytesMoved, 11 * 3000)
+        for _ in range(30):
+            self.h.clock.advance(1)
+        self.assertEqual(self.successResultOf(d), 2)
+        self.assertNotIn(partly, self.h.files())
+        self.assertEqual(self.h.compactor.progress.bytesMoved, 11 * 3000)
+        for i in range(10, 21):
+            self.assertEqual(self.h.read(keys[i]), content(i))
+
+    def test_emptiedSegmentRemovedDuringPass(self) -> None:
+        """Each emptied segment is removed one grace after its last move, not at the end of the pass."""
+        keys = self.fill(64)
+        first, second = self.h.blob(keys[0]).extents[0].segment, self.h.blob(keys[21]).extents[0].segment
+        for key in keys[:11] + keys[21:32]:
+            self.h.delete(key)
+        self.h.compactor.rate = 3000
+        d = ensureDeferred(self.h.compactor.run())
+        for _ in range(16):  # 10 s to copy the first segment's records, 5 s of grace
+            self.h.clock.advance(1)
+        self.assertNoResult(d)
+        gone = {first, second} - set(self.h.files())
+        self.assertEqual(len(gone), 1)
+        self.assertEqual(self.h.compactor.progress.segmentsRemoved, 1)
+        for _ in range(30):
+            self.h.clock.advance(1)
+        self.assertEqual(self.successResultOf(d), 2)
+        self.assertFalse({first, second} & set(self.h.files()))
+
+    def test_garbageArrivingDuringPassTaken(self) -> None:
+        """A segment that crosses the threshold while a pass runs is compacted by that pass."""
+        keys = self.fill(64)
+        late = self.h.blob(keys[42]).extents[0].segment
+        for key in keys[:10]:
+            self.h.delete(key)
+        self.h.compactor.rate = 3000
+        d = ensureDeferred(self.h.compactor.run())
+        self.h.clock.advance(2)
+        self.assertNoResult(d)
+        for key in keys[42:63]:
+            self.h.delete(key)
+        for _ in range(40):
+            self.h.clock.advance(1)
+        self.assertEqual(self.successResultOf(d), 2)
+        self.assertNotIn(late, self.h.files())
+        self.assertEqual(self.h.compactor.progress.passes, 1)
+
+    def test_settleLetsDeletesPass(self) -> None:
+        """
+        A segment just past the threshold is copied only once it has been
+        past it for C{settle} seconds: the deletes sweeping through it
+        meanwhile are not copied first.
+        """
+        keys = self.fill(64)
+        segment = self.h.blob(keys[0]).extents[0].segment
+        self.h.compactor.settle = 2.0
+        for key in keys[:8]:
+            self.h.delete(key)
+        d = ensureDeferred(self.h.compactor.run())
+        self.h.clock.advance(1)
+        self.assertEqual(self.h.compactor.progress.bytesMoved, 0)
+        for key in keys[8:20]:
+            self.h.delete(key)
+        for _ in range(10):
+            self.h.clock.advance(1)
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertNotIn(segment, self.h.files())
+        self.assertEqual(self.h.compactor.progress.bytesMoved, len(content(20)))  # the one record left
+        self.assertEqual(self.h.read(keys[20]), content(20))
+
+    def test_mostSpaceFreedPerByteCopiedFirst(self) -> None:
+        """
+        Candidates come by the fewest live bytes for their size, not by the
+        most dead bytes: a small segment 80% dead before a full one 62% dead
+        (which holds more dead bytes).
+        """
+        keys = self.fill(47)  # segments 1 and 2 full, 5 records in 3
+        self.h.close()
+        self.h.open()  # segment 3 sealed, small
+        full, small = self.h.blob(keys[0]).extents[0].segment, self.h.blob(keys[42]).extents[0].segment
+        for key in keys[:13] + keys[42:46]:
+            self.h.delete(key)
+        files = self.h.files()
+        usage = self.successResultOf(self.h.metadata.segmentUsage())
+        self.assertGreater(files[full] - usage[full], files[small] - usage[small])
+        self.assertEqual(self.successResultOf(ensureDeferred(self.h.compactor.survey())), [small, full])
+
+    def test_passEndsAfterPassSeconds(self) -> None:
+        """A pass that has worked L{compaction.PASS_SECONDS} takes on no other segment; the next pass does."""
+        self.patch(compaction, "PASS_SECONDS", 3.0)
+        keys = self.fill(64)
+        first, second = self.h.blob(keys[0]).extents[0].segment, self.h.blob(keys[21]).extents[0].segment
+        for key in keys[:10] + keys[21:31]:
+            self.h.delete(key)
+        self.h.compactor.rate = 3000
+        self.assertEqual(self.h.run(), 1)
+        self.assertEqual(len({first, second} & set(self.h.files())), 1)
+        self.assertEqual(self.h.run(), 1)
+        self.assertFalse({first, second} & set(self.h.files()))
+        self.assertEqual(self.h.compactor.progress.passes, 2)
+
+    def test_stoppedDuringGrace(self) -> None:
+        """Stopping while an emptied segment waits out its grace keeps the file; a later pass removes it."""
+        segment = self.firstSegmentHalfDead()
+        d = ensureDeferred(self.h.compactor.run())
+        self.h.clock.advance(1)
+        self.h.compactor.stopping = True
+        self.h.clock.advance(10)
+        self.assertEqual(self.successResultOf(d), 0)
+        self.assertIn(segment, self.h.files())
+        self.assertEqual(self.h.read("k0000"), content(0))
+        self.h.compactor.stopping = False
+        self.assertEqual(self.h.run(), 1)
+        self.assertNotIn(segment, self.h.files())
+
+    def test_failedPassStillRemoves(self) -> None:
+        """A pass that fails after emptying a segment still removes it, one grace later, before it fails."""
+        keys = self.fill(64)
+        segment = self.h.blob(keys[0]).extents[0].segment
+        for key in keys[1:21]:
+            self.h.delete(key)
+        store = self.h.metadata
+
+        class SecondSurveyFails:
+            """The metadata store, but its segment usage fails after the first call."""
+
+            calls = 0
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(store, name)
+
+            def segmentUsage(self) -> "Deferred[Dict[int, int]]":
+                self.calls += 1
+                if self.calls > 1:
+                    return fail(RuntimeError("metadata gone"))
+                return store.segmentUsage()
+
+        compactor = attrs.evolve(self.h.compactor, metadata=cast(IMetadataStore, SecondSurveyFails()))
+        d = ensureDeferred(compactor.run())
+        self.h.clock.advance(1)
+        self.assertNoResult(d)
+        self.h.clock.advance(5)
+        self.failureResultOf(d, RuntimeError)
+        self.assertNotIn(segment, self.h.files())
+        self.assertEqual(compactor.progress.segmentsRemoved, 1)
+
+    def test_heldBeforeReadEnds(self) -> None:
+        """A removal waiting for a read does not remove the file if compaction is held when the read ends."""
+        segment = self.firstSegmentHalfDead()
+        d = ensureDeferred(self.h.compactor.run())
+        release = self.h.segments.pin([segment])
+        self.h.clock.advance(10)
+        self.assertEqual(self.successResultOf(d), 0)
+        hold = os.path.join(self.h.path, "compaction.hold")
+        self.h.compactor.holdPath = hold
+        open(hold, "w").close()
+        release()
+        self.assertIn(segment, self.h.files())
+        self.assertEqual(self.h.compactor.pending, {})
+        os.unlink(hold)
+        self.assertEqual(self.h.run(), 1)
+        self.assertNotIn(segment, self.h.files())
+        self.assertEqual(self.h.read("k0000"), content(0))
+
     def test_paced(self) -> None:
         """Copying waits on the clock so as not to go faster than the rate."""
         keys = self.fill(60)
@@ -308,25 +513,60 @@ class CompactorTests(SynchronousTestCase):
 
 
 class CompactionServiceTests(SynchronousTestCase):
-    def test_againAtOnceAfterProgress(self) -> None:
-        """A pass that removed segments is followed by another at once, not after the interval."""
+    def harness(self) -> Harness:
         h = Harness(self, self.mktemp())
         self.addCleanup(h.close)
         h.bucket()
+        return h
+
+    def test_againAtOnceAfterProgress(self) -> None:
+        """
+        A pass that removed segments is followed by another at once; after
+        one that found nothing the next waits 1 s, then 2, 4... up to the
+        interval.
+        """
+        h = self.harness()
         for i in range(60):
             h.put("k%d" % i, content(i))
         for i in range(60):
             h.delete("k%d" % i)
-        service = CompactionService(h.compactor, interval=1000)
+        service = CompactionService(h.compactor, interval=10)
         service.startService()
         h.clock.advance(0)
         h.clock.advance(6)  # the first pass's grace: it removes segments, and the second starts at once
         self.assertGreater(h.compactor.progress.segmentsRemoved, 0)
         self.assertEqual(h.compactor.progress.passes, 2)
-        h.clock.advance(999)  # the second found nothing: the third waits the interval
+        for wait in (1, 2, 4, 8, 10, 10):  # the second found nothing
+            h.clock.advance(wait - 0.5)
+            passes = h.compactor.progress.passes
+            h.clock.advance(0.5)
+            self.assertEqual(h.compactor.progress.passes, passes + 1, wait)
+        self.successResultOf(service.stopService())
+
+    def test_sealedSegmentWakesIdleService(self) -> None:
+        """
+        An idle service sleeps the interval, unless this process seals a
+        segment meanwhile (it is being written): then a pass comes within
+        a second.
+        """
+        h = self.harness()
+        service = CompactionService(h.compactor, interval=1000)
+        service.startService()
+        h.clock.advance(0)
+        self.assertEqual(h.compactor.progress.passes, 1)
+        for _ in range(100):
+            h.clock.advance(1)
+        self.assertEqual(h.compactor.progress.passes, 1)
+        active = h.segments.activeSegment
+        i = 0
+        while h.segments.activeSegment == active:
+            h.put("k%d" % i, content(i))
+            i += 1
+        h.clock.advance(1)
         self.assertEqual(h.compactor.progress.passes, 2)
-        h.clock.advance(2)
-        self.assertEqual(h.compactor.progress.passes, 3)
+        for _ in range(500):  # nothing sealed since the second pass
+            h.clock.advance(1)
+        self.assertEqual(h.compactor.progress.passes, 2)
         self.successResultOf(service.stopService())
 
     def test_passesOnSchedule(self) -> None:
