@@ -46,9 +46,6 @@ def notReadyReason(ctx: S3Context) -> Optional[str]:
         ctx.metadata.probe()
         return "metadata commits failing: " + ctx.metadata.failing
     if ctx.space is not None:
-        # Look at the drive now: readiness must come back as soon as space
-        # does, without waiting for a write to find out.
-        ctx.space.refresh()
         return ctx.space.reason()
     return None
 

@@ -72,13 +72,10 @@ class S3Context:
 
     def writeFailed(self, error: StorageWriteError) -> None:
         """
-        Object data could not be written: count it; for a full disk, make
-        the space guard look again (the next upload is refused before its
-        body, and readiness says why); log anything else.
+        Object data could not be written: count it; log it unless the disk
+        was full (the space guard, which asks the drive at every upload,
+        refuses the next one before its body, and readiness says why).
         """
         self.metrics.writeErrors.labels(error.reason).inc()
-        if error.diskFull:
-            if self.space is not None:
-                self.space.refresh()
-        else:
+        if not error.diskFull:
             log.error("Writing object data failed: {error!r}", error=error.error)

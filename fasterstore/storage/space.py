@@ -9,12 +9,15 @@ segment's live records before it can free the segment) working on a drive
 that data has filled.
 
 The free space is C{statvfs} (what an unprivileged user may still write,
-C{f_bavail}), asked at most once a second of the injected clock and less what
-the guard admitted since: a burst of uploads within one second is not
-admitted against the same stale figure.  After a write failed with ENOSPC,
-L{SpaceGuard.refresh} makes the next check ask again.  A drive whose
-C{statvfs} fails (EIO) is "unknown": writes are allowed (the write itself
-will tell), and the failure is logged once.
+C{f_bavail}), asked at every check: a call costs well under a microsecond,
+and every worker on the data directory then sees a drive filled from outside
+(or by another worker) at once, not one cache period later.  Less what the
+guard admitted in the last L{ADMITTED_SECONDS} of the injected clock: a
+burst of uploads is not admitted against free bytes none of them has
+written yet (what they have written is counted twice, which errs on the
+safe side for at most that long).  A drive whose C{statvfs} fails (EIO) is
+"unknown": writes are allowed (the write itself will tell), and the failure
+is logged once.
 Tests: tests/unit/test_space.py.
 """
 
@@ -31,8 +34,8 @@ from fasterstore.errors import S3Error
 
 log = Logger()
 
-#: Seconds a C{statvfs} answer is trusted.
-CACHE_SECONDS = 1.0
+#: Seconds the bytes admitted count against the free space.
+ADMITTED_SECONDS = 1.0
 
 
 @attrs.define(eq=False)
@@ -51,8 +54,7 @@ class SpaceGuard:
     reserve: int
     statvfs: Callable[[str], Any] = os.statvfs
 
-    _free: Optional[int] = attrs.field(init=False, default=None)
-    _statAt: Optional[float] = attrs.field(init=False, default=None)
+    _admittedSince: Optional[float] = attrs.field(init=False, default=None)
     _admitted: int = attrs.field(init=False, default=0)
     _statFailing: bool = attrs.field(init=False, default=False)
     _wasFull: bool = attrs.field(init=False, default=False)
@@ -62,18 +64,31 @@ class SpaceGuard:
             raise ValueError(f"reserve must be zero or more bytes, not {self.reserve}")
 
     def free(self) -> Optional[int]:
-        """
-        Bytes an unprivileged user may still write on the drive, at most
-        L{CACHE_SECONDS} old; None when C{statvfs} fails (unknown).
-        """
-        now = self.clock.seconds()
-        if self._statAt is None or now - self._statAt >= CACHE_SECONDS or now < self._statAt:
-            self._stat(now)
-        return self._free
-
-    def refresh(self) -> None:
-        """Ask the drive again at the next call (after an ENOSPC, or for readiness)."""
-        self._statAt = None
+        """Bytes an unprivileged user may still write on the drive now; None when C{statvfs} fails (unknown)."""
+        try:
+            result = self.statvfs(self.path)
+            free = int(result.f_bavail) * int(result.f_frsize)
+        except OSError as e:
+            if not self._statFailing:
+                log.error(
+                    "Cannot tell the free space of {path} ({error}); admitting writes until it can be",
+                    path=self.path, error=e,
+                )
+            self._statFailing = True
+            return None
+        if self._statFailing:
+            log.info("The free space of {path} can be read again", path=self.path)
+            self._statFailing = False
+        full = free < self.reserve
+        if full and not self._wasFull:
+            log.warn(
+                "Drive {path} is full: {free} bytes free, below the reserve of {reserve}; refusing data writes",
+                path=self.path, free=free, reserve=self.reserve,
+            )
+        elif self._wasFull and not full:
+            log.info("Drive {path} has room again: {free} bytes free; accepting data writes", path=self.path, free=free)
+        self._wasFull = full
+        return free
 
     def check(self, length: int) -> None:
         """
@@ -86,15 +101,13 @@ class SpaceGuard:
         free = self.free()
         if free is None:
             return
+        now = self.clock.seconds()
+        since = self._admittedSince
+        if since is None or now - since >= ADMITTED_SECONDS or now < since:
+            self._admittedSince, self._admitted = now, 0
         if free - self._admitted - length < self.reserve:
             raise S3Error("InsufficientStorage")
         self._admitted += length
-
-    @property
-    def full(self) -> bool:
-        """Whether less than the reserve is free (False when unknown)."""
-        free = self.free()
-        return free is not None and free < self.reserve
 
     def reason(self) -> Optional[str]:
         """Why data writes are refused, for readiness; None while they are not."""
@@ -102,32 +115,3 @@ class SpaceGuard:
         if free is None or free >= self.reserve:
             return None
         return f"disk full: {free} bytes free, reserve {self.reserve}"
-
-    def _stat(self, now: float) -> None:
-        self._statAt = now
-        self._admitted = 0
-        try:
-            result = self.statvfs(self.path)
-            free = int(result.f_bavail) * int(result.f_frsize)
-        except OSError as e:
-            if not self._statFailing:
-                log.error(
-                    "Cannot tell the free space of {path} ({error}); admitting writes until it can be",
-                    path=self.path, error=e,
-                )
-            self._statFailing = True
-            self._free = None
-            return
-        if self._statFailing:
-            log.info("The free space of {path} can be read again", path=self.path)
-            self._statFailing = False
-        self._free = free
-        full = free < self.reserve
-        if full and not self._wasFull:
-            log.warn(
-                "Drive {path} is full: {free} bytes free, below the reserve of {reserve}; refusing data writes",
-                path=self.path, free=free, reserve=self.reserve,
-            )
-        elif self._wasFull and not full:
-            log.info("Drive {path} has room again: {free} bytes free; accepting data writes", path=self.path, free=free)
-        self._wasFull = full

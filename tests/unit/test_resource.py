@@ -37,7 +37,7 @@ from fasterstore.auth.payload import PayloadMode
 from fasterstore.http.request import StreamingRequest
 from fasterstore.storage import segments as segmentsModule
 from fasterstore.storage.segments import SegmentStore
-from fasterstore.storage.space import CACHE_SECONDS, SpaceGuard
+from fasterstore.storage.space import ADMITTED_SECONDS, SpaceGuard
 from fasterstore.threads import ImmediateRunner
 
 ACCESS, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -578,9 +578,12 @@ class DiskFullTests(ResourceTestCase):
         self.createBucket()
 
     def setFree(self, free: int) -> None:
-        """The drive now has C{free} bytes available, as the guard sees after its cache expires."""
+        """
+        A second later the drive has C{free} bytes available (and uploads
+        admitted before then count only as the drive's figure shows them).
+        """
         self.drive.free = free
-        self.server.clock.advance(CACHE_SECONDS)
+        self.server.clock.advance(ADMITTED_SECONDS)
 
     def sendHead(self, method: str, path: str, headers: Dict[str, str], creds: Optional[Credentials] = OWNER) -> bytes:
         """
@@ -744,13 +747,12 @@ class DiskFullTests(ResourceTestCase):
         self.assertError(self.request("GET", "/bucket/gone"), 404, "NoSuchKey")
 
     def test_writesResumeWhenSpaceReturns(self) -> None:
-        """Once the drive has room again (seen within a second), uploads are accepted by themselves."""
+        """Once the drive has room again, uploads are accepted by themselves."""
         uploadId = self.createUpload()
         path = f"/bucket/big?partNumber=1&uploadId={uploadId}"
         self.setFree(0)
         self.assertError(self.request("PUT", path, b"p" * 100), 507, "InsufficientStorage")
         self.drive.free = 64 << 20
-        self.server.clock.advance(CACHE_SECONDS)
         self.assertEqual(self.request("PUT", path, b"p" * 100)[0], 200)
         self.assertEqual(self.request("PUT", "/bucket/k", b"back")[0], 200)
         self.assertEqual(self.request("GET", "/bucket/k")[2], b"back")

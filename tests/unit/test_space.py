@@ -14,7 +14,7 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.storage.space import CACHE_SECONDS, SpaceGuard
+from fasterstore.storage.space import ADMITTED_SECONDS, SpaceGuard
 
 MiB = 1024 * 1024
 
@@ -37,7 +37,7 @@ class FakeDrive:
 
 
 class SpaceGuardTests(SynchronousTestCase):
-    """L{SpaceGuard}: caching, refresh, the reserve and a failing statvfs."""
+    """L{SpaceGuard}: the drive asked each time, the reserve, admitted bytes and a failing statvfs."""
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -49,29 +49,22 @@ class SpaceGuardTests(SynchronousTestCase):
         self.assertEqual(self.guard.free(), 100 * MiB)
         self.assertEqual(self.drive.calls, ["/drive/segments"])
 
-    def test_cachedForASecond(self) -> None:
-        """The answer is reused for up to a second of the clock, then asked again."""
-        self.guard.free()
-        self.drive.free = 50 * MiB
-        self.clock.advance(CACHE_SECONDS - 0.01)
-        self.assertEqual(self.guard.free(), 100 * MiB)
-        self.assertEqual(len(self.drive.calls), 1)
-        self.clock.advance(0.01)
-        self.assertEqual(self.guard.free(), 50 * MiB)
-        self.assertEqual(len(self.drive.calls), 2)
-
-    def test_refresh(self) -> None:
-        """After refresh() the next call asks the drive, whatever the clock says."""
-        self.guard.free()
+    def test_askedEveryTime(self) -> None:
+        """
+        Every check asks the drive: a drive filled from outside, or by
+        another worker on the data directory, refuses the next upload
+        whatever the clock says.
+        """
+        self.guard.check(1)
         self.drive.free = 5 * MiB
-        self.guard.refresh()
+        self.assertRaises(S3Error, self.guard.check, 1)
         self.assertEqual(self.guard.free(), 5 * MiB)
-        self.assertEqual(len(self.drive.calls), 2)
+        self.assertEqual(len(self.drive.calls), 3)
 
     def test_checkKeepsTheReserve(self) -> None:
         """A write is admitted while it leaves at least the reserve free, refused with 507 past that."""
         self.guard.check(90 * MiB)
-        self.guard.refresh()
+        self.clock.advance(ADMITTED_SECONDS)
         e = self.assertRaises(S3Error, self.guard.check, 90 * MiB + 1)
         self.assertEqual((e.code, e.status), ("InsufficientStorage", 507))
 
@@ -80,49 +73,46 @@ class SpaceGuardTests(SynchronousTestCase):
         self.drive.free = 10 * MiB
         self.guard.check(0)
         self.drive.free = 10 * MiB - 1
-        self.guard.refresh()
         self.assertRaises(S3Error, self.guard.check, 0)
 
-    def test_admittedWritesCountUntilTheNextLook(self) -> None:
+    def test_admittedWritesCountForASecond(self) -> None:
         """
-        Writes admitted against one answer add up: a burst within the cache
-        second cannot overcommit the same free bytes; the next look starts over.
+        Writes admitted within a second add up: a burst cannot overcommit
+        free bytes none of it has written yet; a second later the drive's
+        own figure (which by then shows what was written) is trusted alone.
         """
         self.guard.check(60 * MiB)
         self.assertRaises(S3Error, self.guard.check, 60 * MiB)
         self.guard.check(30 * MiB)
-        self.clock.advance(CACHE_SECONDS)
+        self.clock.advance(ADMITTED_SECONDS - 0.01)
+        self.assertRaises(S3Error, self.guard.check, 1)
+        self.clock.advance(0.01)
         self.guard.check(60 * MiB)
 
     def test_zeroReserve(self) -> None:
         """With no reserve only what does not fit is refused."""
         guard = SpaceGuard("/d", self.clock, 0, statvfs=self.drive.statvfs)
         guard.check(100 * MiB)
-        guard.refresh()
+        self.clock.advance(ADMITTED_SECONDS)
         self.assertRaises(S3Error, guard.check, 100 * MiB + 1)
 
     def test_negativeReserve(self) -> None:
         """A negative reserve is a programming error."""
         self.assertRaises(ValueError, SpaceGuard, "/d", self.clock, -1)
 
-    def test_fullAndReason(self) -> None:
-        """full and reason() describe a drive below its reserve, and clear when space returns."""
-        self.assertFalse(self.guard.full)
+    def test_reason(self) -> None:
+        """reason() describes a drive below its reserve, and clears as soon as space returns."""
         self.assertIsNone(self.guard.reason())
         self.drive.free = 4096
-        self.guard.refresh()
-        self.assertTrue(self.guard.full)
         self.assertEqual(self.guard.reason(), f"disk full: 4096 bytes free, reserve {10 * MiB}")
         self.drive.free = 20 * MiB
-        self.clock.advance(CACHE_SECONDS)
-        self.assertFalse(self.guard.full)
         self.assertIsNone(self.guard.reason())
 
     def test_failingStatvfsAllows(self) -> None:
         """
         A statvfs that fails (EIO) makes the space unknown: writes are
         admitted, the drive is not reported full, the failure is logged once
-        (and its recovery once); the answer is still cached.
+        (and its recovery once).
         """
         events: List[LogEvent] = []
         globalLogPublisher.addObserver(events.append)
@@ -130,16 +120,13 @@ class SpaceGuardTests(SynchronousTestCase):
         self.drive.error = OSError(errno.EIO, "Input/output error")
         self.assertIsNone(self.guard.free())
         self.guard.check(10 * 1024 * MiB)
-        self.assertFalse(self.guard.full)
         self.assertIsNone(self.guard.reason())
         for _ in range(3):
-            self.clock.advance(CACHE_SECONDS)
             self.guard.check(0)
-        self.assertEqual(len(self.drive.calls), 4)
+        self.assertEqual(len(self.drive.calls), 6)
         failures = [e for e in events if "Cannot tell the free space" in e.get("log_format", "")]
         self.assertEqual(len(failures), 1)
         self.drive.error = None
-        self.clock.advance(CACHE_SECONDS)
         self.assertEqual(self.guard.free(), 100 * MiB)
         recovered = [e for e in events if "can be read again" in e.get("log_format", "")]
         self.assertEqual(len(recovered), 1)
@@ -151,11 +138,9 @@ class SpaceGuardTests(SynchronousTestCase):
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.drive.free = 1 * MiB
         for _ in range(3):
-            self.guard.refresh()
             self.guard.free()
         self.drive.free = 50 * MiB
         for _ in range(3):
-            self.guard.refresh()
             self.guard.free()
         formats = [e.get("log_format", "") for e in events]
         self.assertEqual(len([f for f in formats if "is full" in f]), 1)
