@@ -35,7 +35,12 @@ its records were judged dead is refused at commit (the store remembers the
 segments it removed), never committed pointing at a missing file.
 
 Copying is paced to C{rate} bytes a second, so a pass never starves client
-I/O.  Nothing is kept between passes but when each candidate was first
+I/O, while the segment files hold at most L{PACED_UNTIL} times the live
+bytes.  Past that, a write load has outrun the rate, and compaction does all
+it can at once until the balance is back: it copies unpaced, takes
+candidates without letting them C{settle}, and removes emptied segments
+without the C{grace} (a read that looked a blob up just before its move
+follows it to its new place).  Nothing is kept between passes but when each candidate was first
 seen (for C{settle}, in memory): after a restart (even C{kill -9} in the
 middle of one) the next pass sees what is still to do.  A pass runs at
 start and every C{interval} seconds, sooner while the store is being
@@ -87,6 +92,14 @@ EXTENTS_PAGE = 512
 #: write load always has more): it ends, is counted and logged, and the next
 #: one starts at once.
 PASS_SECONDS = 60.0
+
+#: Compaction keeps to its rate, C{settle} and C{grace} while the segment
+#: files hold at most this many times the live bytes.  Past it, an
+#: overwrite load is producing garbage faster than they let compaction give
+#: it back (each second of waiting holds a second of the load's writes on
+#: disk): a disk that fills hurts clients more than the I/O compaction
+#: takes, so it stops waiting (see L{Compactor.pressed}).
+PACED_UNTIL = 1.5
 
 #: Seconds the service waits after the first pass that removed nothing
 #: following one that removed segments, and between its looks at the
@@ -215,7 +228,8 @@ class Compactor:
                     log.info("Compaction held by {path}", path=self.holdPath)
                     break
                 now = self.clock.seconds()
-                ripe = [c for c in candidates if not usage.get(c) or now - self._since.get(c, now) >= self.settle]
+                ripe = [c for c in candidates
+                        if not usage.get(c) or self.pressed or now - self._since.get(c, now) >= self.settle]
                 if not ripe:
                     # Past the threshold only just: let what is dying there die first.
                     ripens = min(self._since.get(c, now) for c in candidates) + self.settle
@@ -254,15 +268,15 @@ class Compactor:
 
     async def _removeLater(self, segment: int, size: int) -> bool:
         """
-        Remove an emptied segment one C{grace} from now (see L{remove}),
-        unless stopping or held by then.
+        Remove an emptied segment one C{grace} from now (at once if
+        L{pressed}; see L{remove}), unless stopping or held by then.
 
         @return: whether it was removed.  If a read in flight pins it then,
             C{False} at once: the removal waits for the read in the
             background (L{pending}) rather than hold up the pass, and is
             counted when done.
         """
-        await deferLater(self.clock, self.grace, lambda: None)
+        await deferLater(self.clock, 0 if self.pressed else self.grace, lambda: None)
         if self.stopping or self.held():
             return False
         if not self.segments.pinned(segment):
@@ -425,8 +439,19 @@ class Compactor:
         if taken < len(moves):
             log.debug("{n} of {total} moves were stale", n=len(moves) - taken, total=len(moves))
 
+    @property
+    def pressed(self) -> bool:
+        """
+        Whether the segment files, as last measured, hold more than
+        L{PACED_UNTIL} times the live bytes: then nothing waits.
+        """
+        return self.progress.segmentBytes > PACED_UNTIL * self.progress.liveBytes
+
     async def _pace(self, copied: int) -> None:
-        """Sleep as long as copying is ahead of C{rate}."""
+        """Sleep as long as copying is ahead of C{rate}, unless L{pressed}."""
+        if self.pressed:
+            self._paceStart, self._paced = self.clock.seconds(), 0  # no burst once back under
+            return
         self._paced += copied
         due = self._paceStart + self._paced / self.rate
         delay = due - self.clock.seconds()

@@ -325,6 +325,7 @@ class CompactorTests(SynchronousTestCase):
             self.h.delete(key)
         for key in keys[:10]:
             self.h.delete(key)
+        self.patch(compaction, "PACED_UNTIL", float("inf"))  # paced whatever the balance
         self.h.compactor.rate = 3000  # a record a second: the other segment's 11 take 11 s
         self.h.compactor.settle = 3.0  # it waits for that first; the dead one does not
         d = ensureDeferred(self.h.compactor.run())
@@ -348,6 +349,7 @@ class CompactorTests(SynchronousTestCase):
         first, second = self.h.blob(keys[0]).extents[0].segment, self.h.blob(keys[21]).extents[0].segment
         for key in keys[:11] + keys[21:32]:
             self.h.delete(key)
+        self.patch(compaction, "PACED_UNTIL", float("inf"))  # paced whatever the balance
         self.h.compactor.rate = 3000
         d = ensureDeferred(self.h.compactor.run())
         for _ in range(16):  # 10 s to copy the first segment's records, 5 s of grace
@@ -367,6 +369,7 @@ class CompactorTests(SynchronousTestCase):
         late = self.h.blob(keys[42]).extents[0].segment
         for key in keys[:10]:
             self.h.delete(key)
+        self.patch(compaction, "PACED_UNTIL", float("inf"))  # paced whatever the balance
         self.h.compactor.rate = 3000
         d = ensureDeferred(self.h.compactor.run())
         self.h.clock.advance(2)
@@ -426,6 +429,7 @@ class CompactorTests(SynchronousTestCase):
         first, second = self.h.blob(keys[0]).extents[0].segment, self.h.blob(keys[21]).extents[0].segment
         for key in keys[:10] + keys[21:31]:
             self.h.delete(key)
+        self.patch(compaction, "PACED_UNTIL", float("inf"))  # paced whatever the balance
         self.h.compactor.rate = 3000
         self.assertEqual(self.h.run(), 1)
         self.assertEqual(len({first, second} & set(self.h.files())), 1)
@@ -498,18 +502,43 @@ class CompactorTests(SynchronousTestCase):
 
     def test_paced(self) -> None:
         """Copying waits on the clock so as not to go faster than the rate."""
-        keys = self.fill(60)
-        for key in keys[:40]:
+        keys = self.fill(84)  # four segments of 21 records
+        for key in keys[:12]:
             self.h.delete(key)
         self.h.compactor.rate = 3000  # about a record a second
         d = ensureDeferred(self.h.compactor.run())
         self.h.clock.advance(2)
         self.assertNoResult(d)
-        moved = self.h.compactor.progress.bytesMoved
-        self.assertLessEqual(moved, 3 * 3000)
+        progress = self.h.compactor.progress
+        self.assertLessEqual(progress.segmentBytes, compaction.PACED_UNTIL * progress.liveBytes)
+        self.assertLessEqual(progress.bytesMoved, 3 * 3000)
         for _ in range(200):
             self.h.clock.advance(1)
-        self.successResultOf(d)
+        self.assertEqual(self.successResultOf(d), 1)
+
+    def test_nothingWaitsPastTheBalance(self) -> None:
+        """
+        While the segment files hold more than L{compaction.PACED_UNTIL}
+        times the live bytes, nothing waits: three segments two-thirds dead
+        are emptied without the clock moving, though the rate would take
+        7 s a segment and each has to settle for 3 s, and each is removed
+        without the grace.
+        """
+        keys = self.fill(84)  # four segments of 21 records
+        segments = {self.h.blob(keys[i]).extents[0].segment for i in (0, 21, 42)}
+        for start in (0, 21, 42):
+            for key in keys[start:start + 14]:
+                self.h.delete(key)
+        self.h.compactor.rate = 3000
+        self.h.compactor.settle = 3.0
+        d = ensureDeferred(self.h.compactor.run())
+        self.assertTrue(self.h.compactor.pressed)
+        self.assertEqual(self.h.compactor.progress.bytesMoved, 3 * 7 * 3000)
+        self.h.clock.advance(0)
+        self.assertEqual(self.successResultOf(d), 3)
+        self.assertFalse(segments & set(self.h.files()))
+        for key in keys[14:21] + keys[35:42] + keys[56:]:
+            self.assertEqual(self.h.read(key), content(keys.index(key)))
 
 
 class CompactionServiceTests(SynchronousTestCase):
@@ -525,6 +554,7 @@ class CompactionServiceTests(SynchronousTestCase):
         one that found nothing the next waits 1 s, then 2, 4... up to the
         interval.
         """
+        self.patch(compaction, "PACED_UNTIL", float("inf"))  # removals wait out the grace
         h = self.harness()
         for i in range(60):
             h.put("k%d" % i, content(i))
