@@ -19,6 +19,37 @@ from fasterstore.storage.blob import Extent
 JSONDict = Dict[str, Any]
 Pairs = Tuple[Tuple[str, str], ...]
 
+#: A bucket's versioning states (L{BucketRecord.versioning}).
+ENABLED = "Enabled"
+SUSPENDED = "Suspended"
+
+#: How the null version's id is spelled on the wire (L{ObjectRecord.versionId} C{None}).
+NULL_VERSION_ID = "null"
+
+#: Version ids are the store's commit sequence number in this many base-32
+#: digits (L{versionIdOf}): unique in the store, and ordered as the writes
+#: committed, so the latest version of a key is the one with the greatest id.
+_VERSION_DIGITS = 13
+_VERSION_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+
+
+def versionIdOf(seq: int) -> str:
+    """The version id of the write the store numbered C{seq}."""
+    digits = []
+    for _ in range(_VERSION_DIGITS):
+        seq, digit = divmod(seq, 32)
+        digits.append(_VERSION_ALPHABET[digit])
+    if seq:
+        raise ValueError("sequence number out of range")
+    return "".join(reversed(digits))
+
+
+def seqOf(versionId: str) -> Optional[int]:
+    """The sequence number a version id names; C{None} if it is not one L{versionIdOf} makes."""
+    if len(versionId) != _VERSION_DIGITS or versionId.strip(_VERSION_ALPHABET):
+        return None
+    return int(versionId, 32)
+
 
 def _pairs(items: Iterable[Sequence[str]]) -> Pairs:
     """JSON arrays of pairs back to a tuple of tuples."""
@@ -40,6 +71,10 @@ class BucketRecord:
     @ivar created: creation time, seconds since the epoch.
     @ivar config: bucket sub-resource documents (C{"tagging"}, C{"cors"},
         ...) by name, sorted by name: opaque text owned by the HTTP layer.
+    @ivar versioning: C{None} while versioning was never turned on, then
+        L{ENABLED} or L{SUSPENDED} (a bucket never goes back to C{None}).
+        The store reads it inside each write's transaction: it decides
+        whether a write keeps the version it replaces.
     """
 
     name: str
@@ -47,6 +82,7 @@ class BucketRecord:
     region: str
     created: float
     config: Pairs = ()
+    versioning: Optional[str] = None
 
     def configValue(self, name: str) -> Optional[str]:
         """The sub-resource document called C{name}, if set."""
@@ -63,10 +99,13 @@ class BucketRecord:
         return attrs.evolve(self, config=tuple(sorted(config)))
 
     def toJSON(self) -> JSONDict:
-        return {
+        d: JSONDict = {
             "name": self.name, "owner": self.owner, "region": self.region,
             "created": self.created, "config": _pairsJSON(self.config),
         }
+        if self.versioning is not None:
+            d["versioning"] = self.versioning
+        return d
 
     @classmethod
     def fromJSON(cls, d: JSONDict) -> "BucketRecord":
@@ -115,7 +154,8 @@ def _parts(items: Iterable[JSONDict]) -> Tuple[PartRecord, ...]:
 @attrs.frozen
 class ObjectRecord:
     """
-    The current version of one object.
+    One version of an object (the current one, unless the bucket keeps
+    versions), or a delete marker.
 
     @ivar bucket: bucket name.
     @ivar key: object key (unicode, as decoded from the request URI).
@@ -131,12 +171,17 @@ class ObjectRecord:
         ``crc32c``, ``crc64nvme``, ``sha1``, ``sha256``).
     @ivar uploadId: the multipart upload that completed this version, so
         that a retried CompleteMultipartUpload gets the same answer.
-    @ivar versionId: ``None`` until versioning exists ("null" on the wire).
+    @ivar versionId: the version's id, which the store assigns when the
+        version is written on a bucket with versioning enabled; C{None} for
+        the null version (L{NULL_VERSION_ID} on the wire), the only one an
+        unversioned bucket has.
     @ivar parts: for a multipart object, its manifest in order; then C{blob}
         is C{""} and the bytes are the parts' blobs concatenated.
     @ivar tags: the object's tag set, in order.
     @ivar checksumType: C{"FULL_OBJECT"} or C{"COMPOSITE"}; C{None} means
         C{"FULL_OBJECT"}.
+    @ivar deleteMarker: whether this version is a delete marker (no bytes,
+        no blob: C{size} 0, C{etag} and C{blob} empty).
     """
 
     bucket: str
@@ -153,6 +198,17 @@ class ObjectRecord:
     uploadId: Optional[str] = None
     tags: Pairs = ()
     checksumType: Optional[str] = None
+    deleteMarker: bool = False
+
+    @property
+    def wireVersionId(self) -> str:
+        """The version id as S3 spells it (L{NULL_VERSION_ID} for the null version)."""
+        return NULL_VERSION_ID if self.versionId is None else self.versionId
+
+    @classmethod
+    def marker(cls, bucket: str, key: str, modified: float) -> "ObjectRecord":
+        """A delete marker (the store gives it its version id)."""
+        return cls(bucket, key, 0, "", "", modified, deleteMarker=True)
 
     def blobAddresses(self) -> Tuple[str, ...]:
         """
@@ -172,6 +228,7 @@ class ObjectRecord:
             "checksums": _pairsJSON(self.checksums), "versionId": self.versionId,
             "parts": [p.toJSON() for p in self.parts], "tags": _pairsJSON(self.tags),
             "checksumType": self.checksumType, "uploadId": self.uploadId,
+            "deleteMarker": self.deleteMarker or None,
         }
 
     @classmethod
@@ -180,6 +237,7 @@ class ObjectRecord:
         for name in ("headers", "meta", "checksums", "tags"):
             d[name] = _pairs(d.get(name, ()))
         d["parts"] = _parts(d.get("parts", ()))
+        d["deleteMarker"] = bool(d.get("deleteMarker"))
         return cls(**d)
 
 
@@ -204,6 +262,33 @@ class ObjectSummary(NamedTuple):
         return cls(
             record.key, record.size, record.etag, record.modified,
             tuple(name for name, _ in record.checksums), record.checksumType,
+        )
+
+
+class VersionSummary(NamedTuple):
+    """
+    What ListObjectVersions shows of one version or delete marker.
+
+    @ivar versionId: C{None} for the null version.
+    @ivar isLatest: whether it is the key's latest version (a delete
+        marker can be).
+    """
+
+    key: str
+    versionId: Optional[str]
+    isLatest: bool
+    deleteMarker: bool
+    size: int
+    etag: str
+    modified: float
+    checksumAlgorithms: Tuple[str, ...] = ()
+    checksumType: Optional[str] = None
+
+    @classmethod
+    def of(cls, record: ObjectRecord, isLatest: bool) -> "VersionSummary":
+        return cls(
+            record.key, record.versionId, isLatest, record.deleteMarker, record.size, record.etag,
+            record.modified, tuple(name for name, _ in record.checksums), record.checksumType,
         )
 
 

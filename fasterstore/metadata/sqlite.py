@@ -25,6 +25,15 @@ Writes arriving during a round wait for the next.  Validation happens in the
 transaction against the committed state plus the batch's earlier writes, so
 it holds across processes without any in-memory overlay.
 
+Versions: the C{objects} table holds each key's latest version while it is
+an object, so that reads and listings of the latest versions (every read of
+a bucket that never had versioning) look nowhere else; the C{versions}
+table holds the rest, older versions and delete markers, newest first
+within a key.  Every write that makes a version numbers it from the
+C{seq} counter (one number per write, kept in memory for the round and
+written with its deltas), so a key's versions are ordered as they
+committed; a version id is its number (L{versionIdOf}).
+
 Reads run on the calling (reactor) thread on a read-only connection and fire
 at once: SQLite's WAL mode never blocks a reader on a writer, and a read
 started after a commit returned sees it, from any process.
@@ -54,8 +63,11 @@ from zope.interface import implementer
 from fasterstore.errors import S3Error
 from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.metadata.listing import Rows, walk
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
-from fasterstore.metadata.store import IMetadataStore, ListPage, ObjectPrecondition, Totals, UploadPage
+from fasterstore.metadata.records import (
+    ENABLED, NULL_VERSION_ID, BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord,
+    VersionSummary, seqOf, versionIdOf,
+)
+from fasterstore.metadata.store import IMetadataStore, ListPage, ObjectPrecondition, Totals, UploadPage, VersionPage
 from fasterstore.metrics import Metrics
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.records import BLOCK_SIZE, ENTRY_SIZE, HEADER_SIZE, recordLength
@@ -68,12 +80,36 @@ T = TypeVar("T")
 SyncData = Callable[[], Callable[[], None]]
 
 #: The schema's version, in C{PRAGMA user_version}.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 DATABASE_NAME = "metadata.sqlite"
 
 #: Next to the database: the file whose C{flock} orders commit rounds.
 ROUNDS_LOCK_SUFFIX = ".rounds"
+
+#: Every version of a key but the one C{objects} holds: older versions and
+#: every delete marker.  C{objects} holds a key's latest version when it is
+#: not a delete marker, so listings and reads of unversioned buckets never
+#: look here.  Newest first within a key (C{seq DESC}), which is the order
+#: ListObjectVersions wants, without a sort.
+_VERSIONS_SCHEMA = """
+CREATE TABLE versions(
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    null_version INTEGER NOT NULL,
+    delete_marker INTEGER NOT NULL,
+    noncurrent_since REAL NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    modified REAL NOT NULL,
+    checksum_algorithms TEXT NOT NULL,
+    checksum_type TEXT,
+    record TEXT NOT NULL,
+    PRIMARY KEY(bucket, key, seq DESC)
+) WITHOUT ROWID;
+CREATE INDEX versions_null ON versions(bucket, key) WHERE null_version = 1;
+"""
 
 _SCHEMA = """
 CREATE TABLE buckets(
@@ -89,6 +125,8 @@ CREATE TABLE objects(
     modified REAL NOT NULL DEFAULT 0,
     checksum_algorithms TEXT NOT NULL DEFAULT '',
     checksum_type TEXT,
+    seq INTEGER NOT NULL DEFAULT 0,
+    null_version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY(bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE blobs(
@@ -134,7 +172,7 @@ CREATE TABLE counters(
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO counters(name, value) VALUES ('objects', 0), ('logical_bytes', 0), ('live_bytes', 0), ('fence', 0);
+INSERT INTO counters(name, value) VALUES ('objects', 0), ('logical_bytes', 0), ('live_bytes', 0), ('fence', 0), ('seq', 0);
 """
 
 #: A record's length on disk (L{fasterstore.storage.records.recordLength})
@@ -171,17 +209,31 @@ _UPGRADE_2_TO_3 = """
 CREATE TABLE removed_segments(segment INTEGER PRIMARY KEY)
 """
 
+#: Schema 3 to 4: versions.  Every object there is is its key's null
+#: version, older than anything written from now on (C{seq} 0).
+_UPGRADE_3_TO_4 = f"""
+ALTER TABLE objects ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN null_version INTEGER NOT NULL DEFAULT 1;
+{_VERSIONS_SCHEMA};
+INSERT INTO counters(name, value) VALUES ('seq', 0)
+"""
+
 #: The columns of an object row, in L{objectRow}'s order.
-OBJECT_COLUMNS = "bucket, key, size, etag, modified, checksum_algorithms, checksum_type, record"
-INSERT_OBJECT = f"INSERT OR REPLACE INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+OBJECT_COLUMNS = "bucket, key, size, etag, modified, checksum_algorithms, checksum_type, record, seq, null_version"
+INSERT_OBJECT = f"INSERT OR REPLACE INTO objects({OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+#: The columns of a versions row, in L{versionRow}'s order.
+_VERSION_COLUMNS = OBJECT_COLUMNS + ", delete_marker, noncurrent_since"
+_INSERT_VERSION = f"INSERT INTO versions({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 _INSERT_EXTENT = "INSERT INTO blob_extents(segment, offset, length, address) VALUES (?, ?, ?, ?)"
 
 #: What reading one object selects, in L{decodeObject}'s order.
-_OBJECT_READ = "size, etag, modified, checksum_type, record"
+_OBJECT_READ = "size, etag, modified, checksum_type, record, seq, null_version"
+_VERSION_READ = _OBJECT_READ + ", delete_marker"
 
 #: Fields an object row holds as columns, not in its C{record} JSON.
-_OBJECT_COLUMN_FIELDS = ("bucket", "key", "size", "etag", "modified", "checksumType")
+_OBJECT_COLUMN_FIELDS = ("bucket", "key", "size", "etag", "modified", "checksumType", "versionId", "deleteMarker")
 
 #: Compact JSON, as every record column holds it.
 encodeJSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
@@ -194,27 +246,95 @@ def _compact(d: Dict[str, Any], drop: Iterable[str]) -> str:
     return encodeJSON({k: v for k, v in d.items() if v is not None and v != []})
 
 
-def objectRow(record: ObjectRecord) -> Tuple[Any, ...]:
-    """An object record as the values of its row's L{OBJECT_COLUMNS}."""
+def objectRow(record: ObjectRecord, seq: int = 0) -> Tuple[Any, ...]:
+    """
+    An object record as the values of its row's L{OBJECT_COLUMNS}; C{seq}
+    orders a null version among the key's versions (any other version's
+    id is its C{seq}).
+    """
+    if record.versionId is not None:
+        seq = _seqOf(record.versionId)
     return (
         record.bucket, record.key, record.size, record.etag, record.modified,
         ",".join(name for name, _ in record.checksums), record.checksumType,
-        _compact(record.toJSON(), _OBJECT_COLUMN_FIELDS),
+        _compact(record.toJSON(), _OBJECT_COLUMN_FIELDS), seq, int(record.versionId is None),
     )
 
 
+def versionRow(record: ObjectRecord, seq: int, noncurrentSince: float) -> Tuple[Any, ...]:
+    """A version that is not in C{objects} as its row's L{_VERSION_COLUMNS}."""
+    return objectRow(record, seq) + (int(record.deleteMarker), noncurrentSince)
+
+
+def _seqOf(versionId: str) -> int:
+    seq = seqOf(versionId)
+    if seq is None:
+        raise S3Error(
+            "InvalidArgument", "Invalid version id specified",
+            extra={"ArgumentName": "versionId", "ArgumentValue": versionId},
+        )
+    return seq
+
+
 def decodeObject(
-    bucket: str, key: str, size: int, etag: str, modified: float, checksumType: Optional[str], text: str
+    bucket: str, key: str, size: int, etag: str, modified: float, checksumType: Optional[str], text: str,
+    seq: int = 0, nullVersion: int = 1, deleteMarker: int = 0,
 ) -> ObjectRecord:
-    """An object record from its row (the L{_OBJECT_READ} columns)."""
+    """An object record from its row (the L{_OBJECT_READ} or L{_VERSION_READ} columns)."""
     d = json.loads(text)
-    d.update(bucket=bucket, key=key, size=size, etag=etag, modified=modified, checksumType=checksumType)
+    d.update(bucket=bucket, key=key, size=size, etag=etag, modified=modified, checksumType=checksumType,
+             versionId=None if nullVersion else versionIdOf(seq), deleteMarker=bool(deleteMarker))
     return ObjectRecord.fromJSON(d)
 
 
+@attrs.frozen
+class _Found:
+    """
+    A version as a write or a read finds it.
+
+    @ivar seq: its place among the key's versions (the greatest is the latest).
+    @ivar current: whether it is the C{objects} row (else a C{versions} row).
+    """
+
+    record: ObjectRecord
+    seq: int
+    current: bool
+
+
+def _readCurrent(db: sqlite3.Connection, bucket: str, key: str, where: str = "", args: Tuple[Any, ...] = ()) -> Optional[_Found]:
+    row = db.execute(
+        f"SELECT {_OBJECT_READ} FROM objects WHERE bucket = ? AND key = ?{where}", (bucket, key) + args
+    ).fetchone()
+    return None if row is None else _Found(decodeObject(bucket, key, *row), row[5], True)
+
+
+def _readOlder(db: sqlite3.Connection, bucket: str, key: str, where: str, args: Tuple[Any, ...] = ()) -> Optional[_Found]:
+    row = db.execute(
+        f"SELECT {_VERSION_READ} FROM versions WHERE bucket = ? AND key = ?{where}", (bucket, key) + args
+    ).fetchone()
+    return None if row is None else _Found(decodeObject(bucket, key, *row), row[5], False)
+
+
 def _readObject(db: sqlite3.Connection, bucket: str, key: str) -> Optional[ObjectRecord]:
-    row = db.execute(f"SELECT {_OBJECT_READ} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
-    return None if row is None else decodeObject(bucket, key, *row)
+    found = _readCurrent(db, bucket, key)
+    return None if found is None else found.record
+
+
+def _readLatest(db: sqlite3.Connection, bucket: str, key: str) -> Optional[_Found]:
+    """The key's latest version, a delete marker included."""
+    return _readCurrent(db, bucket, key) or _readOlder(db, bucket, key, " ORDER BY seq DESC LIMIT 1")
+
+
+def _readVersion(db: sqlite3.Connection, bucket: str, key: str, versionId: str) -> Optional[_Found]:
+    """Version C{versionId} (as S3 spells it) of a key; C{InvalidArgument} for a malformed id."""
+    if versionId == NULL_VERSION_ID:
+        return _readCurrent(db, bucket, key, " AND null_version = 1") or _readOlder(
+            db, bucket, key, " AND null_version = 1"
+        )
+    seq = _seqOf(versionId)
+    return _readCurrent(db, bucket, key, " AND seq = ? AND null_version = 0", (seq,)) or _readOlder(
+        db, bucket, key, " AND seq = ? AND null_version = 0", (seq,)
+    )
 
 
 def encodeExtents(extents: Iterable[Extent]) -> str:
@@ -256,13 +376,15 @@ def createSchema(db: sqlite3.Connection) -> None:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            _run(db, _SCHEMA)
+            _run(db, _SCHEMA + _VERSIONS_SCHEMA)
             db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
-        elif version in (1, 2):
+        elif version in (1, 2, 3):
             if version == 1:
                 _run(db, _UPGRADE_1_TO_2)
                 _run(db, _COUNT_SEGMENTS)
-            _run(db, _UPGRADE_2_TO_3)
+            if version <= 2:
+                _run(db, _UPGRADE_2_TO_3)
+            _run(db, _UPGRADE_3_TO_4)
             db.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
         elif version != SCHEMA_VERSION:
             raise RuntimeError(
@@ -338,6 +460,9 @@ class _Transaction:
     _live: Dict[int, int] = attrs.field(init=False, factory=dict)
     _buckets: Dict[str, Optional[BucketRecord]] = attrs.field(init=False, factory=dict)
     _removed: Dict[int, bool] = attrs.field(init=False, factory=dict)
+    # The last sequence number given out (read at the first write that
+    # needs one); a write rolled back does not give its number back.
+    _seq: Optional[int] = attrs.field(init=False, default=None)
 
     def begin(self) -> None:
         self.db.execute("SAVEPOINT write")
@@ -372,6 +497,16 @@ class _Transaction:
             "ON CONFLICT(segment) DO UPDATE SET live = live + excluded.live",
             [(segment, n) for segment, n in self.live.items() if n],
         )
+        if self._seq is not None:
+            self.db.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (self._seq,))
+
+    def nextSeq(self) -> int:
+        """A new version's place among every version: greater than any given before."""
+        if self._seq is None:
+            self._seq = self.db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+        assert self._seq is not None
+        self._seq += 1
+        return self._seq
 
     def count(self, name: str, n: int) -> None:
         self._counters[name] = self._counters.get(name, 0) + n
@@ -391,6 +526,12 @@ class _Transaction:
 
     def object(self, bucket: str, key: str) -> Optional[ObjectRecord]:
         return _readObject(self.db, bucket, key)
+
+    def version(self, bucket: str, key: str, versionId: Optional[str]) -> Optional[_Found]:
+        """Version C{versionId} (the latest without one, a delete marker included)."""
+        if versionId is None:
+            return _readLatest(self.db, bucket, key)
+        return _readVersion(self.db, bucket, key, versionId)
 
     def upload(self, uploadId: str) -> Optional[UploadRecord]:
         return _readUpload(self.db, uploadId)
@@ -515,28 +656,101 @@ class _Transaction:
         else:
             self.db.execute("UPDATE blobs SET refs = refs - 1 WHERE address = ?", (address,))
 
-    def install(self, record: ObjectRecord) -> Optional[ObjectRecord]:
+    def install(self, record: ObjectRecord) -> ObjectRecord:
         """
-        Make C{record} (whose references are taken) the key's current
-        version, releasing the version it replaces; returns that.
+        Make C{record} (whose references are taken) the key's latest
+        version, with the id the bucket's versioning gives it; what becomes
+        of the version it replaces follows that too (see
+        L{IMetadataStore.putObject}).  Returns the record as stored.
         """
-        old = self.object(record.bucket, record.key)
-        self.db.execute(INSERT_OBJECT, objectRow(record))
-        if old is None:
-            self.count("objects", 1)
-            self.count("logical_bytes", record.size)
-        else:
-            self.count("logical_bytes", record.size - old.size)
-            for address in old.blobAddresses():
-                self.releaseBlob(address)
-        return old
+        bucket = self.requireBucket(record.bucket)
+        seq = self.nextSeq()
+        record = attrs.evolve(record, versionId=versionIdOf(seq) if bucket.versioning == ENABLED else None,
+                              deleteMarker=False)
+        self._supersede(bucket, record)
+        self.db.execute(INSERT_OBJECT, objectRow(record, seq))
+        self.count("objects", 1)
+        self.count("logical_bytes", record.size)
+        return record
 
-    def removeObject(self, record: ObjectRecord) -> None:
-        self.db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key))
+    def addMarker(self, bucket: BucketRecord, key: str, modified: float) -> ObjectRecord:
+        """Make a delete marker the key's latest version (a versioned bucket's DELETE)."""
+        seq = self.nextSeq()
+        marker = ObjectRecord.marker(bucket.name, key, modified)
+        if bucket.versioning == ENABLED:
+            marker = attrs.evolve(marker, versionId=versionIdOf(seq))
+        self._supersede(bucket, marker)
+        self.db.execute(_INSERT_VERSION, versionRow(marker, seq, 0.0))
+        return marker
+
+    def _supersede(self, bucket: BucketRecord, newer: ObjectRecord) -> None:
+        """
+        Make way for C{newer}, the key's next version: the one it replaces
+        becomes an older version, or goes (on a bucket that never had
+        versioning, and a null version replacing the null version).
+        """
+        current = _readCurrent(self.db, newer.bucket, newer.key)
+        if current is not None:
+            if bucket.versioning is None or (newer.versionId is None and current.record.versionId is None):
+                self.removeCurrent(current.record, deleteRow=newer.deleteMarker)
+            else:
+                self.db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (newer.bucket, newer.key))
+                self.count("objects", -1)
+                self.count("logical_bytes", -current.record.size)
+                self.db.execute(_INSERT_VERSION, versionRow(current.record, current.seq, newer.modified))
+        if bucket.versioning is not None and newer.versionId is None:
+            older = _readOlder(self.db, newer.bucket, newer.key, " AND null_version = 1")
+            if older is not None:
+                self.removeOlder(older)
+
+    def removeCurrent(self, record: ObjectRecord, deleteRow: bool = True) -> None:
+        """Remove the key's C{objects} row for good (C{deleteRow} false: a new row is about to replace it)."""
+        if deleteRow:
+            self.db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key))
         self.count("objects", -1)
         self.count("logical_bytes", -record.size)
         for address in record.blobAddresses():
             self.releaseBlob(address)
+
+    def removeOlder(self, found: _Found) -> None:
+        """Remove a C{versions} row for good."""
+        record = found.record
+        self.db.execute("DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (record.bucket, record.key, found.seq))
+        for address in record.blobAddresses():
+            self.releaseBlob(address)
+
+    def removeVersion(self, found: _Found) -> None:
+        """
+        Remove one version for good; if the key is left without an object
+        as its latest version, the newest older one becomes it, unless that
+        is a delete marker.
+        """
+        record = found.record
+        if found.current:
+            self.removeCurrent(record)
+        else:
+            self.removeOlder(found)
+            if _readCurrent(self.db, record.bucket, record.key) is not None:
+                return
+        newest = _readOlder(self.db, record.bucket, record.key, " ORDER BY seq DESC LIMIT 1")
+        if newest is not None and not newest.record.deleteMarker:
+            self.db.execute(
+                "DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (record.bucket, record.key, newest.seq)
+            )
+            self.db.execute(INSERT_OBJECT, objectRow(newest.record, newest.seq))
+            self.count("objects", 1)
+            self.count("logical_bytes", newest.record.size)
+
+    def replaceVersion(self, found: _Found, record: ObjectRecord) -> None:
+        """Store C{record} in place of the version C{found} (its tags changed)."""
+        if found.current:
+            self.db.execute(INSERT_OBJECT, objectRow(record, found.seq))
+        else:
+            row = objectRow(record, found.seq)
+            self.db.execute(
+                "UPDATE versions SET record = ? WHERE bucket = ? AND key = ? AND seq = ?",
+                (row[7], record.bucket, record.key, found.seq),
+            )
 
     def removeUpload(self, upload: UploadRecord) -> None:
         """Forget an upload and release its parts."""
@@ -732,6 +946,24 @@ class SQLiteMetadataStore:
     def getObject(self, bucket: str, key: str) -> "Deferred[Optional[ObjectRecord]]":
         return self._read(lambda db: _readObject(db, bucket, key))
 
+    def getVersion(self, bucket: str, key: str, versionId: Optional[str] = None) -> "Deferred[Optional[ObjectRecord]]":
+        def get(db: sqlite3.Connection) -> Optional[ObjectRecord]:
+            found = _readLatest(db, bucket, key) if versionId is None else _readVersion(db, bucket, key, versionId)
+            return None if found is None else found.record
+
+        return self._read(get)
+
+    def listVersions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        keyMarker: str = "",
+        versionIdMarker: str = "",
+        maxKeys: int = 1000,
+    ) -> "Deferred[VersionPage]":
+        return self._read(lambda db: _listVersions(db, bucket, prefix, delimiter, keyMarker, versionIdMarker, maxKeys))
+
     def listObjects(
         self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", maxKeys: int = 1000
     ) -> "Deferred[ListPage]":
@@ -787,8 +1019,9 @@ class SQLiteMetadataStore:
             existing = tx.requireBucket(name)
             if existing.owner != owner:
                 raise S3Error("AccessDenied")
-            if tx.db.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone() is not None:
-                raise S3Error("BucketNotEmpty", extra={"BucketName": name})
+            for table in ("objects", "versions"):
+                if tx.db.execute(f"SELECT 1 FROM {table} WHERE bucket = ? LIMIT 1", (name,)).fetchone() is not None:
+                    raise S3Error("BucketNotEmpty", extra={"BucketName": name})
             for (uploadId,) in tx.db.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (name,)).fetchall():
                 upload = tx.upload(uploadId)
                 if upload is not None:
@@ -797,9 +1030,12 @@ class SQLiteMetadataStore:
 
         return self._enqueue(apply)
 
-    def setBucketConfig(self, bucket: str, name: str, value: Optional[str]) -> "Deferred[BucketRecord]":
+    def updateBucket(self, name: str, change: Callable[[BucketRecord], BucketRecord]) -> "Deferred[BucketRecord]":
         def apply(tx: _Transaction) -> BucketRecord:
-            updated = tx.requireBucket(bucket).withConfig(name, value)
+            existing = tx.requireBucket(name)
+            updated = change(existing)
+            if (updated.name, updated.owner) != (existing.name, existing.owner):
+                raise ValueError("a bucket's name and owner cannot change")
             tx.saveBucket(updated)
             return updated
 
@@ -818,21 +1054,35 @@ class SQLiteMetadataStore:
             if precondition is not None:
                 precondition(tx.object(record.bucket, record.key))
             tx.takeWritten(record.blob, extents, blob.size)
-            tx.install(record)
-            return record
+            return tx.install(record)
 
         return self._enqueue(apply, refused=lambda tx: tx.addGarbage(extents), blob=blob)
 
     def deleteObject(
-        self, bucket: str, key: str, precondition: Optional[ObjectPrecondition] = None
+        self,
+        bucket: str,
+        key: str,
+        precondition: Optional[ObjectPrecondition] = None,
+        versionId: Optional[str] = None,
+        modified: float = 0.0,
     ) -> "Deferred[Optional[ObjectRecord]]":
         def apply(tx: _Transaction) -> Optional[ObjectRecord]:
-            tx.requireBucket(bucket)
+            state = tx.requireBucket(bucket)
+            if versionId is not None:
+                found = tx.version(bucket, key, versionId)
+                if precondition is not None:
+                    precondition(None if found is None else found.record)
+                if found is None:
+                    return None
+                tx.removeVersion(found)
+                return found.record
             current = tx.object(bucket, key)
             if precondition is not None:
                 precondition(current)
+            if state.versioning is not None:
+                return tx.addMarker(state, key, modified)
             if current is not None:
-                tx.removeObject(current)
+                tx.removeCurrent(current)
             return current
 
         return self._enqueue(apply)
@@ -843,12 +1093,24 @@ class SQLiteMetadataStore:
         sourceKey: str,
         build: Callable[[ObjectRecord], ObjectRecord],
         precondition: Optional[ObjectPrecondition] = None,
+        sourceVersionId: Optional[str] = None,
     ) -> "Deferred[ObjectRecord]":
         def apply(tx: _Transaction) -> ObjectRecord:
             tx.requireBucket(sourceBucket)
-            source = tx.object(sourceBucket, sourceKey)
-            if source is None:
-                raise S3Error("NoSuchKey", extra={"Key": sourceKey})
+            if sourceVersionId is None:
+                source = tx.object(sourceBucket, sourceKey)
+                if source is None:
+                    raise S3Error("NoSuchKey", extra={"Key": sourceKey})
+            else:
+                found = tx.version(sourceBucket, sourceKey, sourceVersionId)
+                if found is None:
+                    raise S3Error("NoSuchVersion", extra={"Key": sourceKey, "VersionId": sourceVersionId})
+                source = found.record
+                if source.deleteMarker:
+                    raise S3Error(
+                        "InvalidRequest",
+                        "The source of a copy request may not specifically refer to a delete marker by version id.",
+                    )
             record = build(source)
             if sorted(record.blobAddresses()) != sorted(source.blobAddresses()):
                 raise ValueError("a copy must reference exactly the source's blobs")
@@ -856,21 +1118,29 @@ class SQLiteMetadataStore:
             if precondition is not None:
                 precondition(tx.object(record.bucket, record.key))
             tx.acquire(record.blobAddresses())
-            tx.install(record)
-            return record
+            return tx.install(record)
 
         return self._enqueue(apply)
 
-    def setObjectTags(self, bucket: str, key: str, tags: Tuple[Tuple[str, str], ...]) -> "Deferred[ObjectRecord]":
+    def setObjectTags(
+        self, bucket: str, key: str, tags: Tuple[Tuple[str, str], ...], versionId: Optional[str] = None
+    ) -> "Deferred[ObjectRecord]":
         tags = tuple((str(k), str(v)) for k, v in tags)
 
         def apply(tx: _Transaction) -> ObjectRecord:
             tx.requireBucket(bucket)
-            current = tx.object(bucket, key)
-            if current is None:
-                raise S3Error("NoSuchKey", extra={"Key": key})
-            updated = attrs.evolve(current, tags=tags)
-            tx.db.execute(INSERT_OBJECT, objectRow(updated))
+            if versionId is None:
+                found = _readCurrent(tx.db, bucket, key)
+                if found is None:
+                    raise S3Error("NoSuchKey", extra={"Key": key})
+            else:
+                found = tx.version(bucket, key, versionId)
+                if found is None:
+                    raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": versionId})
+                if found.record.deleteMarker:
+                    raise S3Error("MethodNotAllowed")
+            updated = attrs.evolve(found.record, tags=tags)
+            tx.replaceVersion(found, updated)
             return updated
 
         return self._enqueue(apply)
@@ -932,9 +1202,9 @@ class SQLiteMetadataStore:
                 precondition(tx.object(record.bucket, record.key))
             # The object's references first: parts it uses never drop to zero.
             tx.acquire(record.blobAddresses())
-            tx.install(record)
+            stored = tx.install(record)
             tx.removeUpload(upload)
-            return record
+            return stored
 
         return self._enqueue(apply)
 
@@ -1263,6 +1533,95 @@ def _listObjects(
             objects.append(_summary(entry))
             last = entry[0]
     return ListPage(objects, prefixes, page.truncated, last)
+
+
+#: A ListObjectVersions row: the L{_VERSION_SUMMARY} columns, then whether
+#: it is the C{objects} row.
+_VersionRow = Tuple[Any, ...]
+
+_VERSION_SUMMARY = "key, seq, null_version, {marker}, size, etag, modified, checksum_algorithms, checksum_type"
+
+
+def _listVersions(
+    db: sqlite3.Connection,
+    bucket: str,
+    prefix: str,
+    delimiter: str,
+    keyMarker: str,
+    versionIdMarker: str,
+    maxKeys: int,
+) -> VersionPage:
+    """
+    ListObjectVersions over both tables: each range read takes the same
+    range of C{objects} and of C{versions} (both in key order, newest first
+    within a key) and merges them; a key's C{objects} row is always its
+    newest.
+    """
+    if _bucket(db, bucket) is None:
+        raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
+    current = f"SELECT {_VERSION_SUMMARY.format(marker='0')}, 1 FROM objects WHERE bucket = ? AND "
+    older = f"SELECT {_VERSION_SUMMARY.format(marker='delete_marker')}, 0 FROM versions WHERE bucket = ? AND "
+
+    def merged(where: str, args: Tuple[Any, ...], limit: int) -> Rows[_VersionRow]:
+        tail = " ORDER BY key, seq DESC LIMIT ?"
+        rows = db.execute(current + where + tail, (bucket,) + args + (limit,)).fetchall()
+        rows += db.execute(older + where + tail, (bucket,) + args + (limit,)).fetchall()
+        rows.sort(key=lambda row: (row[0], -row[1]))
+        return [(row[0], row) for row in rows[:limit]]
+
+    def fromKey(key: str, inclusive: bool, limit: int) -> Rows[_VersionRow]:
+        return merged("key >= ?" if inclusive else "key > ?", (key,), limit)
+
+    def belowSeq(key: str, seq: int, limit: int) -> Rows[_VersionRow]:
+        rows = merged("key = ? AND seq < ?", (key, seq), limit)
+        if len(rows) < limit:
+            rows = list(rows) + list(fromKey(key, False, limit - len(rows)))
+        return rows
+
+    first: Optional[Callable[[int], Rows[_VersionRow]]] = None
+    if versionIdMarker and keyMarker and keyMarker >= prefix:
+        if versionIdMarker == NULL_VERSION_ID:
+            found = _readVersion(db, bucket, keyMarker, NULL_VERSION_ID)
+            markerSeq = None if found is None else found.seq
+        else:
+            markerSeq = _seqOf(versionIdMarker)
+        if markerSeq is not None:
+            seq = markerSeq
+
+            def first(limit: int) -> Rows[_VersionRow]:
+                return belowSeq(keyMarker, seq, limit)
+    elif versionIdMarker and versionIdMarker != NULL_VERSION_ID:
+        _seqOf(versionIdMarker)
+
+    page = walk(fromKey, lambda key, row, limit: belowSeq(key, row[1], limit), prefix, delimiter, keyMarker, maxKeys,
+                first=first)
+    versions: List[VersionSummary] = []
+    prefixes: List[str] = []
+    lastKey = lastId = ""
+    for entry in page.entries:
+        if isinstance(entry, str):
+            prefixes.append(entry)
+            lastKey, lastId = entry, ""
+            continue
+        key, seq, nullVersion, marker, size, etag, modified, algorithms, checksumType, isCurrent = entry
+        versionId = None if nullVersion else versionIdOf(seq)
+        latest = bool(isCurrent) or (bool(marker) and _isLatestMarker(db, bucket, key, seq))
+        versions.append(VersionSummary(
+            key, versionId, latest, bool(marker), size, etag, modified,
+            tuple(algorithms.split(",")) if algorithms else (), checksumType,
+        ))
+        lastKey, lastId = key, NULL_VERSION_ID if versionId is None else versionId
+    return VersionPage(versions, prefixes, page.truncated, lastKey, lastId)
+
+
+def _isLatestMarker(db: sqlite3.Connection, bucket: str, key: str, seq: int) -> bool:
+    """Whether the delete marker C{seq} is its key's latest version."""
+    if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone() is not None:
+        return False
+    newest = db.execute(
+        "SELECT seq FROM versions WHERE bucket = ? AND key = ? ORDER BY seq DESC LIMIT 1", (bucket, key)
+    ).fetchone()
+    return newest is not None and newest[0] == seq
 
 
 def _listUploads(

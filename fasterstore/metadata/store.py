@@ -17,7 +17,16 @@ checks for every backend:
     whichever process they came from.  Callbacks may run in another thread:
     they must be pure functions of their argument;
   - writes are group-committed: one durable commit serves every write queued
-    meanwhile.
+    meanwhile;
+  - versions follow the bucket's versioning state as the write finds it
+    (see L{IMetadataStore.putObject}): a key's versions are ordered as they
+    committed, its latest is the last one written that was not removed, and
+    L{getObject} and L{listObjects} show a key only while its latest version
+    is an object, not a delete marker.
+
+Methods that name a version take its id as S3 spells it (C{"null"} for the
+null version, L{fasterstore.metadata.records.NULL_VERSION_ID}), and fail with
+C{InvalidArgument} for an id the store could never have given.
 
 Tests: tests/unit/test_metadata_store.py (the behaviour suite).
 """
@@ -30,7 +39,9 @@ import attrs
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
+from fasterstore.metadata.records import (
+    BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord, VersionSummary,
+)
 from fasterstore.storage.blob import Extent, WrittenBlob
 
 #: Called inside a write's transaction with the key's current version;
@@ -55,6 +66,29 @@ class ListPage:
     commonPrefixes: List[str]
     isTruncated: bool
     nextAfter: str
+
+
+@attrs.frozen
+class VersionPage:
+    """
+    One page of ListObjectVersions results.
+
+    @ivar versions: the versions and delete markers returned, by key, then
+        newest first.
+    @ivar commonPrefixes: the rolled-up prefixes returned, in order.
+    @ivar isTruncated: whether more entries follow this page.
+    @ivar nextKeyMarker: the key of the last version, or the last common
+        prefix, returned (C{""} if none): the next page's C{keyMarker}.
+    @ivar nextVersionIdMarker: the wire id of the last version returned
+        (C{"null"} for the null version), or C{""} if the page ended on a
+        common prefix or is empty: the next page's C{versionIdMarker}.
+    """
+
+    versions: List[VersionSummary]
+    commonPrefixes: List[str]
+    isTruncated: bool
+    nextKeyMarker: str
+    nextVersionIdMarker: str
 
 
 @attrs.frozen
@@ -84,7 +118,8 @@ class Totals:
     """
     What the store holds, for metrics and the admin API.
 
-    @ivar objects: objects in every bucket.
+    @ivar objects: objects in every bucket (keys whose latest version is
+        not a delete marker; older versions are not counted).
     @ivar logicalBytes: the sum of their sizes.
     @ivar liveBytes: payload bytes of every referenced blob, counted once.
     @ivar garbage: per segment, payload bytes the store saw become
@@ -128,7 +163,14 @@ class IMetadataStore(Interface):
         """Every bucket, by name."""
 
     def getObject(bucket: str, key: str) -> "Deferred[Optional[ObjectRecord]]":
-        """The current version of an object, if it exists."""
+        """The key's latest version, if it exists and is not a delete marker."""
+
+    def getVersion(bucket: str, key: str, versionId: Optional[str] = None) -> "Deferred[Optional[ObjectRecord]]":
+        """
+        The version C{versionId} of a key (C{"null"}: its null version), or
+        without one its latest version; a delete marker included.  C{None}
+        if there is no such version (or bucket).
+        """
 
     def listObjects(
         bucket: str, prefix: str = "", delimiter: str = "", after: str = "", maxKeys: int = 1000
@@ -143,6 +185,30 @@ class IMetadataStore(Interface):
         own string position.  The page holds the first C{maxKeys} entries
         greater than C{after}.  C{maxKeys <= 0} gives an empty page that is
         not truncated, as S3 does.  Fails with C{NoSuchBucket}.
+        """
+
+    def listVersions(
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        keyMarker: str = "",
+        versionIdMarker: str = "",
+        maxKeys: int = 1000,
+    ) -> "Deferred[VersionPage]":
+        """
+        One page of ListObjectVersions results: every version and delete
+        marker, by key, newest first.
+
+        Prefix and delimiter roll keys into common prefixes as in
+        L{listObjects}.  The page holds the first C{maxKeys} entries after
+        the markers: without C{keyMarker} from the start; with C{keyMarker}
+        only, keys and common prefixes greater than it; with both, also the
+        versions of key C{keyMarker} older than version C{versionIdMarker},
+        whether or not that version still exists (a version removed between
+        two pages makes the next one skip nothing); C{"null"} when the key
+        has no null version skips the key's versions, as C{keyMarker} alone
+        does.  Fails with C{NoSuchBucket}, or C{InvalidArgument} for a
+        malformed C{versionIdMarker}.
         """
 
     def getBlob(address: str) -> "Deferred[Optional[BlobRecord]]":
@@ -188,16 +254,19 @@ class IMetadataStore(Interface):
 
     def deleteBucket(name: str, owner: str) -> "Deferred[None]":
         """
-        Delete an empty bucket and abort its uploads.  Fails with
-        C{NoSuchBucket}, C{AccessDenied} (another owner's bucket) or
-        C{BucketNotEmpty}.
+        Delete an empty bucket (no object, no version, no delete marker) and
+        abort its uploads.  Fails with C{NoSuchBucket}, C{AccessDenied}
+        (another owner's bucket) or C{BucketNotEmpty}.
         """
 
-    def setBucketConfig(bucket: str, name: str, value: Optional[str]) -> "Deferred[BucketRecord]":
+    def updateBucket(name: str, change: Callable[[BucketRecord], BucketRecord]) -> "Deferred[BucketRecord]":
         """
-        Set the bucket sub-resource document C{name} (C{"tagging"},
-        C{"cors"}, ...) to C{value}, or remove it if C{value} is C{None};
-        fires with the new bucket record.  Fails with C{NoSuchBucket}.
+        Replace a bucket's record with what C{change} makes of it as the
+        write finds it (a sub-resource document set with
+        L{BucketRecord.withConfig}, the versioning state); whatever
+        C{change} raises refuses the write.  Fires with the new record.
+        Fails with C{NoSuchBucket}, or C{ValueError} for a record with
+        another name or owner.
         """
 
     def putObject(
@@ -205,8 +274,25 @@ class IMetadataStore(Interface):
     ) -> "Deferred[ObjectRecord]":
         """
         Make C{record} (a single-blob record: C{record.blob} is C{blob}'s
-        address) the key's current version once C{blob}'s bytes and the
-        record are durable; fires with C{record}.
+        address) the key's latest version once C{blob}'s bytes and the
+        record are durable; fires with C{record} as stored, its
+        C{versionId} set by the store.
+
+        What becomes of the version it replaces follows the bucket's
+        versioning as the write finds it (the same for L{copyObject} and
+        L{completeUpload}):
+
+          - never enabled: the new version is the null version, and the
+            previous one is gone (its bytes released);
+          - L{ENABLED<fasterstore.metadata.records.ENABLED>}: the new
+            version gets a new id, and every earlier version stays;
+          - L{SUSPENDED<fasterstore.metadata.records.SUSPENDED>}: the new
+            version is the null version, replacing the key's previous null
+            version (an object or a delete marker, latest or not), and the
+            other versions stay.
+
+        C{precondition} sees the key's latest version if it is an object,
+        C{None} otherwise.
 
         C{blob}'s extents always become the blob's bytes, even when the
         address is already stored: a client that re-uploads content whose
@@ -216,12 +302,32 @@ class IMetadataStore(Interface):
         """
 
     def deleteObject(
-        bucket: str, key: str, precondition: Optional[ObjectPrecondition] = None
+        bucket: str,
+        key: str,
+        precondition: Optional[ObjectPrecondition] = None,
+        versionId: Optional[str] = None,
+        modified: float = 0.0,
     ) -> "Deferred[Optional[ObjectRecord]]":
         """
-        Delete an object; fires with the version deleted, or C{None} if there
-        was none (a success, as in S3).  Fails with C{NoSuchBucket}, or
-        whatever C{precondition} raises.
+        Delete an object, or one version of it.
+
+        Without C{versionId}, on a bucket that never had versioning: remove
+        the key's version (C{precondition} sees it, or C{None}); fires with
+        it, or C{None} if there was none (a success, as in S3).  On a
+        versioned bucket: add a delete marker made at C{modified} as the
+        key's latest version (an enabled bucket gives it a new id; a
+        suspended one makes it the null version, replacing the previous
+        null version); C{precondition} sees the latest version if it is an
+        object; fires with the marker.
+
+        With C{versionId}: remove that version for good (its bytes released
+        when nothing else references them); if it was the latest, the next
+        newest becomes the latest.  C{precondition} sees that version (a
+        delete marker included); fires with it, or C{None} if there was no
+        such version (a success, as in S3).
+
+        Fails with C{NoSuchBucket}, C{InvalidArgument} for a malformed
+        C{versionId}, or whatever C{precondition} raises.
         """
 
     def copyObject(
@@ -229,22 +335,33 @@ class IMetadataStore(Interface):
         sourceKey: str,
         build: Callable[[ObjectRecord], ObjectRecord],
         precondition: Optional[ObjectPrecondition] = None,
+        sourceVersionId: Optional[str] = None,
     ) -> "Deferred[ObjectRecord]":
         """
         Make a new version that shares the bytes of an existing object (the
-        new record takes references on the source's blobs); fires with it.
+        new record takes references on the source's blobs); fires with it
+        as stored (see L{putObject}).
 
-        C{build} gets the source as the write finds it and returns the
+        C{build} gets the source (the latest version, or version
+        C{sourceVersionId}) as the write finds it and returns the
         destination record, which must reference exactly the source's
         blobs; whatever it raises refuses the copy.  Fails with
-        C{NoSuchBucket}, C{NoSuchKey} (missing source), or C{ValueError}
-        for a record referencing other blobs.
+        C{NoSuchBucket}, C{NoSuchKey} (no source: the latest version is a
+        delete marker or there is none), C{NoSuchVersion} (no such source
+        version), C{InvalidRequest} (the source version is a delete marker),
+        C{InvalidArgument} (a malformed version id), or C{ValueError} for a
+        record referencing other blobs.
         """
 
-    def setObjectTags(bucket: str, key: str, tags: Tuple[Tuple[str, str], ...]) -> "Deferred[ObjectRecord]":
+    def setObjectTags(
+        bucket: str, key: str, tags: Tuple[Tuple[str, str], ...], versionId: Optional[str] = None
+    ) -> "Deferred[ObjectRecord]":
         """
-        Replace the tag set of an object's current version; fires with the
-        updated record.  Fails with C{NoSuchBucket} or C{NoSuchKey}.
+        Replace the tag set of an object's latest version, or of version
+        C{versionId}; fires with the updated record.  Fails with
+        C{NoSuchBucket}, C{NoSuchKey} (the latest version is a delete
+        marker or there is none), C{NoSuchVersion}, C{MethodNotAllowed} (the
+        version is a delete marker) or C{InvalidArgument} (a malformed id).
         """
 
     def createUpload(record: UploadRecord) -> "Deferred[UploadRecord]":
@@ -267,7 +384,8 @@ class IMetadataStore(Interface):
     ) -> "Deferred[ObjectRecord]":
         """
         Complete an upload: the record C{build} makes from the upload (with
-        its parts) becomes the key's current version, the upload goes away
+        its parts) becomes the key's latest version (see L{putObject}, whose
+        record it fires with too), the upload goes away
         and parts the object does not use become garbage.  Fails with
         C{NoSuchUpload} (also when a racing completion or abort won), or
         C{ValueError} for a record naming another key or blobs that are not

@@ -36,8 +36,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
-from fasterstore.metadata.store import IMetadataStore, ListPage, Totals, UploadPage
+from fasterstore.metadata.records import (
+    ENABLED, NULL_VERSION_ID, SUSPENDED, BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord,
+    UploadRecord, VersionSummary, versionIdOf,
+)
+from fasterstore.metadata.store import IMetadataStore, ListPage, Totals, UploadPage, VersionPage
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.records import recordLength
 
@@ -64,6 +67,16 @@ _PROPERTY = settings(
 def bucket(name: str = "b", owner: str = "alice") -> BucketRecord:
     """A bucket record."""
     return BucketRecord(name=name, owner=owner, region="", created=1700000000.0)
+
+
+def configSetter(name: str, value: Optional[str]) -> Callable[[BucketRecord], BucketRecord]:
+    """An L{IMetadataStore.updateBucket} change that sets (or removes) one sub-resource document."""
+    return lambda record: record.withConfig(name, value)
+
+
+def versioningSetter(state: str) -> Callable[[BucketRecord], BucketRecord]:
+    """An L{IMetadataStore.updateBucket} change that sets the versioning state."""
+    return lambda record: attrs.evolve(record, versioning=state)
 
 
 def obj(bucket: str, key: str, blob: str = "aa", size: int = 10) -> ObjectRecord:
@@ -254,22 +267,25 @@ class Contents:
     can tell the stores apart.
 
     @ivar objects: by bucket, every object in key order.
+    @ivar versions: by bucket, every version and delete marker in
+        ListObjectVersions order (the objects among them).
     @ivar uploads: by bucket, every upload (with its parts) in listing order.
-    @ivar blobs: every blob the objects and uploads reference.
+    @ivar blobs: every blob the versions and uploads reference.
     """
 
     buckets: List[BucketRecord]
     objects: Dict[str, List[ObjectRecord]]
+    versions: Dict[str, List[ObjectRecord]]
     uploads: Dict[str, List[UploadRecord]]
     blobs: Dict[str, Optional[BlobRecord]]
     totals: Totals
     usage: Dict[int, int] = attrs.field(factory=dict)
 
     def references(self) -> Dict[str, int]:
-        """Blob references held by the objects and uploads, counted the obvious way."""
+        """Blob references held by the versions and uploads, counted the obvious way."""
         refs: Counter[str] = Counter()
-        for objects in self.objects.values():
-            for o in objects:
+        for versions in self.versions.values():
+            for o in versions:
                 refs.update(o.blobAddresses())
         for uploads in self.uploads.values():
             for u in uploads:
@@ -303,6 +319,13 @@ def _complete() -> Any:
     return st.tuples(st.just("complete"), _uploadRef, st.sets(st.integers(1, 3), min_size=1), st.booleans())
 
 
+def _deleteVersion() -> Any:
+    # Which version: its place from the newest (0), or the null version; a
+    # place past the oldest names no version (a success that does nothing).
+    return st.tuples(st.just("deleteVersion"), st.sampled_from(_BUCKETS), st.sampled_from(_KEYS),
+                     st.sampled_from([0, 0, 1, 2, 5, "null"]))
+
+
 def _round() -> Any:
     return st.tuples(st.just("round"), st.integers(0, 9))
 
@@ -324,6 +347,8 @@ _modelOps = st.lists(st.one_of(
     st.tuples(st.just("discard"), st.sampled_from(_CONTENTS)),
     st.tuples(st.just("putIfNoneMatch"), st.sampled_from(_BUCKETS), st.sampled_from(_KEYS),
               st.sampled_from(_CONTENTS)),
+    st.tuples(st.just("versioning"), st.sampled_from(_BUCKETS), st.sampled_from([ENABLED, ENABLED, SUSPENDED])),
+    _deleteVersion(), _deleteVersion(),
     _round(), _round(), _round(),
 ), min_size=10, max_size=80)
 
@@ -333,17 +358,60 @@ def uploadIdFor(ref: int, uploadIds: Sequence[str]) -> str:
     return uploadIds[-1 - ref] if ref < len(uploadIds) else "none"
 
 
+@attrs.frozen
+class ModelVersion:
+    """
+    One version in the model: its contents (C{None} for a delete marker),
+    whether it is the null version, and the model's number for it (the
+    test maps it to the id the store gave).
+    """
+
+    contents: Optional[Tuple[bytes, ...]]
+    null: bool
+    number: int
+
+
 @attrs.define
 class Model:
     """
     What a store must end up with, computed as if every write committed
     alone, in the order it was made: batching writes into shared rounds
-    must decide exactly as this sequential model does.
+    must decide exactly as this sequential model does.  It is the rules
+    of S3 versioning written the obvious way: a list of versions per key,
+    oldest first.
     """
 
     buckets: Set[str] = attrs.field(factory=lambda: {"b1"})
-    objects: Dict[Tuple[str, str], Tuple[bytes, ...]] = attrs.field(factory=dict)
+    versioning: Dict[str, str] = attrs.field(factory=dict)
+    versions: Dict[Tuple[str, str], List[ModelVersion]] = attrs.field(factory=dict)
     uploads: Dict[str, Tuple[str, str, Dict[int, bytes]]] = attrs.field(factory=dict)
+    written: int = 0
+
+    @property
+    def objects(self) -> Dict[Tuple[str, str], Tuple[bytes, ...]]:
+        """Every key whose latest version is an object, with its contents."""
+        return {k: v[-1].contents for k, v in self.versions.items() if v and v[-1].contents is not None}
+
+    def latest(self, bucket: str, key: str) -> Optional[Tuple[bytes, ...]]:
+        """The key's latest version's contents, unless it is a delete marker."""
+        return self.objects.get((bucket, key))
+
+    def target(self, op: Tuple[Any, ...]) -> Optional[ModelVersion]:
+        """The version a C{deleteVersion} names, if there is one."""
+        found = self.versions.get((op[1], op[2]), [])
+        if op[3] == "null":
+            return next((v for v in found if v.null), None)
+        return found[-1 - op[3]] if op[3] < len(found) else None
+
+    def _add(self, bucket: str, key: str, contents: Optional[Tuple[bytes, ...]]) -> None:
+        """A new latest version (an object or, with C{None}, a delete marker)."""
+        state = self.versioning.get(bucket)
+        found = self.versions.setdefault((bucket, key), [])
+        null = state != ENABLED
+        if null:
+            found[:] = [v for v in found if not v.null]
+        self.written += 1
+        found.append(ModelVersion(contents, null, self.written))
 
     def step(self, op: Tuple[Any, ...], uploadIds: List[str]) -> str:
         """Apply C{op}; the outcome the store must report (C{"ok"} or an error code)."""
@@ -351,9 +419,9 @@ class Model:
         if kind in ("put", "putIfNoneMatch"):
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
-            if kind == "putIfNoneMatch" and (op[1], op[2]) in self.objects:
+            if kind == "putIfNoneMatch" and self.latest(op[1], op[2]) is not None:
                 return "PreconditionFailed"
-            self.objects[(op[1], op[2])] = (op[3],)
+            self._add(op[1], op[2], (op[3],))
         elif kind == "createUpload":
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
@@ -371,31 +439,42 @@ class Model:
                 chosen = tuple(upload[2][n] for n in sorted(upload[2]) if n in op[2])
                 if not chosen:
                     return "InvalidPart"
-                if op[3] and (upload[0], upload[1]) in self.objects:
+                if op[3] and self.latest(upload[0], upload[1]) is not None:
                     return "PreconditionFailed"
-                self.objects[(upload[0], upload[1])] = chosen
+                self._add(upload[0], upload[1], chosen)
                 del self.uploads[uploadId]
         elif kind == "copy":
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
-            source = self.objects.get((op[1], op[2]))
+            source = self.latest(op[1], op[2])
             if source is None:
                 return "NoSuchKey"
             if op[3] not in self.buckets:
                 return "NoSuchBucket"
-            self.objects[(op[3], op[4])] = source
+            self._add(op[3], op[4], source)
         elif kind == "delete":
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
-            self.objects.pop((op[1], op[2]), None)
+            if op[1] in self.versioning:
+                self._add(op[1], op[2], None)
+            else:
+                self.versions.pop((op[1], op[2]), None)
+        elif kind == "deleteVersion":
+            if op[1] not in self.buckets:
+                return "NoSuchBucket"
+            named = self.target(op)
+            if named is not None:
+                self.versions[(op[1], op[2])].remove(named)
         elif kind == "tags":
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
-            if (op[1], op[2]) not in self.objects:
+            if self.latest(op[1], op[2]) is None:
                 return "NoSuchKey"
-        elif kind == "config":
+        elif kind in ("config", "versioning"):
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
+            if kind == "versioning":
+                self.versioning[op[1]] = op[2]
         elif kind == "createBucket":
             if op[1] in self.buckets:
                 return "BucketAlreadyOwnedByYou"
@@ -403,9 +482,10 @@ class Model:
         elif kind == "deleteBucket":
             if op[1] not in self.buckets:
                 return "NoSuchBucket"
-            if any(b == op[1] for b, _ in self.objects):
+            if any(b == op[1] and v for (b, _), v in self.versions.items()):
                 return "BucketNotEmpty"
             self.buckets.discard(op[1])
+            self.versioning.pop(op[1], None)
             for uploadId, upload in list(self.uploads.items()):
                 if upload[0] == op[1]:
                     del self.uploads[uploadId]
@@ -527,6 +607,7 @@ class MetadataStoreBehaviour(_Base):
         self.settle()
         buckets = self.successResultOf(store.listBuckets())
         objects: Dict[str, List[ObjectRecord]] = {}
+        versions: Dict[str, List[ObjectRecord]] = {}
         uploads: Dict[str, List[UploadRecord]] = {}
         for b in buckets:
             found: List[ObjectRecord] = []
@@ -542,6 +623,7 @@ class MetadataStoreBehaviour(_Base):
                     break
                 after = page.nextAfter
             objects[b.name] = found
+            versions[b.name] = self.allVersions(store, b.name)
             listed: List[UploadRecord] = []
             keyMarker = uploadIdMarker = ""
             while True:
@@ -558,9 +640,37 @@ class MetadataStoreBehaviour(_Base):
                 keyMarker, uploadIdMarker = upage.nextKeyMarker, upage.nextUploadIdMarker
             uploads[b.name] = listed
         usage = {s: n for s, n in self.successResultOf(store.segmentUsage()).items() if n}
-        partial = Contents(buckets, objects, uploads, {}, self.successResultOf(store.totals()), usage)
+        partial = Contents(buckets, objects, versions, uploads, {}, self.successResultOf(store.totals()), usage)
         blobs = {a: self.successResultOf(store.getBlob(a)) for a in sorted(partial.references())}
         return attrs.evolve(partial, blobs=blobs)
+
+    def allVersions(self, store: IMetadataStore, bucketName: str, maxKeys: int = 5) -> List[ObjectRecord]:
+        """
+        Every version of a bucket, paging through ListObjectVersions; each
+        read back by its id agrees with its summary, and a key's latest
+        version is what getObject shows (or a delete marker, when it shows
+        nothing).
+        """
+        self.settle()
+        found: List[ObjectRecord] = []
+        keyMarker = versionIdMarker = ""
+        while True:
+            page = self.successResultOf(store.listVersions(
+                bucketName, keyMarker=keyMarker, versionIdMarker=versionIdMarker, maxKeys=maxKeys))
+            for v in page.versions:
+                wire = NULL_VERSION_ID if v.versionId is None else v.versionId
+                got = self.successResultOf(store.getVersion(bucketName, v.key, wire))
+                assert got is not None, v
+                self.assertEqual(VersionSummary.of(got, v.isLatest), v)
+                if v.isLatest:
+                    self.assertEqual(self.successResultOf(store.getVersion(bucketName, v.key)), got)
+                    current = self.successResultOf(store.getObject(bucketName, v.key))
+                    self.assertEqual(current, None if got.deleteMarker else got)
+                found.append(got)
+            if not page.isTruncated:
+                break
+            keyMarker, versionIdMarker = page.nextKeyMarker, page.nextVersionIdMarker
+        return found
 
     def tryReopen(self, store: IMetadataStore) -> Optional[IMetadataStore]:
         """L{reopen}, or C{None} if the backend cannot."""
@@ -651,7 +761,7 @@ class MetadataStoreBehaviour(_Base):
             store.createBucket(bucket("c")),
             store.putObject(record("b", "k", blob), blob),
             store.deleteObject("b", "k"),
-            store.setBucketConfig("b", "cors", "<C/>"),
+            store.updateBucket("b", configSetter("cors", "<C/>")),
             store.createUpload(uploadRecord("u1")),
             store.deleteBucket("b", "alice"),
         ]
@@ -769,18 +879,18 @@ class MetadataStoreBehaviour(_Base):
 
     def test_bucketConfig(self) -> None:
         """
-        setBucketConfig sets and removes documents, each write seeing the
+        updateBucket sets and removes documents, each write seeing the
         ones before; it fires with the new record; NoSuchBucket otherwise.
         """
         store = self.withBucket()
         store.probe()
-        first = store.setBucketConfig("b", "cors", "<C/>")
-        second = store.setBucketConfig("b", "tagging", "<T/>")
-        missing = store.setBucketConfig("zz", "cors", "x")
+        first = store.updateBucket("b", configSetter("cors", "<C/>"))
+        second = store.updateBucket("b", configSetter("tagging", "<T/>"))
+        missing = store.updateBucket("zz", configSetter("cors", "x"))
         self.assertEqual(self.result(first).config, (("cors", "<C/>"),))
         self.assertEqual(self.result(second).config, (("cors", "<C/>"), ("tagging", "<T/>")))
         self.assertEqual(self.code(missing), "NoSuchBucket")
-        removed = self.result(store.setBucketConfig("b", "cors", None))
+        removed = self.result(store.updateBucket("b", configSetter("cors", None)))
         self.assertEqual(removed, bucket("b").withConfig("tagging", "<T/>"))
         self.assertEqual(self.successResultOf(store.getBucket("b")), removed)
         self.assertEqual(self.successResultOf(store.listBuckets()), [removed])
@@ -812,7 +922,7 @@ class MetadataStoreBehaviour(_Base):
         rec = attrs.evolve(
             record("b", "k/\u00e9\U0001f600", blob),
             headers=(("Cache-Control", "no"), ("Content-Type", "a/b")), meta=(("a", ""), ("b", "2")),
-            checksums=(("crc32", "AAAAAA=="),), tags=(("t", "v"),), checksumType="FULL_OBJECT", versionId="v1",
+            checksums=(("crc32", "AAAAAA=="),), tags=(("t", "v"),), checksumType="FULL_OBJECT",
         )
         self.result(store.putObject(rec, blob))
         self.assertEqual(self.successResultOf(store.getObject("b", rec.key)), rec)
@@ -1150,6 +1260,276 @@ class MetadataStoreBehaviour(_Base):
         self.result(deleted)
         self.assertEqual(self.code(late), "NoSuchKey")
 
+    # -- versions ----------------------------------------------------------------------
+
+    def versioned(self, state: str = ENABLED) -> IMetadataStore:
+        """A store with bucket C{b} whose versioning is C{state}."""
+        store = self.withBucket()
+        self.assertEqual(self.result(store.updateBucket("b", versioningSetter(state))).versioning, state)
+        return store
+
+    def versionsOf(self, store: IMetadataStore, key: str = "k", bucketName: str = "b") -> List[ObjectRecord]:
+        """Every version of C{key}, newest first (through the paged listing)."""
+        return [v for v in self.allVersions(store, bucketName) if v.key == key]
+
+    def test_unversionedHasOnlyTheNullVersion(self) -> None:
+        """A bucket that never had versioning keeps one version per key, the null one; a delete leaves nothing."""
+        store = self.withBucket()
+        self.put(store, "k", b"one")
+        second, _ = self.put(store, "k", b"two")
+        self.assertIsNone(second.versionId)
+        self.assertEqual(self.versionsOf(store), [second])
+        self.assertEqual(self.successResultOf(store.getVersion("b", "k", NULL_VERSION_ID)), second)
+        self.assertIsNone(self.result(store.deleteObject("b", "k", modified=5.0)).versionId)  # type: ignore[union-attr]
+        self.assertEqual(self.versionsOf(store), [])
+        self.assertIsNone(self.successResultOf(store.getVersion("b", "k")))
+
+    def test_enabledKeepsEveryVersion(self) -> None:
+        """
+        Each write gets a new id, greater than the one before; every version
+        stays, readable by id; the latest is what getObject shows; the
+        bytes of each stay referenced.
+        """
+        store = self.versioned()
+        made = [self.put(store, "k", content)[0] for content in (b"one", b"two", b"three")]
+        ids = [m.versionId for m in made]
+        self.assertNotIn(None, ids)
+        self.assertEqual(ids, sorted(ids, key=str))
+        self.assertEqual(len(set(ids)), 3)
+        self.assertEqual(self.versionsOf(store), made[::-1])
+        self.assertEqual(self.successResultOf(store.getObject("b", "k")), made[-1])
+        for m in made:
+            self.assertEqual(self.successResultOf(store.getVersion("b", "k", m.wireVersionId)), m)
+            self.assertEqual(self.refs(store, m.blob), 1)
+        page = self.successResultOf(store.listVersions("b"))
+        self.assertEqual([v.isLatest for v in page.versions], [True, False, False])
+        self.assertEqual(self.listing(store), (["k"], [], False, "k"))
+        self.assertEqual(self.successResultOf(store.totals()).objects, 1)
+
+    def test_nullVersionFromBeforeVersioning(self) -> None:
+        """An object written before versioning was enabled stays as the null version, older than what follows."""
+        store = self.withBucket()
+        old, _ = self.put(store, "k", b"old")
+        self.result(store.updateBucket("b", versioningSetter(ENABLED)))
+        new, _ = self.put(store, "k", b"new")
+        self.assertEqual([v.wireVersionId for v in self.versionsOf(store)], [new.wireVersionId, NULL_VERSION_ID])
+        self.assertEqual(self.successResultOf(store.getVersion("b", "k", NULL_VERSION_ID)), old)
+
+    def test_deleteAddsAMarker(self) -> None:
+        """
+        A DELETE on a versioned bucket adds a delete marker as the latest
+        version: the key is gone from getObject and listings, its versions
+        stay; removing the marker by id brings the object back.
+        """
+        store = self.versioned()
+        made, _ = self.put(store, "k", b"data")
+        marker = self.result(store.deleteObject("b", "k", modified=1700000100.0))
+        assert marker is not None
+        self.assertTrue(marker.deleteMarker)
+        self.assertEqual((marker.size, marker.modified, marker.blobAddresses()), (0, 1700000100.0, ()))
+        self.assertIsNotNone(marker.versionId)
+        self.assertIsNone(self.successResultOf(store.getObject("b", "k")))
+        self.assertEqual(self.successResultOf(store.getVersion("b", "k")), marker)
+        self.assertEqual(self.listing(store), ([], [], False, ""))
+        self.assertEqual(self.versionsOf(store), [marker, made])
+        self.assertEqual([v.isLatest for v in self.successResultOf(store.listVersions("b")).versions], [True, False])
+        self.assertEqual(self.successResultOf(store.totals()).objects, 0)
+        self.assertEqual(self.refs(store, made.blob), 1)
+        # A second DELETE adds another marker.
+        again = self.result(store.deleteObject("b", "k", modified=1700000200.0))
+        assert again is not None
+        self.assertEqual(self.versionsOf(store), [again, marker, made])
+        self.assertEqual(self.result(store.deleteObject("b", "k", versionId=again.wireVersionId)), again)
+        self.assertEqual(self.result(store.deleteObject("b", "k", versionId=marker.wireVersionId)), marker)
+        self.assertEqual(self.successResultOf(store.getObject("b", "k")), made)
+        self.assertEqual(self.listing(store), (["k"], [], False, "k"))
+        self.assertEqual(self.successResultOf(store.totals()).objects, 1)
+
+    def test_deleteVersion(self) -> None:
+        """
+        Removing the latest version by id makes the next newest the latest;
+        removing an older one leaves the latest; bytes go with the last
+        version that references them; an unknown id is a success that
+        does nothing.
+        """
+        store = self.versioned()
+        one, _ = self.put(store, "k", b"one")
+        two, _ = self.put(store, "k", b"two")
+        three, _ = self.put(store, "k", b"three")
+        self.assertEqual(self.result(store.deleteObject("b", "k", versionId=three.wireVersionId)), three)
+        self.assertEqual(self.successResultOf(store.getObject("b", "k")), two)
+        self.assertEqual(self.refs(store, three.blob), 0)
+        self.assertEqual(self.result(store.deleteObject("b", "k", versionId=one.wireVersionId)), one)
+        self.assertEqual(self.versionsOf(store), [two])
+        self.assertIsNone(self.result(store.deleteObject("b", "k", versionId=one.wireVersionId)))
+        self.assertIsNone(self.result(store.deleteObject("b", "k", versionId=NULL_VERSION_ID)))
+        self.assertEqual(self.result(store.deleteObject("b", "k", versionId=two.wireVersionId)), two)
+        self.assertEqual(self.versionsOf(store), [])
+        self.assertEqual(self.successResultOf(store.totals()), Totals(0, 0, 0, self.garbage(store)))
+
+    def test_sharedBytesLiveWhileAVersionDoes(self) -> None:
+        """Versions with the same content share one blob; it is released with the last of them."""
+        store = self.versioned()
+        first, _ = self.put(store, "k", b"same")
+        second, _ = self.put(store, "k", b"same")
+        self.assertEqual(self.refs(store, first.blob), 2)
+        self.result(store.deleteObject("b", "k", versionId=second.wireVersionId))
+        self.assertEqual(self.refs(store, first.blob), 1)
+        self.result(store.deleteObject("b", "k"))  # a marker: the bytes stay
+        self.assertEqual(self.refs(store, first.blob), 1)
+        self.result(store.deleteObject("b", "k", versionId=first.wireVersionId))
+        self.assertEqual(self.refs(store, first.blob), 0)
+
+    def test_suspendedWritesTheNullVersion(self) -> None:
+        """
+        A suspended bucket writes the null version, replacing the previous
+        null version wherever it is among the versions, and keeps the rest;
+        its DELETE adds a null delete marker, which replaces it too.
+        """
+        store = self.withBucket()
+        null, _ = self.put(store, "k", b"null")
+        self.result(store.updateBucket("b", versioningSetter(ENABLED)))
+        kept, _ = self.put(store, "k", b"kept")
+        self.result(store.updateBucket("b", versioningSetter(SUSPENDED)))
+        replacing, _ = self.put(store, "k", b"replacing")
+        self.assertIsNone(replacing.versionId)
+        self.assertEqual(self.versionsOf(store), [replacing, kept])
+        self.assertEqual(self.refs(store, null.blob), 0)
+        again, _ = self.put(store, "k", b"again")
+        self.assertEqual(self.versionsOf(store), [again, kept])
+        marker = self.result(store.deleteObject("b", "k", modified=7.0))
+        assert marker is not None
+        self.assertEqual((marker.versionId, marker.deleteMarker), (None, True))
+        self.assertEqual(self.versionsOf(store), [marker, kept])
+        self.assertEqual(self.refs(store, again.blob), 0)
+        final, _ = self.put(store, "k", b"final")
+        self.assertEqual(self.versionsOf(store), [final, kept])
+        self.result(store.updateBucket("b", versioningSetter(ENABLED)))
+        newest, _ = self.put(store, "k", b"newest")
+        self.assertEqual(self.versionsOf(store), [newest, final, kept])
+
+    def test_malformedVersionIds(self) -> None:
+        """An id the store could not have made is InvalidArgument wherever a version is named."""
+        store = self.versioned()
+        self.put(store, "k", b"data")
+        for bad in ("", "v1", "NULL", "x" * 200):
+            self.assertEqual(self.error(store.getVersion("b", "k", bad)).code, "InvalidArgument", bad)
+            self.assertEqual(self.code(store.deleteObject("b", "k", versionId=bad)), "InvalidArgument")
+            self.assertEqual(self.code(store.setObjectTags("b", "k", (), versionId=bad)), "InvalidArgument")
+            if bad:  # an empty marker is no marker
+                self.assertEqual(self.code(store.listVersions("b", keyMarker="k", versionIdMarker=bad)),
+                                 "InvalidArgument")
+        self.assertEqual(len(self.versionsOf(store)), 1)
+
+    def test_versionedBucketNotEmpty(self) -> None:
+        """A bucket whose only versions are old ones or delete markers is not empty."""
+        store = self.versioned()
+        made, _ = self.put(store, "k", b"data")
+        self.result(store.deleteObject("b", "k"))
+        self.assertEqual(self.code(store.deleteBucket("b", "alice")), "BucketNotEmpty")
+        self.result(store.deleteObject("b", "k", versionId=made.wireVersionId))
+        self.assertEqual(self.code(store.deleteBucket("b", "alice")), "BucketNotEmpty")  # the marker
+        [marker] = self.versionsOf(store)
+        self.result(store.deleteObject("b", "k", versionId=marker.wireVersionId))
+        self.result(store.deleteBucket("b", "alice"))
+
+    def test_copyAndTagAVersion(self) -> None:
+        """
+        A copy may take an older version as its source, and tags may be
+        set on one; a delete marker can be neither; unknown ids are
+        NoSuchVersion.
+        """
+        store = self.versioned()
+        old, _ = self.put(store, "k", b"old")
+        new, _ = self.put(store, "k", b"new")
+        copied = self.result(store.copyObject("b", "k", copyAs("b", "copy"), sourceVersionId=old.wireVersionId))
+        self.assertEqual(copied.blob, old.blob)
+        self.assertNotEqual(copied.versionId, old.versionId)
+        tagged = self.result(store.setObjectTags("b", "k", (("t", "1"),), versionId=old.wireVersionId))
+        self.assertEqual(self.successResultOf(store.getVersion("b", "k", old.wireVersionId)), tagged)
+        self.assertEqual(self.successResultOf(store.getObject("b", "k")), new)
+        marker = self.result(store.deleteObject("b", "k"))
+        assert marker is not None
+        self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"))), "NoSuchKey")
+        self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"), sourceVersionId=marker.wireVersionId)),
+                         "InvalidRequest")
+        self.assertEqual(self.code(store.setObjectTags("b", "k", ())), "NoSuchKey")
+        self.assertEqual(self.code(store.setObjectTags("b", "k", (), versionId=marker.wireVersionId)), "MethodNotAllowed")
+        gone = versionIdOf(1 << 50)
+        self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"), sourceVersionId=gone)), "NoSuchVersion")
+        self.assertEqual(self.code(store.setObjectTags("b", "k", (), versionId=gone)), "NoSuchVersion")
+
+    def test_deleteVersionPrecondition(self) -> None:
+        """A delete by id shows its precondition the version it would remove (a marker too); a refusal keeps it."""
+        store = self.versioned()
+        made, _ = self.put(store, "k", b"data")
+        seen: List[Optional[ObjectRecord]] = []
+
+        def refuse(version: Optional[ObjectRecord]) -> None:
+            seen.append(version)
+            raise S3Error("AccessDenied")
+
+        self.assertEqual(self.code(store.deleteObject("b", "k", refuse, versionId=made.wireVersionId)), "AccessDenied")
+        self.assertEqual(seen, [made])
+        self.assertEqual(self.versionsOf(store), [made])
+
+    def test_listVersionsMarkers(self) -> None:
+        """
+        key-marker alone skips every version of that key; with a version
+        marker the page resumes after that version, even one since removed.
+        """
+        store = self.versioned()
+        a = [self.put(store, "a", b"a%d" % i)[0] for i in range(3)]
+        b, _ = self.put(store, "b", b"b")
+
+        def page(**kw: Any) -> List[Tuple[str, str]]:
+            found = self.successResultOf(store.listVersions("b", **kw)).versions
+            return [(v.key, NULL_VERSION_ID if v.versionId is None else v.versionId) for v in found]
+
+        ids = [v.wireVersionId for v in a]
+        self.assertEqual(page(keyMarker="a"), [("b", b.wireVersionId)])
+        self.assertEqual(page(keyMarker="a", versionIdMarker=ids[2]), [("a", ids[1]), ("a", ids[0]), ("b", b.wireVersionId)])
+        self.assertEqual(page(keyMarker="a", versionIdMarker=ids[1], maxKeys=1), [("a", ids[0])])
+        self.result(store.deleteObject("b", "a", versionId=ids[1]))
+        self.assertEqual(page(keyMarker="a", versionIdMarker=ids[1]), [("a", ids[0]), ("b", b.wireVersionId)])
+        self.assertEqual(page(keyMarker="a", versionIdMarker=NULL_VERSION_ID), [("b", b.wireVersionId)])
+        truncated = self.successResultOf(store.listVersions("b", maxKeys=2))
+        self.assertEqual((truncated.isTruncated, truncated.nextKeyMarker, truncated.nextVersionIdMarker),
+                         (True, "a", ids[0]))
+
+    def test_listVersionsDelimiter(self) -> None:
+        """Versions roll into common prefixes like keys; a page ending on one names it as the key marker."""
+        store = self.versioned()
+        for key in ("d/1", "d/1", "d/2", "e", "f/1"):
+            self.put(store, key, key.encode())
+        self.result(store.deleteObject("b", "e"))
+        page = self.successResultOf(store.listVersions("b", delimiter="/"))
+        self.assertEqual(page.commonPrefixes, ["d/", "f/"])
+        self.assertEqual([(v.key, v.deleteMarker, v.isLatest) for v in page.versions], [("e", True, True), ("e", False, False)])
+        first = self.successResultOf(store.listVersions("b", delimiter="/", maxKeys=1))
+        self.assertEqual((first.commonPrefixes, first.isTruncated, first.nextKeyMarker, first.nextVersionIdMarker),
+                         (["d/"], True, "d/", ""))
+        rest = self.successResultOf(store.listVersions("b", delimiter="/", keyMarker="d/"))
+        self.assertEqual((len(rest.versions), rest.commonPrefixes), (2, ["f/"]))
+        inside = self.successResultOf(store.listVersions("b", prefix="d/"))
+        self.assertEqual([v.key for v in inside.versions], ["d/1", "d/1", "d/2"])
+        self.assertEqual(self.code(store.listVersions("nope")), "NoSuchBucket")
+
+    def test_versionsSurviveReopen(self) -> None:
+        """Versions, markers, null versions and the bucket's state come back after a reopen, ids unchanged."""
+        store = self.withBucket()
+        self.put(store, "k", b"null")
+        self.result(store.updateBucket("b", versioningSetter(ENABLED)))
+        self.put(store, "k", b"v")
+        self.result(store.deleteObject("b", "k"))
+        self.put(store, "other", b"o")
+        before = self.versionsOf(store)
+        store = self.durable(store)
+        self.assertEqual(self.versionsOf(store), before)
+        self.assertEqual(self.successResultOf(store.getBucket("b")).versioning, ENABLED)  # type: ignore[union-attr]
+        later, _ = self.put(store, "k", b"later")
+        self.assertGreater(str(later.versionId), str(before[0].versionId))
+
     # -- listing objects ----------------------------------------------------------------
 
     listKeys = ["a", "a/1", "a/2", "a/b/1", "b", "b/1", "c/x/y", "d"]
@@ -1333,6 +1713,44 @@ class MetadataStoreBehaviour(_Base):
             after = page.nextAfter if page.isTruncated else None
         self.assertIsNone(after, "pagination does not terminate")
         self.assertEqual((objects, prefixes), (everything[0], everything[1]))
+
+    @given(st.lists(st.tuples(st.text(alphabet="ab/", min_size=1, max_size=3), st.sampled_from([False, False, True])),
+                    max_size=20),
+           _uploadFragments, st.sampled_from(["", "/", "b"]), st.integers(1, 4))
+    @settings(_PROPERTY, max_examples=100)
+    def test_listVersionsPagination(self, writes: List[Tuple[str, bool]], prefix: str, delimiter: str,
+                                    maxKeys: int) -> None:
+        """
+        Following the key and version-id markers visits every version and
+        delete marker exactly once: by key, newest first, each rolled-up
+        prefix once, as the brute-force listing of the keys has them.
+        """
+        store, name = self.sharedListingStore()
+        self.result(store.createBucket(bucket(name)))
+        self.result(store.updateBucket(name, versioningSetter(ENABLED)))
+        made: Dict[str, List[str]] = {}
+        for key, delete in writes:
+            if delete:
+                stored = self.result(store.deleteObject(name, key))
+                assert stored is not None
+            else:
+                stored = self.put(store, key, key.encode(), bucketName=name)[0]
+            made.setdefault(key, []).insert(0, stored.wireVersionId)
+        keys, everyPrefix, _, _ = bruteList(sorted(made), prefix, delimiter, "", 10**6)
+        versions: List[Tuple[str, str]] = []
+        prefixes: List[str] = []
+        keyMarker = versionIdMarker = ""
+        for _ in range(len(writes) + 2):
+            page = self.successResultOf(store.listVersions(name, prefix, delimiter, keyMarker, versionIdMarker, maxKeys))
+            versions += [(v.key, NULL_VERSION_ID if v.versionId is None else v.versionId) for v in page.versions]
+            prefixes += page.commonPrefixes
+            if not page.isTruncated:
+                break
+            keyMarker, versionIdMarker = page.nextKeyMarker, page.nextVersionIdMarker
+        else:
+            self.fail("pagination does not terminate")
+        self.assertEqual(versions, [(k, v) for k in keys for v in made[k]])
+        self.assertEqual(prefixes, everyPrefix)
 
     # -- listing uploads ------------------------------------------------------------------
 
@@ -1779,7 +2197,7 @@ class MetadataStoreBehaviour(_Base):
         store = self.started()
         a = written(b"a")
         self.result(store.putPart("u1", part(1, a), a))
-        self.result(store.setBucketConfig("b", "cors", "<CORS/>"))
+        self.result(store.updateBucket("b", configSetter("cors", "<CORS/>")))
         store = self.needReopen(store)
         self.assertEqual(self.successResultOf(store.getUpload("u1")),
                          attrs.evolve(uploadRecord("u1"), parts=(part(1, a),)))
@@ -1939,7 +2357,7 @@ class MetadataStoreBehaviour(_Base):
         self.result(store.deleteObject("b", "k1"))
         self.result(store.discard(written(b"lost", 5)))
         self.result(store.setObjectTags("c", "k0", (("t", "1"),)))
-        self.result(store.setBucketConfig("c", "cors", "<C/>"))
+        self.result(store.updateBucket("c", configSetter("cors", "<C/>")))
         self.result(store.createUpload(uploadRecord("u1", "c", "up")))
         p = written(b"part", 2, 0)
         self.result(store.putPart("u1", part(1, p), p))
@@ -1957,16 +2375,25 @@ class MetadataStoreBehaviour(_Base):
         self.assertIsNotNone(self.successResultOf(again.getObject("b", "after")))
         self.assertEqual(self.successResultOf(again.totals()).objects, 4)
 
+    def wireId(self, version: ModelVersion, made: Dict[int, List[ObjectRecord]]) -> str:
+        """The id the store gave a model version: the one its write fired with."""
+        if version.null:
+            return NULL_VERSION_ID
+        [stored] = made[version.number]
+        return stored.wireVersionId
+
     @given(_modelOps)
     @settings(_PROPERTY, max_examples=150)
     def test_model(self, ops: List[Tuple[Any, ...]]) -> None:
         """
         Random sequences of puts (conditional or not), uploads, parts
-        (re-uploads included), completions, aborts, copies, deletes, tags,
+        (re-uploads included), completions, aborts, copies, deletes (of a
+        key or of one version), tags, versioning turned on and suspended,
         bucket changes, discards and commit-round boundaries: every outcome
-        is the sequential model's, the final objects and uploads are the
-        model's, refcounts, totals and garbage are exact after every round,
-        and a reopen shows the same contents.
+        is the sequential model's, the final objects, versions (with the
+        ids their writes fired with) and uploads are the model's,
+        refcounts, totals and garbage are exact after every round, and a
+        reopen shows the same contents.
         """
         store = self.withBucket()
         try:
@@ -1978,6 +2405,15 @@ class MetadataStoreBehaviour(_Base):
     def runModel(self, store: IMetadataStore, ops: List[Tuple[Any, ...]]) -> None:
         self.result(store.createBucket(bucket("b1")))
         model = Model()
+        made: Dict[int, List[ObjectRecord]] = {}  # what the write that made each model version fired with
+
+        def keeper(box: List[ObjectRecord]) -> Callable[[Any], Any]:
+            def keep(stored: Any) -> Any:
+                box.append(stored)
+                return stored
+
+            return keep
+
         uploadIds: List[str] = []
         outcomes: List[Tuple[Tuple[Any, ...], str, "Deferred[Any]"]] = []
         writtenBytes = 0
@@ -2007,6 +2443,10 @@ class MetadataStoreBehaviour(_Base):
                 continue
             if kind == "createUpload":
                 uploadIds.append("u%d" % len(uploadIds))
+            target = model.target(op) if kind == "deleteVersion" else None
+            if target is not None and not target.null:
+                self.settle()  # its id is what its write fired with
+            before = model.written
             expected = model.step(op, uploadIds)
             if kind in ("put", "putIfNoneMatch"):
                 blob = write(op[3])
@@ -2025,15 +2465,27 @@ class MetadataStoreBehaviour(_Base):
             elif kind == "copy":
                 d = store.copyObject(op[1], op[2], copyAs(op[3], op[4]))
             elif kind == "delete":
-                d = store.deleteObject(op[1], op[2])
+                d = store.deleteObject(op[1], op[2], modified=1700000009.0)
+            elif kind == "deleteVersion":
+                if target is None:
+                    versionId = NULL_VERSION_ID if op[3] == "null" else versionIdOf(1 << 60)
+                else:
+                    versionId = self.wireId(target, made)
+                d = store.deleteObject(op[1], op[2], versionId=versionId)
+            elif kind == "versioning":
+                d = store.updateBucket(op[1], versioningSetter(op[2]))
             elif kind == "tags":
                 d = store.setObjectTags(op[1], op[2], (("n", str(len(outcomes))),))
             elif kind == "config":
-                d = store.setBucketConfig(op[1], "tagging", str(len(outcomes)))
+                d = store.updateBucket(op[1], configSetter("tagging", str(len(outcomes))))
             elif kind == "createBucket":
                 d = store.createBucket(bucket(op[1]))
             else:
                 d = store.deleteBucket(op[1], "alice")
+            if model.written != before:
+                box: List[ObjectRecord] = []
+                made[model.written] = box
+                d.addCallback(keeper(box))
             outcomes.append((op, expected, d))
         self.settle()
         for op, expected, d in outcomes:
@@ -2043,6 +2495,16 @@ class MetadataStoreBehaviour(_Base):
         address = {content: written(content).contentAddress for content in _CONTENTS}
         actualObjects = {(b, o.key): o.blobAddresses() for b, objects in c.objects.items() for o in objects}
         self.assertEqual(actualObjects, {k: tuple(address[x] for x in v) for k, v in model.objects.items()})
+        actualVersions: Dict[Tuple[str, str], List[Tuple[Optional[Tuple[str, ...]], str]]] = {}
+        for b, versions in c.versions.items():
+            for v in versions:
+                actualVersions.setdefault((b, v.key), []).append(
+                    (None if v.deleteMarker else v.blobAddresses(), v.wireVersionId))
+        self.assertEqual(actualVersions, {
+            k: [(None if v.contents is None else tuple(address[x] for x in v.contents), self.wireId(v, made))
+                for v in reversed(found)]
+            for k, found in model.versions.items() if found
+        })
         actualUploads = {u.uploadId: (u.bucket, u.key, {p.number: p.blob for p in u.parts})
                          for uploads in c.uploads.values() for u in uploads}
         self.assertEqual(actualUploads, {i: (b, k, {n: address[x] for n, x in ps.items()})

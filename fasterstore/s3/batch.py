@@ -8,13 +8,17 @@ no ``Content-MD5``).
 
 The deletes of one request are queued together, so they share one group
 commit round; each key gets its own ``<Deleted>`` or ``<Error>`` entry, in
-request order.
+request order.  An entry's ``<VersionId>`` deletes that version for good;
+without one, a versioned bucket gets a delete marker.  ``<Deleted>`` says
+what happened as AWS does: ``<DeleteMarker>true</DeleteMarker>`` with
+``<DeleteMarkerVersionId>`` for a marker made, or for a marker that was the
+version deleted (then the id is that version's).
 Tests: tests/unit/test_batch.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 from xml.etree import ElementTree
 
 import attrs
@@ -31,6 +35,7 @@ from fasterstore.s3.conditions import checkPutConditions
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.names import validateKey
 from fasterstore.s3.responses import sendXML
+from fasterstore.s3.versions import emptyVersionId
 
 if TYPE_CHECKING:
     from fasterstore.s3.resource import Call
@@ -82,35 +87,45 @@ def parseDelete(body: bytes) -> Tuple[bool, List[DeleteEntry]]:
     return quiet, entries
 
 
-def deleteResult(outcomes: List[Tuple[DeleteEntry, Optional[S3Error]]], quiet: bool) -> bytes:
+#: What became of one entry: the version removed or the delete marker made
+#: (C{None}: there was nothing to delete, a success), or the error.
+Outcome = Tuple[DeleteEntry, Union[Optional[ObjectRecord], S3Error]]
+
+
+def deleteResult(outcomes: Sequence[Outcome], quiet: bool) -> bytes:
     """
     The ``<DeleteResult>`` document: a ``<Deleted>`` per success (none when
     quiet) and an ``<Error>`` per failure, in request order.
     """
     root = ElementTree.Element("DeleteResult", xmlns=xml.S3_NAMESPACE)
-    for entry, error in outcomes:
-        if error is None:
+    for entry, outcome in outcomes:
+        if not isinstance(outcome, S3Error):
             if quiet:
                 continue
             element = ElementTree.SubElement(root, "Deleted")
             ElementTree.SubElement(element, "Key").text = entry.key
             if entry.versionId is not None:
                 ElementTree.SubElement(element, "VersionId").text = entry.versionId
+            if outcome is not None and outcome.deleteMarker:
+                ElementTree.SubElement(element, "DeleteMarker").text = "true"
+                ElementTree.SubElement(element, "DeleteMarkerVersionId").text = (
+                    entry.versionId if entry.versionId is not None else outcome.wireVersionId
+                )
         else:
             element = ElementTree.SubElement(root, "Error")
             ElementTree.SubElement(element, "Key").text = entry.key
             if entry.versionId is not None:
                 ElementTree.SubElement(element, "VersionId").text = entry.versionId
-            ElementTree.SubElement(element, "Code").text = error.code
-            ElementTree.SubElement(element, "Message").text = error.message
+            ElementTree.SubElement(element, "Code").text = outcome.code
+            ElementTree.SubElement(element, "Message").text = outcome.message
     return xml.serialize(root)
 
 
 def _startDelete(ctx: S3Context, bucket: str, entry: DeleteEntry) -> "Deferred[Optional[ObjectRecord]]":
     """Queue one delete; everything wrong with the entry itself raises."""
     validateKey(entry.key)
-    if entry.versionId is not None and entry.versionId != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": entry.key, "VersionId": entry.versionId})
+    if entry.versionId == "":
+        raise emptyVersionId("VersionId")
     precondition = None
     if entry.etag is not None:
         conditions = {"if-match": entry.etag}
@@ -118,7 +133,9 @@ def _startDelete(ctx: S3Context, bucket: str, entry: DeleteEntry) -> "Deferred[O
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
 
-    return ctx.metadata.deleteObject(bucket, entry.key, precondition)
+    return ctx.metadata.deleteObject(
+        bucket, entry.key, precondition, versionId=entry.versionId, modified=ctx.clock.seconds()
+    )
 
 
 async def deleteObjects(ctx: S3Context, call: "Call", request: Request) -> None:
@@ -133,18 +150,18 @@ async def deleteObjects(ctx: S3Context, call: "Call", request: Request) -> None:
             started.append((entry, _startDelete(ctx, bucket.name, entry)))
         except S3Error as e:
             started.append((entry, e))
-    outcomes: List[Tuple[DeleteEntry, Optional[S3Error]]] = []
+    outcomes: List[Outcome] = []
     for entry, pending in started:
         if isinstance(pending, S3Error):
             outcomes.append((entry, pending))
             continue
         try:
-            await pending
+            removed = await pending
         except S3Error as e:
             outcomes.append((entry, e))
         except Exception:
             log.failure("DeleteObjects: deleting {bucket}/{key} failed", bucket=bucket.name, key=entry.key)
             outcomes.append((entry, S3Error("InternalError")))
         else:
-            outcomes.append((entry, None))
+            outcomes.append((entry, removed))
     sendXML(request, deleteResult(outcomes, quiet))

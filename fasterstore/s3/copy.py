@@ -13,8 +13,13 @@ the answer disagree with what was copied.
 ``x-amz-metadata-directive`` COPY (default) keeps the source's system
 headers and user metadata; REPLACE takes them from the request.
 ``x-amz-tagging-directive`` COPY (default) keeps the source's tags; REPLACE
-takes ``x-amz-tagging`` (no header: no tags).  Only the null version can be
-named (``?versionId=null``).  The caller must own both buckets.
+takes ``x-amz-tagging`` (no header: no tags).  ``?versionId=`` in the copy
+source names the version to copy (the latest otherwise); naming one makes a
+copy onto the same key legal without REPLACE (it restores that version, as
+MinIO allows).  The answer names the new version (``x-amz-version-id``) and
+the one copied (``x-amz-copy-source-version-id``) as their buckets'
+versioning asks (L{fasterstore.s3.versions.versionHeaders}).  The caller
+must own both buckets.
 Since it stores no object bytes, a copy is never refused by the space guard
 when the drive is full: like a delete, it is a metadata write, which the
 reserve is there for (UploadPartCopy does copy bytes, and is checked).
@@ -23,7 +28,7 @@ Tests: tests/unit/test_copy.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 from xml.etree import ElementTree
 
@@ -31,7 +36,7 @@ import attrs
 from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import ObjectRecord
+from fasterstore.metadata.records import BucketRecord, ObjectRecord
 from fasterstore.s3 import xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import NOT_MODIFIED, checkGetConditions, checkPutConditions
@@ -39,8 +44,9 @@ from fasterstore.s3.context import S3Context
 from fasterstore.http.dates import formatISO8601
 from fasterstore.s3.names import validateBucketName, validateKey, validateUserMetadata
 from fasterstore.s3.objects import systemHeaders, userMetadata
-from fasterstore.s3.responses import sendXML
+from fasterstore.s3.responses import sendXML, setHeaders
 from fasterstore.s3.tagging import parseTaggingHeader
+from fasterstore.s3.versions import emptyVersionId, versionHeaders
 
 if TYPE_CHECKING:
     from fasterstore.s3.resource import Call
@@ -150,8 +156,8 @@ def checkCopySourceConditions(headers: Dict[str, str], source: ObjectRecord) -> 
         raise S3Error("PreconditionFailed", extra={"Condition": "x-amz-copy-source-" + failed})
 
 
-async def _sourceBucket(ctx: S3Context, call: "Call", name: str) -> None:
-    """The source bucket exists and belongs to the caller."""
+async def _sourceBucket(ctx: S3Context, call: "Call", name: str) -> BucketRecord:
+    """The source bucket, if it exists and belongs to the caller."""
     try:
         validateBucketName(name)
     except S3Error:
@@ -161,6 +167,14 @@ async def _sourceBucket(ctx: S3Context, call: "Call", name: str) -> None:
         raise S3Error("NoSuchBucket", extra={"BucketName": name})
     if call.auth is None or bucket.owner != call.auth.credentials.owner:
         raise S3Error("AccessDenied")
+    return bucket
+
+
+def copySourceVersionHeaders(source: ObjectRecord, bucket: BucketRecord, named: bool) -> Dict[str, str]:
+    """C{x-amz-copy-source-version-id}, when the source's bucket has versioning or the request named a version."""
+    if versionHeaders(source, bucket.versioning, named):
+        return {"x-amz-copy-source-version-id": source.wireVersionId}
+    return {}
 
 
 def copyObjectResult(record: ObjectRecord) -> bytes:
@@ -183,10 +197,10 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
     destinationKey = call.route.key
     headers = call.headers
     source = parseCopySource(headers["x-amz-copy-source"])
-    await _sourceBucket(ctx, call, source.bucket)
+    sourceBucket = await _sourceBucket(ctx, call, source.bucket)
     validateKey(source.key)
-    if source.versionId is not None and source.versionId != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": source.key, "VersionId": source.versionId})
+    if source.versionId == "":
+        raise emptyVersionId("x-amz-copy-source")
     replaceMetadata = _directive(headers, "x-amz-metadata-directive") == "REPLACE"
     replaceTags = _directive(headers, "x-amz-tagging-directive") == "REPLACE"
     newHeaders: Optional[Tuple[Tuple[str, str], ...]] = None
@@ -200,11 +214,15 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
         raise S3Error("InvalidStorageClass", "FasterStore stores every object in the STANDARD storage class.",
                       extra={"StorageClassRequested": storageClass})
     algorithm = headers.get("x-amz-checksum-algorithm", "").strip().lower() or None
-    sameObject = source.bucket == destination.name and source.key == destinationKey
+    sameObject = source.bucket == destination.name and source.key == destinationKey and source.versionId is None
     changesAttributes = replaceMetadata or any(name in headers for name in _ATTRIBUTE_HEADERS)
     now = ctx.clock.seconds()
+    # The source as the copy found it, for its version id: the store runs
+    # build in the write's transaction (the last call is the one committed).
+    copied: List[ObjectRecord] = []
 
     def build(current: ObjectRecord) -> ObjectRecord:
+        copied[:] = [current]
         if current.size > MAX_COPY_SIZE:
             raise S3Error(
                 "InvalidRequest",
@@ -236,5 +254,10 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
 
-    record = await ctx.metadata.copyObject(source.bucket, source.key, build, precondition)
+    record = await ctx.metadata.copyObject(
+        source.bucket, source.key, build, precondition, sourceVersionId=source.versionId
+    )
+    headers = versionHeaders(record, destination.versioning)
+    headers.update(copySourceVersionHeaders(copied[-1], sourceBucket, source.versionId is not None))
+    setHeaders(request, headers)
     sendXML(request, copyObjectResult(record))

@@ -212,7 +212,8 @@ async def putBucketCors(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutBucketCors: validate the document, store its rules durably."""
     bucket = ownedBucket(call)
     rules = parseCORSConfiguration(call.document)
-    await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, rulesToJSON(rules))
+    value = rulesToJSON(rules)
+    await ctx.metadata.updateBucket(bucket.name, lambda record: record.withConfig(CONFIG_NAME, value))
     sendEmpty(request, 200)
 
 
@@ -229,7 +230,7 @@ async def deleteBucketCors(ctx: S3Context, call: "Call", request: Request) -> No
     """DeleteBucketCors: 204, whether or not there were rules."""
     bucket = ownedBucket(call)
     if bucket.configValue(CONFIG_NAME) is not None:
-        await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, None)
+        await ctx.metadata.updateBucket(bucket.name, lambda record: record.withConfig(CONFIG_NAME, None))
     sendEmpty(request, 204)
 
 

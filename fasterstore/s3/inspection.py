@@ -7,9 +7,12 @@ give on AWS, or with the right ``NoSuch...`` 404.
   - ``?acl`` (bucket and object): the canned ``private`` view, the owner
     with ``FULL_CONTROL``.  PUT accepts only what equals that view
     (``x-amz-acl: private``, or a body granting the owner ``FULL_CONTROL``
-    and nothing else); anything else is ``NotImplemented``.
-  - ``?versioning``, ``?logging``, ``?notification``, ``?accelerate``:
-    empty documents; ``?requestPayment``: ``BucketOwner``.
+    and nothing else); anything else is ``NotImplemented``.  An object's
+    ACL is read for its latest version or the one C{versionId} names
+    (L{fasterstore.s3.versions.addressedVersion}).
+  - ``?logging``, ``?notification``, ``?accelerate``: empty documents;
+    ``?requestPayment``: ``BucketOwner``.  (``?versioning`` is real:
+    L{fasterstore.s3.versions}.)
   - ``?policy``, ``?policyStatus``, ``?lifecycle``, ``?encryption``,
     ``?object-lock``, ``?website``, ``?ownershipControls``,
     ``?publicAccessBlock``: their 404 error.
@@ -34,6 +37,7 @@ from fasterstore.s3 import xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.responses import sendEmpty, sendXML
+from fasterstore.s3.versions import addressedVersion
 
 if TYPE_CHECKING:
     from fasterstore.s3.resource import Call
@@ -105,14 +109,12 @@ def _owner(ctx: S3Context, call: "Call") -> Tuple[str, str]:
     return bucket.owner, call.auth.credentials.displayName
 
 
-async def _checkObject(ctx: S3Context, call: "Call") -> None:
-    """An object-level request names an existing object's null version."""
-    assert call.route.bucket is not None and call.route.key is not None
-    versionId = call.route.query.get("versionId")
-    if versionId is not None and versionId != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": call.route.key, "VersionId": versionId})
-    if await ctx.metadata.getObject(call.route.bucket, call.route.key) is None:
-        raise S3Error("NoSuchKey", extra={"Key": call.route.key})
+async def _checkObject(ctx: S3Context, call: "Call", request: Request) -> None:
+    """
+    An object-level request names an existing object: its latest version,
+    or the version C{versionId} (a delete marker has no ACL: 405).
+    """
+    await addressedVersion(ctx, call, request.method.decode("latin-1"))
 
 
 # -- ACLs ---------------------------------------------------------------------
@@ -170,7 +172,7 @@ async def getAcl(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetBucketAcl / GetObjectAcl: the private owner view."""
     ownerId, displayName = _owner(ctx, call)
     if call.route.key is not None:
-        await _checkObject(ctx, call)
+        await _checkObject(ctx, call, request)
     sendXML(request, accessControlPolicy(ownerId, displayName))
 
 
@@ -182,7 +184,7 @@ async def putAcl(ctx: S3Context, call: "Call", request: Request) -> None:
     ownerId, _ = _owner(ctx, call)
     level = "object" if call.route.key is not None else "bucket"
     if level == "object":
-        await _checkObject(ctx, call)
+        await _checkObject(ctx, call, request)
     body = call.document
     canned = call.headers.get("x-amz-acl")
     grants = [name for name in _GRANT_HEADERS if name in call.headers]
@@ -244,11 +246,10 @@ async def deleteAbsent(ctx: S3Context, call: "Call", request: Request) -> None:
 async def noObjectLock(ctx: S3Context, call: "Call", request: Request) -> None:
     """GetObjectRetention / GetObjectLegalHold: the bucket has no Object Lock."""
     ownedBucket(call)
-    await _checkObject(ctx, call)
+    await _checkObject(ctx, call, request)
     raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 
 
-getBucketVersioning = document("VersioningConfiguration")
 getBucketLogging = document("BucketLoggingStatus")
 getBucketNotification = document("NotificationConfiguration")
 getBucketAccelerate = document("AccelerateConfiguration")

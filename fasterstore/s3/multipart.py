@@ -20,6 +20,10 @@ concatenated raw part checksums, suffixed C{-N}; a FULL_OBJECT one (CRC
 algorithms only) is the parts' CRCs combined into the CRC of the whole
 object, without reading a byte.  The ETag is the MD5 of the concatenated
 part MD5s, suffixed C{-N}.
+
+In a bucket with versioning, a completed upload is a new version like a
+PutObject (its id answered in C{x-amz-version-id}); UploadPartCopy reads
+the version its copy source names (C{?versionId=}), or the latest.
 Tests: tests/unit/test_multipart.py.
 """
 
@@ -63,6 +67,7 @@ from fasterstore.s3.objects import (
 )
 from fasterstore.s3.responses import sendEmpty, sendXML, setHeaders
 from fasterstore.s3.routing import Route
+from fasterstore.s3.versions import emptyVersionId, versionHeaders
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.segments import CorruptionError, ExtentMap
 
@@ -637,8 +642,34 @@ async def uploadPart(ctx: S3Context, call: "Call", request: Request) -> None:
     sendEmpty(request, 200, {"ETag": f'"{part.etag}"', f"x-amz-checksum-{algorithm}": dict(part.checksums)[algorithm]})
 
 
+async def _copySource(ctx: S3Context, bucket: str, key: str, versionId: Optional[str]) -> ObjectRecord:
+    """
+    The object an UploadPartCopy reads: the key's latest version, or
+    version C{versionId}.
+
+    @raise S3Error: C{NoSuchKey}, C{NoSuchVersion}, C{InvalidRequest} (the
+        version named is a delete marker, as AWS answers a copy),
+        C{InvalidArgument} (an empty or malformed id).
+    """
+    if versionId is None:
+        source = await ctx.metadata.getObject(bucket, key)
+        if source is None:
+            raise S3Error("NoSuchKey", extra={"Key": key})
+        return source
+    if not versionId:
+        raise emptyVersionId("x-amz-copy-source")
+    found = await ctx.metadata.getVersion(bucket, key, versionId)
+    if found is None:
+        raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": versionId})
+    if found.deleteMarker:
+        raise S3Error(
+            "InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id."
+        )
+    return found
+
+
 async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None:
-    """UploadPartCopy: part N is (a range of) another object, copied server-side."""
+    """UploadPartCopy: part N is (a range of) another object, or one version of it, copied server-side."""
     number = parsePartNumber(call.route.query.get("partNumber", ""))
     upload = await _upload(ctx, call)
     sourceBucket, sourceKey, versionId = parseCopySource(call.headers["x-amz-copy-source"])
@@ -647,11 +678,7 @@ async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None
         raise S3Error("NoSuchBucket", extra={"BucketName": sourceBucket})
     if call.auth is None or bucket.owner != call.auth.credentials.owner:
         raise S3Error("AccessDenied")
-    if versionId is not None and versionId != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": sourceKey, "VersionId": versionId})
-    source = await ctx.metadata.getObject(sourceBucket, sourceKey)
-    if source is None:
-        raise S3Error("NoSuchKey", extra={"Key": sourceKey})
+    source = await _copySource(ctx, sourceBucket, sourceKey, versionId)
     checkCopySourceConditions(call.headers, source)
     start, end = parseCopySourceRange(call.headers.get("x-amz-copy-source-range"), source.size)
     if end - start > ctx.maxObjectSize:
@@ -666,6 +693,8 @@ async def uploadPartCopy(ctx: S3Context, call: "Call", request: Request) -> None
     part = await ctx.metadata.putPart(
         upload.uploadId, _partRecord(ctx, number, blob, algorithm, blob.digests[algorithm]), blob
     )
+    if versionHeaders(source, bucket.versioning, versionId is not None):
+        setHeaders(request, {"x-amz-copy-source-version-id": source.wireVersionId})
     sendXML(request, copyPartResult(part))
 
 
@@ -809,6 +838,7 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
         if e.code != "NoSuchUpload" or completed is None:
             raise
         # A retry (the first answer was lost): the same answer, as AWS gives.
+        setHeaders(request, versionHeaders(completed, ownedBucket(call).versioning))
         sendXML(request, completeMultipartUploadResult(_location(call, request), completed))
         return
     headers = call.headers
@@ -820,6 +850,7 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
     record = await ctx.metadata.completeUpload(
         upload.uploadId, lambda latest: _assemble(ctx, latest, requested, headers), precondition
     )
+    setHeaders(request, versionHeaders(record, ownedBucket(call).versioning))
     sendXML(request, completeMultipartUploadResult(_location(call, request), record))
 
 

@@ -9,7 +9,9 @@ object's extents with a producer, verifying block checksums on the way.  A
 multipart object is a manifest of parts: its bytes are its parts' blobs one
 after the other, which L{objectExtents} (the one way to find an object's
 bytes) lays end to end.  GET and HEAD take C{partNumber} to address one
-part, as AWS does.
+part, as AWS does, and C{versionId} to address one version (see
+L{fasterstore.s3.versions} for what a version id, a delete marker and
+C{x-amz-version-id} mean to every operation).
 Tests: tests/unit/test_resource.py, tests/unit/test_multipart.py,
 tests/unit/test_object_attributes.py.
 """
@@ -40,6 +42,14 @@ from fasterstore.s3.names import validateUserMetadata
 from fasterstore.s3.ranges import contentRange, parseRange
 from fasterstore.s3.responses import finish, sendEmpty, sendXML, setHeaders
 from fasterstore.s3.tagging import parseTaggingHeader
+from fasterstore.s3.versions import (
+    DELETE_MARKER_HEADER,
+    VERSION_ID_HEADER,
+    addressedVersion,
+    deleteMarkerHeaders,
+    requestedVersion,
+    versionHeaders,
+)
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.reader import RangeProducer
 from fasterstore.storage.segments import CorruptionError
@@ -113,22 +123,6 @@ def _conditionHeaders(headers: Mapping[str, str]) -> Dict[str, str]:
     return {k: v for k, v in headers.items() if k in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")}
 
 
-def _checkVersion(call: "Call") -> None:
-    versionId = call.route.query.get("versionId")
-    if versionId is not None and versionId != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": call.route.key or "", "VersionId": versionId})
-
-
-async def _current(ctx: S3Context, call: "Call") -> ObjectRecord:
-    ownedBucket(call)
-    _checkVersion(call)
-    assert call.route.bucket is not None and call.route.key is not None
-    record = await ctx.metadata.getObject(call.route.bucket, call.route.key)
-    if record is None:
-        raise S3Error("NoSuchKey", extra={"Key": call.route.key})
-    return record
-
-
 @attrs.frozen
 class StoredAttributes:
     """What an upload stores besides its bytes, checked before the body is read."""
@@ -172,18 +166,22 @@ def newObjectRecord(
     )
 
 
-def uploadResponseHeaders(record: ObjectRecord) -> Dict[str, str]:
-    """ETag and checksum headers answering an upload."""
+def uploadResponseHeaders(record: ObjectRecord, versioning: Optional[str]) -> Dict[str, str]:
+    """
+    ETag, checksum and version headers answering an upload into a bucket
+    whose versioning state is C{versioning}.
+    """
     headers = {"ETag": f'"{record.etag}"'}
     for algorithm, value in record.checksums:
         headers[f"x-amz-checksum-{algorithm}"] = value
         headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    headers.update(versionHeaders(record, versioning))
     return headers
 
 
 async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutObject: verify the streamed body, commit durably, answer."""
-    ownedBucket(call)
+    bucket = ownedBucket(call)
     body = call.body
     assert isinstance(body, ObjectBody), "PutObject always gets an ObjectBody"
     assert call.attributes is not None, "resolved with the body, at header time"
@@ -197,11 +195,12 @@ async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
             checkPutConditions(conditions, current)
     record = await ctx.metadata.putObject(record, blob, precondition)
     ctx.metrics.bytesIn.inc(blob.size)
-    sendEmpty(request, 200, uploadResponseHeaders(record))
+    sendEmpty(request, 200, uploadResponseHeaders(record, bucket.versioning))
 
 
 def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
     headers: Dict[str, str] = {"Content-Type": DEFAULT_CONTENT_TYPE}
+    headers.update(versionHeaders(record, ownedBucket(call).versioning, "versionId" in call.route.query))
     headers.update(dict(record.headers))
     headers["ETag"] = f'"{record.etag}"'
     headers["Last-Modified"] = formatHTTPDate(record.modified)
@@ -321,8 +320,8 @@ def _checksumHeaders(checksums: Tuple[Tuple[str, str], ...], checksumType: Optio
 
 
 async def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[ObjectRecord, Optional[Tuple[int, int]], Dict[str, str]]:
-    """Look up, evaluate conditions, Range or partNumber; set status and headers."""
-    record = await _current(ctx, call)
+    """Look up the version, evaluate conditions, Range or partNumber; set status and headers."""
+    record = await addressedVersion(ctx, call, request.method.decode("latin-1"))
     partNumber = call.route.query.get("partNumber")
     number = None
     if partNumber is not None:
@@ -334,7 +333,7 @@ async def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[
     if status == 304:
         raise S3Error(
             "NotModified",
-            headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]},
+            headers={name: headers[name] for name in ("ETag", "Last-Modified", VERSION_ID_HEADER) if name in headers},
         )
     checksumMode = call.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     span: Optional[Tuple[int, int]]
@@ -500,7 +499,7 @@ async def getObjectAttributes(ctx: S3Context, call: "Call", request: Request) ->
     with C{x-amz-max-parts} and C{x-amz-part-number-marker} (or the query
     parameters of the same names without the prefix).
     """
-    record = await _current(ctx, call)
+    record = await addressedVersion(ctx, call, request.method.decode("latin-1"))
     named = [n.strip() for n in call.headers.get("x-amz-object-attributes", "").split(",") if n.strip()]
     if not named:
         raise S3Error("InvalidArgument", "Missing required header for this request: x-amz-object-attributes",
@@ -517,7 +516,9 @@ async def getObjectAttributes(ctx: S3Context, call: "Call", request: Request) ->
         call.headers.get("x-amz-part-number-marker", query.get("part-number-marker")), "part-number-marker", 0
     )
     body = objectAttributesDocument(record, tuple(named), marker, min(maxParts, MAX_PARTS))
-    setHeaders(request, {"Last-Modified": formatHTTPDate(record.modified)})
+    headers = {"Last-Modified": formatHTTPDate(record.modified)}
+    headers.update(versionHeaders(record, ownedBucket(call).versioning, "versionId" in call.route.query))
+    setHeaders(request, headers)
     sendXML(request, body)
 
 
@@ -528,13 +529,18 @@ async def notImplemented(ctx: S3Context, call: "Call", request: Request) -> None
 
 async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
     """
-    DeleteObject: 204 whether or not the key existed; with C{If-Match}
-    (AWS's conditional delete) only that version: 412 otherwise, 404 if
-    there is none, checked at commit time like a conditional PUT.
+    DeleteObject: 204 whether or not the key (or the version named) existed.
+
+    Without C{versionId}, a versioned bucket gets a delete marker, which the
+    answer names (C{x-amz-delete-marker}, C{x-amz-version-id}); with one,
+    that version goes for good and the answer echoes its id (and says so if
+    it was a delete marker).  With C{If-Match} (AWS's conditional delete)
+    only that version: 412 otherwise, 404 if there is none, checked at
+    commit time like a conditional PUT.
     """
-    ownedBucket(call)
-    _checkVersion(call)
-    assert call.route.bucket is not None and call.route.key is not None
+    bucket = ownedBucket(call)
+    versionId = requestedVersion(call)
+    assert call.route.key is not None
     precondition = None
     if "if-match" in call.headers:
         ifMatch = {"if-match": call.headers["if-match"]}
@@ -542,5 +548,22 @@ async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(ifMatch, current)
 
-    await ctx.metadata.deleteObject(call.route.bucket, call.route.key, precondition)
-    sendEmpty(request, 204)
+    removed = await ctx.metadata.deleteObject(
+        bucket.name, call.route.key, precondition, versionId=versionId, modified=ctx.clock.seconds()
+    )
+    sendEmpty(request, 204, deleteHeaders(versionId, removed))
+
+
+def deleteHeaders(versionId: Optional[str], removed: Optional[ObjectRecord]) -> Dict[str, str]:
+    """
+    What a DeleteObject answers: the version named and whether it was a
+    delete marker, or the delete marker it made.
+    """
+    headers: Dict[str, str] = {}
+    if versionId is not None:
+        headers[VERSION_ID_HEADER] = versionId
+        if removed is not None and removed.deleteMarker:
+            headers[DELETE_MARKER_HEADER] = "true"
+    elif removed is not None and removed.deleteMarker:
+        headers.update(deleteMarkerHeaders(removed))
+    return headers

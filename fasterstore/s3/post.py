@@ -16,7 +16,8 @@ metadata are checked, and only then are its bytes streamed through an
 L{ObjectBody} into the segment engine, with backpressure, checking
 C{content-length-range} as they arrive.  Fields after the file are ignored,
 as S3 ignores them.  The handler, L{postObject}, commits the object and
-answers as C{success_action_redirect} or C{success_action_status} ask.
+answers as C{success_action_redirect} or C{success_action_status} ask,
+naming the new version (C{x-amz-version-id}) in a bucket with versioning.
 A form the drive has no room for (by its C{Content-Length}) is refused with
 C{507 InsufficientStorage} before any of it is read.
 
@@ -161,6 +162,9 @@ class FormUpload:
         self._refuse = refuse
         self._bucket = bucket.name
         self._owner = bucket.owner
+        #: The bucket's versioning state at header time, for the answer's
+        #: C{x-amz-version-id}.
+        self.versioning = bucket.versioning
         self._parser = MultipartParser(
             boundary,
             {
@@ -443,7 +447,7 @@ async def postObject(ctx: S3Context, call: "Call", request: Request) -> None:
     record = await ctx.metadata.putObject(record, blob)
     ctx.metrics.bytesIn.inc(blob.size)
     location = _location(request, call.route.rawPath, record.key)
-    headers = uploadResponseHeaders(record)
+    headers = uploadResponseHeaders(record, form.versioning)
     headers["Location"] = location
     target = _redirectTarget(upload.fields)
     if target is not None:

@@ -8,9 +8,11 @@ AWS limits apply: 10 tags per object, 50 per bucket, keys of 1 to 128 and
 values of up to 256 Unicode characters made of letters, digits, spaces and
 ``+ - = . _ : / @``, no key twice, no ``aws:`` prefix (``InvalidTag``).
 
-An object's tags live in its record (L{ObjectRecord.tags}); a bucket's in
-its C{"tagging"} config entry, as a JSON array of C{[key, value]} pairs
-(L{encodeTags}/L{decodeTags}).
+Each version of an object has its own tags, in its record
+(L{ObjectRecord.tags}): C{versionId} addresses one, and the answer names it
+(C{x-amz-version-id}) when the bucket has versioning or the request named a
+version.  A bucket's tags are in its C{"tagging"} config entry, as a JSON
+array of C{[key, value]} pairs (L{encodeTags}/L{decodeTags}).
 Tests: tests/unit/test_tagging.py.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import TYPE_CHECKING, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Optional, Tuple
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
@@ -29,7 +31,8 @@ from fasterstore.metadata.records import ObjectRecord
 from fasterstore.s3 import xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.context import S3Context
-from fasterstore.s3.responses import sendEmpty, sendXML
+from fasterstore.s3.responses import sendEmpty, sendXML, setHeaders
+from fasterstore.s3.versions import addressedVersion, requestedVersion, versionHeaders
 
 if TYPE_CHECKING:
     from fasterstore.s3.resource import Call
@@ -163,39 +166,45 @@ def decodeTags(text: Optional[str]) -> Tags:
 # -- object tagging -----------------------------------------------------------
 
 
-async def _object(ctx: S3Context, call: "Call") -> ObjectRecord:
-    """The addressed object (in a bucket the caller owns), null version only."""
-    ownedBucket(call)
-    assert call.route.bucket is not None and call.route.key is not None
-    versionId = call.route.query.get("versionId")
-    if versionId is not None and versionId != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": call.route.key, "VersionId": versionId})
-    record = await ctx.metadata.getObject(call.route.bucket, call.route.key)
-    if record is None:
-        raise S3Error("NoSuchKey", extra={"Key": call.route.key})
-    return record
+async def _object(ctx: S3Context, call: "Call", request: Request) -> ObjectRecord:
+    """The addressed version (in a bucket the caller owns): the latest, or C{versionId}."""
+    return await addressedVersion(ctx, call, request.method.decode("latin-1"))
+
+
+def _versionHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
+    """Name the version whose tags the answer is about (as GET and HEAD do)."""
+    return versionHeaders(record, ownedBucket(call).versioning, "versionId" in call.route.query)
+
+
+async def _setTags(ctx: S3Context, call: "Call", record: ObjectRecord, tags: Tags) -> ObjectRecord:
+    """
+    Replace the tags of the version the request addresses (the latest one
+    as the write finds it, unless it names one); fires with it updated.
+    """
+    return await ctx.metadata.setObjectTags(record.bucket, record.key, tags, requestedVersion(call))
 
 
 async def putObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
-    """PutObjectTagging: replace the object's tag set."""
-    record = await _object(ctx, call)
+    """PutObjectTagging: replace the tag set of the object's latest version, or of C{versionId}."""
+    record = await _object(ctx, call, request)
     tags = parseTagging(call.document, MAX_OBJECT_TAGS)
-    await ctx.metadata.setObjectTags(record.bucket, record.key, tags)
-    sendEmpty(request, 200)
+    record = await _setTags(ctx, call, record, tags)
+    sendEmpty(request, 200, _versionHeaders(call, record))
 
 
 async def getObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
-    """GetObjectTagging: the tag set, empty when the object has none."""
-    record = await _object(ctx, call)
+    """GetObjectTagging: the tag set, empty when the version has none."""
+    record = await _object(ctx, call, request)
+    setHeaders(request, _versionHeaders(call, record))
     sendXML(request, taggingDocument(record.tags))
 
 
 async def deleteObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteObjectTagging: remove every tag (204 even if there were none)."""
-    record = await _object(ctx, call)
+    record = await _object(ctx, call, request)
     if record.tags:
-        await ctx.metadata.setObjectTags(record.bucket, record.key, ())
-    sendEmpty(request, 204)
+        record = await _setTags(ctx, call, record, ())
+    sendEmpty(request, 204, _versionHeaders(call, record))
 
 
 # -- bucket tagging -----------------------------------------------------------
@@ -205,7 +214,8 @@ async def putBucketTagging(ctx: S3Context, call: "Call", request: Request) -> No
     """PutBucketTagging: replace the bucket's tag set (204, as AWS answers)."""
     bucket = ownedBucket(call)
     tags = parseTagging(call.document, MAX_BUCKET_TAGS)
-    await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, encodeTags(tags) if tags else None)
+    value = encodeTags(tags) if tags else None
+    await ctx.metadata.updateBucket(bucket.name, lambda record: record.withConfig(CONFIG_NAME, value))
     sendEmpty(request, 204)
 
 
@@ -222,5 +232,5 @@ async def deleteBucketTagging(ctx: S3Context, call: "Call", request: Request) ->
     """DeleteBucketTagging: 204 whether or not there were tags."""
     bucket = ownedBucket(call)
     if bucket.configValue(CONFIG_NAME) is not None:
-        await ctx.metadata.setBucketConfig(bucket.name, CONFIG_NAME, None)
+        await ctx.metadata.updateBucket(bucket.name, lambda record: record.withConfig(CONFIG_NAME, None))
     sendEmpty(request, 204)

@@ -682,7 +682,7 @@ class S3ApiMultipartTests(AwsCliCase):
         self.json("s3api", "delete-object", "--bucket", bucket, "--key", "c d", "--version-id", "null")
         listing = self.json("s3api", "list-object-versions", "--bucket", bucket)
         self.assertEqual([v["Key"] for v in listing["Versions"]], ["a", "b/1", "b/2", "e+f"])
-        self.assertFails("s3api", "get-object", "--bucket", bucket, "--key", "c d", "--version-id", "null", out, expect="NoSuchKey")
+        self.assertFails("s3api", "get-object", "--bucket", bucket, "--key", "c d", "--version-id", "null", out, expect="NoSuchVersion")
 
     def test_cors(self) -> None:
         """put/get/delete-bucket-cors; browsers' preflights and actual requests are answered from the rules."""

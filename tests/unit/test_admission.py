@@ -259,6 +259,7 @@ class DocumentIntegrityTests(AdmissionTestCase):
         "CreateBucket": ("PUT", "/newbucket"),
         "PutBucketCors": ("PUT", "/bucket?cors"),
         "PutBucketTagging": ("PUT", "/bucket?tagging"),
+        "PutBucketVersioning": ("PUT", "/bucket?versioning"),
         "PutObjectTagging": ("PUT", "/bucket/k?tagging"),
         "PutBucketAcl": ("PUT", "/bucket?acl"),
         "PutObjectAcl": ("PUT", "/bucket/k?acl"),

@@ -160,11 +160,11 @@ class DeleteObjectsTests(ResourceTestCase):
         self.assertIsNotNone(self.server.now.getObject("bucket", "a"))
 
     def test_quiet(self) -> None:
-        """Quiet mode lists only the errors."""
+        """Quiet mode lists only the errors (a malformed version id is one)."""
         body = deleteDocument(["a", "b"], quiet=True, versions={"b": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"})
         status, _, content = self.request("POST", "/bucket?delete", body, crc32Header(body))
         self.assertEqual(status, 200)
-        self.assertEqual(results(content), ([], [("b", "NoSuchVersion")]))
+        self.assertEqual(results(content), ([], [("b", "InvalidArgument")]))
         self.assertIsNone(self.server.now.getObject("bucket", "a"))
         self.assertIsNotNone(self.server.now.getObject("bucket", "b"))
 
@@ -262,7 +262,7 @@ class BotocoreTests(BotoTestCase):
         response = self.s3.delete_objects(
             Bucket="bucket", Delete={"Objects": [{"Key": "a", "VersionId": "v1"}], "Quiet": True}
         )
-        self.assertEqual(response["Errors"][0]["Code"], "NoSuchVersion")
+        self.assertEqual((response["Errors"][0]["Code"], response["Errors"][0]["VersionId"]), ("InvalidArgument", "v1"))
         self.assertNotIn("Deleted", response)
 
     def test_clientError(self) -> None:

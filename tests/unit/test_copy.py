@@ -15,7 +15,7 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import ObjectRecord
+from fasterstore.metadata.records import ObjectRecord, versionIdOf
 from fasterstore.s3.copy import MAX_COPY_SIZE, SELF_COPY_MESSAGE, parseCopySource
 from fasterstore.http.dates import formatHTTPDate
 from tests.unit.test_batch import BotoTestCase
@@ -175,7 +175,9 @@ class CopyTests(ResourceTestCase):
         """Missing source key, bucket, version; another account's bucket; an unreadable header."""
         self.assertError(self.copy("/bucket/dst", "bucket/missing"), 404, "NoSuchKey")
         self.assertError(self.copy("/bucket/dst", "nobucket/src"), 404, "NoSuchBucket")
-        self.assertError(self.copy("/bucket/dst", "bucket/src?versionId=abc"), 404, "NoSuchVersion")
+        self.assertError(self.copy("/bucket/dst", "bucket/src?versionId=abc"), 400, "InvalidArgument")
+        self.assertError(self.copy("/bucket/dst", "bucket/src?versionId=" + versionIdOf(99999)), 404, "NoSuchVersion")
+        self.assertError(self.copy("/bucket/dst", "bucket/src?versionId="), 400, "InvalidArgument")
         self.assertEqual(self.request("PUT", "/theirs", creds=OTHER)[0], 200)
         self.request("PUT", "/theirs/k", b"x", creds=OTHER)
         self.assertError(self.copy("/bucket/dst", "theirs/k"), 403, "AccessDenied")

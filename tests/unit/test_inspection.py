@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 
 from botocore.exceptions import ClientError
 
+from fasterstore.metadata.records import versionIdOf
 from fasterstore.s3.inspection import isPrivatePolicy
 from tests.unit.test_batch import BotoTestCase
 from tests.unit.test_resource import NS, OTHER, ResourceTestCase
@@ -57,7 +58,8 @@ class AclTests(ResourceTestCase):
         """Missing object, bucket or version; another account."""
         self.assertError(self.request("GET", "/bucket/nope?acl"), 404, "NoSuchKey")
         self.assertError(self.request("GET", "/nobucket?acl"), 404, "NoSuchBucket")
-        self.assertError(self.request("GET", "/bucket/k?acl&versionId=v1"), 404, "NoSuchVersion")
+        self.assertError(self.request("GET", "/bucket/k?acl&versionId=v1"), 400, "InvalidArgument")
+        self.assertError(self.request("GET", "/bucket/k?acl&versionId=" + versionIdOf(99999)), 404, "NoSuchVersion")
         self.assertError(self.request("GET", "/bucket?acl", creds=OTHER), 403, "AccessDenied")
 
     def test_putPrivate(self) -> None:
@@ -139,7 +141,7 @@ class SubresourceTests(ResourceTestCase):
 
     def test_writesNotImplemented(self) -> None:
         """Writes we cannot honour are 501, never pretended."""
-        for name in ("policy", "versioning", "lifecycle", "encryption", "object-lock", "logging", "website",
+        for name in ("policy", "lifecycle", "encryption", "object-lock", "logging", "website",
                      "notification", "requestPayment", "ownershipControls", "publicAccessBlock", "accelerate"):
             self.assertError(self.request("PUT", "/bucket?" + name, b"<x/>"), 501, "NotImplemented")
         self.assertError(self.request("PUT", "/bucket/k?retention", b"<x/>"), 501, "NotImplemented")
@@ -192,7 +194,7 @@ class BotocoreInspectionTests(BotoTestCase):
         self.s3.put_object_acl(Bucket="bucket", Key="k", ACL="private")
         self.assertEqual(self.code(self.s3.put_bucket_acl, Bucket="bucket", ACL="public-read"), "NotImplemented")
         self.assertEqual(
-            self.code(self.s3.put_bucket_versioning, Bucket="bucket", VersioningConfiguration={"Status": "Enabled"}),
+            self.code(self.s3.put_bucket_lifecycle_configuration, Bucket="bucket", LifecycleConfiguration={"Rules": []}),
             "NotImplemented",
         )
         self.s3.delete_bucket_policy(Bucket="bucket")

@@ -29,7 +29,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.listing import commonPrefix, prefixSuccessor, walk
-from fasterstore.metadata.records import BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
+from fasterstore.metadata.records import ENABLED, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord
 from fasterstore.metadata.sqlite import DATABASE_NAME, SCHEMA_VERSION, SQLiteMetadataStore, connect
 from fasterstore.metadata.store import IMetadataStore, Totals
 from fasterstore.metadata.testing import (
@@ -41,6 +41,7 @@ from fasterstore.metadata.testing import (
     partRecord,
     record,
     uploadRecord,
+    versioningSetter,
     written,
 )
 from fasterstore.metrics import Metrics
@@ -689,6 +690,24 @@ class SharedFileTests(SQLiteCase):
         self.successResultOf(one.createUpload(uploadRecord("u1")))
         self.successResultOf(two.abortUpload("u1"))
         self.assertEqual(self.code(one.abortUpload("u1")), "NoSuchUpload")
+
+    def test_versionsAcrossStores(self) -> None:
+        """
+        Versions written through two stores get distinct ids in the order
+        they committed, and both stores list them alike.
+        """
+        one, two = self.pair()
+        self.successResultOf(one.createBucket(bucket("b")))
+        self.successResultOf(two.updateBucket("b", versioningSetter(ENABLED)))
+        ids = []
+        for store in (one, two, one, two):
+            blob = written(b"v%d" % len(ids), 1, 100 * len(ids))
+            ids.append(self.successResultOf(store.putObject(record("b", "k", blob), blob)).versionId)
+        self.assertEqual(sorted(ids), ids)  # type: ignore[type-var]
+        self.assertEqual(len(set(ids)), 4)
+        listed = self.successResultOf(one.listVersions("b")).versions
+        self.assertEqual([v.versionId for v in listed], ids[::-1])
+        self.assertEqual([v.versionId for v in self.successResultOf(two.listVersions("b")).versions], ids[::-1])
 
     def test_conditionalRace(self) -> None:
         """

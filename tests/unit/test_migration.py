@@ -2,7 +2,8 @@
 Tests for L{fasterstore.metadata.migration} and the SQLite schema's
 upgrades: data directories written by older FasterStores (made by
 tests/fixtures/make_legacy_datadir.py: at 8958578, snapshot + WAL; at
-700d7ad, the SQLite store's first schema) open with everything they held.
+700d7ad, the SQLite store's first schema; at acef5a3, the schema before
+versions) open with everything they held.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.metadata.migration import RETIRED, LegacyMigration
-from fasterstore.metadata.records import ObjectSummary
-from fasterstore.metadata.testing import usageOf
+from fasterstore.metadata.records import ENABLED, NULL_VERSION_ID, ObjectSummary
+from fasterstore.metadata.testing import record, usageOf, versioningSetter, written
 from fasterstore.metadata.sqlite import DATABASE_NAME, SCHEMA_VERSION, SQLiteMetadataStore
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.threads import ImmediateRunner
@@ -165,3 +166,37 @@ class SchemaOneTests(FixtureTestsMixin, SynchronousTestCase):
         store = self.store()
         page = self.successResultOf(store.listObjects("alpha"))
         self.assertIn("crc32", page.objects[0].checksumAlgorithms)
+
+
+class SchemaThreeTests(FixtureTestsMixin, SynchronousTestCase):
+    """The schema before versions (3, written at acef5a3 and left by kill -9), upgraded in place."""
+
+    fixture = "sqlite-v3-acef5a3"
+
+    def test_upgraded(self) -> None:
+        """The schema version moves to the current one; the versions table exists, empty."""
+        self.store()
+        db = sqlite3.connect(os.path.join(self.meta, DATABASE_NAME))
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION)
+        self.assertEqual(db.execute("SELECT count(*) FROM versions").fetchone()[0], 0)
+
+    def test_everyObjectIsItsNullVersion(self) -> None:
+        """
+        Every object is listed as its key's only version, the null one,
+        latest; once versioning is enabled, a new write keeps it as an
+        older version, still readable by the id "null".
+        """
+        store = self.store()
+        page = self.successResultOf(store.listVersions("alpha"))
+        self.assertEqual(len(page.versions), 9)
+        self.assertEqual({(v.versionId, v.isLatest, v.deleteMarker) for v in page.versions}, {(None, True, False)})
+        self.successResultOf(store.updateBucket("alpha", versioningSetter(ENABLED)))
+        blob = written(b"newer", 999, 0)
+        newer = self.successResultOf(store.putObject(record("alpha", "overwritten", blob), blob))
+        self.assertIsNotNone(newer.versionId)
+        versions = [v for v in self.successResultOf(store.listVersions("alpha")).versions if v.key == "overwritten"]
+        self.assertEqual([v.versionId for v in versions], [newer.versionId, None])
+        old = self.successResultOf(store.getVersion("alpha", "overwritten", NULL_VERSION_ID))
+        assert old is not None
+        self.assertEqual(old.size, len(b"second"))

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import PartRecord
+from fasterstore.metadata.records import PartRecord, versionIdOf
 from fasterstore.s3 import multipart
 from fasterstore.http.dates import formatHTTPDate
 from tests.unit.test_resource import ACCESS, BASE, OTHER, SECRET, ResourceTestCase
@@ -673,7 +673,9 @@ class CopyPartTests(MultipartTestCase):
         self.assertError(self.copy(1, "bucket/missing"), 404, "NoSuchKey")
         self.assertError(self.copy(1, "nobucket/k"), 404, "NoSuchBucket")
         self.assertError(self.copy(1, "bucket"), 400, "InvalidArgument")
-        self.assertError(self.copy(1, "bucket/src%20key?versionId=abc"), 404, "NoSuchVersion")
+        self.assertError(self.copy(1, "bucket/src%20key?versionId=abc"), 400, "InvalidArgument")
+        self.assertError(self.copy(1, "bucket/src%20key?versionId=" + versionIdOf(99999)), 404, "NoSuchVersion")
+        self.assertError(self.copy(1, "bucket/src%20key?versionId="), 400, "InvalidArgument")
         self.assertEqual(self.request("PUT", "/theirs", creds=OTHER)[0], 200)
         self.assertEqual(self.request("PUT", "/theirs/k", b"x", creds=OTHER)[0], 200)
         self.assertError(self.copy(1, "theirs/k"), 403, "AccessDenied")

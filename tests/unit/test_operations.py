@@ -39,6 +39,16 @@ class SelectTests(SynchronousTestCase):
                         self.assertNotIn(operation, ("ListObjects", "PutObject", "GetObject", "DeleteObject",
                                                      "CreateBucket", "DeleteBucket"), (method, uri))
 
+    def test_versioning(self) -> None:
+        """?versioning reads and writes the bucket's state; ?versions lists; versionId selects nothing by itself."""
+        self.assertEqual(pick(b"PUT", b"/b?versioning"), "PutBucketVersioning")
+        self.assertEqual(pick(b"GET", b"/b?versioning"), "GetBucketVersioning")
+        self.assertEqual(pick(b"GET", b"/b?versions"), "ListObjectVersions")
+        self.assertEqual(pick(b"DELETE", b"/b/k?versionId=0000000000001"), "DeleteObject")
+        self.assertEqual(pick(b"GET", b"/b/k?tagging&versionId=0000000000001"), "GetObjectTagging")
+        e = self.assertRaises(S3Error, pick, b"DELETE", b"/b?versioning")
+        self.assertEqual(e.code, "NotImplemented")
+
     def test_headerRule(self) -> None:
         """A PUT with x-amz-copy-source is CopyObject, not PutObject."""
         self.assertEqual(pick(b"PUT", b"/b/k", {"x-amz-copy-source": "/a/b"}), "CopyObject")

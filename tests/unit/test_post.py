@@ -403,6 +403,34 @@ class UploadTests(PostTestCase):
         self.assertEqual(headers["access-control-allow-origin"], "https://app.example.com")
 
 
+class VersionedUploadTests(PostTestCase):
+    """A form upload into a bucket with versioning is a new version, named in the answer."""
+
+    def setVersioning(self, status: str) -> None:
+        document = f"<VersioningConfiguration><Status>{status}</Status></VersioningConfiguration>".encode()
+        self.assertEqual(self.request("PUT", "/bucket?versioning", document)[0], 200)
+
+    def test_versionIdAnswered(self) -> None:
+        """No version header without versioning; a new id per upload when enabled; null when suspended."""
+        status, headers, body = self.post(self.presign(key="k"), b"plain")
+        self.assertEqual(status, 204, body)
+        self.assertNotIn("x-amz-version-id", headers)
+        self.setVersioning("Enabled")
+        ids = []
+        for content in (b"one", b"two"):
+            status, headers, body = self.post(self.presign(key="k"), content)
+            self.assertEqual(status, 204, body)
+            ids.append(headers["x-amz-version-id"])
+        self.assertNotEqual(ids[0], ids[1])
+        self.assertEqual(self.server.now.getObject("bucket", "k").wireVersionId, ids[1])
+        self.assertEqual(self.request("GET", f"/bucket/k?versionId={ids[0]}")[2], b"one")
+        self.assertEqual(self.request("GET", "/bucket/k?versionId=null")[2], b"plain")
+        self.setVersioning("Suspended")
+        presigned = self.presign(key="k", fields={"success_action_status": "201"}, conditions=[{"success_action_status": "201"}])
+        status, headers, body = self.post(presigned, b"three")
+        self.assertEqual((status, headers["x-amz-version-id"]), (201, "null"), body)
+
+
 class PolicyTests(PostTestCase):
     """Every condition type, passing and failing, with S3's answers."""
 

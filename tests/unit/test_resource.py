@@ -26,6 +26,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
+from fasterstore.metadata.records import versionIdOf
 from fasterstore.metadata.sqlite import SQLiteMetadataStore
 from fasterstore.metadata.store import IMetadataStore
 from fasterstore.metrics import Metrics
@@ -399,10 +400,20 @@ class ObjectTests(ResourceTestCase):
         self.assertError(self.request("DELETE", "/bucket/k", headers={"If-Match": headers["etag"]}), 404, "NoSuchKey")
 
     def test_versionIdNull(self) -> None:
-        """versionId=null names the only version; others do not exist."""
+        """
+        versionId=null names the only version of an unversioned bucket's
+        object; another id does not exist; a malformed or empty one is no id.
+        """
         self.request("PUT", "/bucket/k", b"x")
-        self.assertEqual(self.request("GET", "/bucket/k?versionId=null")[0], 200)
-        self.assertError(self.request("GET", "/bucket/k?versionId=abc"), 404, "NoSuchVersion")
+        status, headers, _ = self.request("GET", "/bucket/k?versionId=null")
+        self.assertEqual((status, headers.get("x-amz-version-id")), (200, "null"))
+        self.assertNotIn("x-amz-version-id", self.request("GET", "/bucket/k")[1])
+        result = self.request("GET", "/bucket/k?versionId=" + versionIdOf(99999))
+        self.assertError(result, 404, "NoSuchVersion")
+        error = ElementTree.fromstring(result[2])
+        self.assertEqual((error.findtext("Key"), error.findtext("VersionId")), ("k", versionIdOf(99999)))
+        self.assertError(self.request("GET", "/bucket/k?versionId=abc"), 400, "InvalidArgument")
+        self.assertError(self.request("GET", "/bucket/k?versionId="), 400, "InvalidArgument")
 
     def test_otherAccount(self) -> None:
         """Another account cannot read or write the bucket."""

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
+from fasterstore.metadata.records import versionIdOf
 from fasterstore.s3.tagging import (
     MAX_BUCKET_TAGS,
     MAX_OBJECT_TAGS,
@@ -121,7 +122,8 @@ class ObjectTaggingTests(ResourceTestCase):
         self.assertError(self.request("GET", "/bucket/nope?tagging"), 404, "NoSuchKey")
         self.assertError(self.request("PUT", "/bucket/nope?tagging", taggingBody([("a", "1")])), 404, "NoSuchKey")
         self.assertError(self.request("DELETE", "/bucket/nope?tagging"), 404, "NoSuchKey")
-        self.assertError(self.request("GET", "/bucket/k?tagging&versionId=v1"), 404, "NoSuchVersion")
+        self.assertError(self.request("GET", "/bucket/k?tagging&versionId=v1"), 400, "InvalidArgument")
+        self.assertError(self.request("GET", "/bucket/k?tagging&versionId=" + versionIdOf(99999)), 404, "NoSuchVersion")
         eleven = [(f"k{i}", "v") for i in range(11)]
         self.assertError(self.request("PUT", "/bucket/k?tagging", taggingBody(eleven)), 400, "InvalidTag")
         self.assertError(self.request("PUT", "/bucket/k?tagging", taggingBody([("aws:x", "1")])), 400, "InvalidTag")
