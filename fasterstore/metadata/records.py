@@ -23,6 +23,10 @@ Pairs = Tuple[Tuple[str, str], ...]
 ENABLED = "Enabled"
 SUSPENDED = "Suspended"
 
+#: Object Lock retention modes (L{ObjectRecord.lockMode}).
+GOVERNANCE = "GOVERNANCE"
+COMPLIANCE = "COMPLIANCE"
+
 #: How the null version's id is spelled on the wire (L{ObjectRecord.versionId} C{None}).
 NULL_VERSION_ID = "null"
 
@@ -75,6 +79,9 @@ class BucketRecord:
         L{ENABLED} or L{SUSPENDED} (a bucket never goes back to C{None}).
         The store reads it inside each write's transaction: it decides
         whether a write keeps the version it replaces.
+    @ivar objectLock: whether Object Lock is enabled (it never is turned
+        off; versioning stays L{ENABLED}).  The default retention, if any,
+        is the C{"object-lock"} sub-resource document.
     """
 
     name: str
@@ -83,6 +90,7 @@ class BucketRecord:
     created: float
     config: Pairs = ()
     versioning: Optional[str] = None
+    objectLock: bool = False
 
     def configValue(self, name: str) -> Optional[str]:
         """The sub-resource document called C{name}, if set."""
@@ -105,6 +113,8 @@ class BucketRecord:
         }
         if self.versioning is not None:
             d["versioning"] = self.versioning
+        if self.objectLock:
+            d["objectLock"] = True
         return d
 
     @classmethod
@@ -182,6 +192,10 @@ class ObjectRecord:
         C{"FULL_OBJECT"}.
     @ivar deleteMarker: whether this version is a delete marker (no bytes,
         no blob: C{size} 0, C{etag} and C{blob} empty).
+    @ivar lockMode: the version's Object Lock retention mode (L{GOVERNANCE}
+        or L{COMPLIANCE}) until C{lockUntil}, or C{None}.
+    @ivar lockUntil: the retain-until date, seconds since the epoch.
+    @ivar legalHold: whether a legal hold is on the version.
     """
 
     bucket: str
@@ -199,6 +213,9 @@ class ObjectRecord:
     tags: Pairs = ()
     checksumType: Optional[str] = None
     deleteMarker: bool = False
+    lockMode: Optional[str] = None
+    lockUntil: Optional[float] = None
+    legalHold: bool = False
 
     @property
     def wireVersionId(self) -> str:
@@ -228,7 +245,8 @@ class ObjectRecord:
             "checksums": _pairsJSON(self.checksums), "versionId": self.versionId,
             "parts": [p.toJSON() for p in self.parts], "tags": _pairsJSON(self.tags),
             "checksumType": self.checksumType, "uploadId": self.uploadId,
-            "deleteMarker": self.deleteMarker or None,
+            "deleteMarker": self.deleteMarker or None, "lockMode": self.lockMode, "lockUntil": self.lockUntil,
+            "legalHold": self.legalHold or None,
         }
 
     @classmethod
@@ -238,6 +256,7 @@ class ObjectRecord:
             d[name] = _pairs(d.get(name, ()))
         d["parts"] = _parts(d.get("parts", ()))
         d["deleteMarker"] = bool(d.get("deleteMarker"))
+        d["legalHold"] = bool(d.get("legalHold"))
         return cls(**d)
 
 

@@ -1122,11 +1122,9 @@ class SQLiteMetadataStore:
 
         return self._enqueue(apply)
 
-    def setObjectTags(
-        self, bucket: str, key: str, tags: Tuple[Tuple[str, str], ...], versionId: Optional[str] = None
+    def updateVersion(
+        self, bucket: str, key: str, versionId: Optional[str], change: Callable[[ObjectRecord], ObjectRecord]
     ) -> "Deferred[ObjectRecord]":
-        tags = tuple((str(k), str(v)) for k, v in tags)
-
         def apply(tx: _Transaction) -> ObjectRecord:
             tx.requireBucket(bucket)
             if versionId is None:
@@ -1139,7 +1137,9 @@ class SQLiteMetadataStore:
                     raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": versionId})
                 if found.record.deleteMarker:
                     raise S3Error("MethodNotAllowed")
-            updated = attrs.evolve(found.record, tags=tags)
+            updated = change(found.record)
+            if _identity(updated) != _identity(found.record):
+                raise ValueError("an update must keep the version's key, id and bytes")
             tx.replaceVersion(found, updated)
             return updated
 
@@ -1480,6 +1480,12 @@ class SQLiteMetadataStore:
             return
         self.metrics.objects.set(totals.objects)
         self.metrics.storedBytes.set(totals.logicalBytes)
+
+
+def _identity(record: ObjectRecord) -> Tuple[Any, ...]:
+    """What an L{SQLiteMetadataStore.updateVersion} may not change."""
+    return (record.bucket, record.key, record.versionId, record.deleteMarker, record.size, record.etag,
+            record.blobAddresses(), record.modified)
 
 
 def _noSuchUpload(uploadId: str) -> S3Error:

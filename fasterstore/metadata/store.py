@@ -353,15 +353,19 @@ class IMetadataStore(Interface):
         record referencing other blobs.
         """
 
-    def setObjectTags(
-        bucket: str, key: str, tags: Tuple[Tuple[str, str], ...], versionId: Optional[str] = None
+    def updateVersion(
+        bucket: str, key: str, versionId: Optional[str], change: Callable[[ObjectRecord], ObjectRecord]
     ) -> "Deferred[ObjectRecord]":
         """
-        Replace the tag set of an object's latest version, or of version
-        C{versionId}; fires with the updated record.  Fails with
-        C{NoSuchBucket}, C{NoSuchKey} (the latest version is a delete
-        marker or there is none), C{NoSuchVersion}, C{MethodNotAllowed} (the
-        version is a delete marker) or C{InvalidArgument} (a malformed id).
+        Replace the object's latest version, or version C{versionId}, with
+        what C{change} makes of it as the write finds it (its tags, its
+        retention, its legal hold); whatever C{change} raises refuses the
+        write.  Fires with the new record.  Fails with C{NoSuchBucket},
+        C{NoSuchKey} (the latest version is a delete marker or there is
+        none), C{NoSuchVersion}, C{MethodNotAllowed} (the version is a
+        delete marker), C{InvalidArgument} (a malformed id), or
+        C{ValueError} for a record that is not the same version (another
+        key, id, size or bytes).
         """
 
     def createUpload(record: UploadRecord) -> "Deferred[UploadRecord]":

@@ -37,7 +37,7 @@ from twisted.trial.unittest import SkipTest
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import (
-    ENABLED, NULL_VERSION_ID, SUSPENDED, BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord,
+    COMPLIANCE, ENABLED, NULL_VERSION_ID, SUSPENDED, BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord,
     UploadRecord, VersionSummary, versionIdOf,
 )
 from fasterstore.metadata.store import IMetadataStore, ListPage, Totals, UploadPage, VersionPage
@@ -72,6 +72,25 @@ def bucket(name: str = "b", owner: str = "alice") -> BucketRecord:
 def configSetter(name: str, value: Optional[str]) -> Callable[[BucketRecord], BucketRecord]:
     """An L{IMetadataStore.updateBucket} change that sets (or removes) one sub-resource document."""
     return lambda record: record.withConfig(name, value)
+
+
+def evolver(changes: Dict[str, Any]) -> Callable[[ObjectRecord], ObjectRecord]:
+    """An L{IMetadataStore.updateVersion} change of any fields."""
+    return lambda record: attrs.evolve(record, **changes)
+
+
+def refuseWith(code: str) -> Callable[[Any], Any]:
+    """A precondition or change that refuses with S3 error C{code}."""
+
+    def refuse(_: Any) -> Any:
+        raise S3Error(code)
+
+    return refuse
+
+
+def tagsSetter(tags: Tuple[Tuple[str, str], ...]) -> Callable[[ObjectRecord], ObjectRecord]:
+    """An L{IMetadataStore.updateVersion} change that replaces the tag set."""
+    return lambda record: attrs.evolve(record, tags=tags)
 
 
 def versioningSetter(state: str) -> Callable[[BucketRecord], BucketRecord]:
@@ -1237,26 +1256,26 @@ class MetadataStoreBehaviour(_Base):
 
     def test_tags(self) -> None:
         """
-        setObjectTags replaces the tags of the version the writes before it
+        updateVersion replaces the tags of the version the writes before it
         leave, fires with the updated record; NoSuchKey / NoSuchBucket otherwise.
         """
         store = self.withBucket()
         a = written(b"x", 1, 0)
         store.probe()
         put = store.putObject(record("b", "k", a), a)
-        tagged = store.setObjectTags("b", "k", (("a", "1"), ("b", "2")))
+        tagged = store.updateVersion("b", "k", None, tagsSetter((("a", "1"), ("b", "2"))))
         self.result(put)
         expected = attrs.evolve(record("b", "k", a), tags=(("a", "1"), ("b", "2")))
         self.assertEqual(self.result(tagged), expected)
         self.assertEqual(self.successResultOf(store.getObject("b", "k")), expected)
-        f = self.error(store.setObjectTags("b", "missing", ()))
+        f = self.error(store.updateVersion("b", "missing", None, tagsSetter(())))
         self.assertEqual((f.code, f.extra), ("NoSuchKey", {"Key": "missing"}))
-        self.assertEqual(self.code(store.setObjectTags("zz", "k", ())), "NoSuchBucket")
-        self.assertEqual(self.result(store.setObjectTags("b", "k", ())).tags, ())
+        self.assertEqual(self.code(store.updateVersion("zz", "k", None, tagsSetter(()))), "NoSuchBucket")
+        self.assertEqual(self.result(store.updateVersion("b", "k", None, tagsSetter(()))).tags, ())
         self.assertEqual(self.successResultOf(store.totals()), Totals(1, 1, 1, {}))
         store.probe()
         deleted = store.deleteObject("b", "k")
-        late = store.setObjectTags("b", "k", ())
+        late = store.updateVersion("b", "k", None, tagsSetter(()))
         self.result(deleted)
         self.assertEqual(self.code(late), "NoSuchKey")
 
@@ -1415,7 +1434,7 @@ class MetadataStoreBehaviour(_Base):
         for bad in ("", "v1", "NULL", "x" * 200):
             self.assertEqual(self.error(store.getVersion("b", "k", bad)).code, "InvalidArgument", bad)
             self.assertEqual(self.code(store.deleteObject("b", "k", versionId=bad)), "InvalidArgument")
-            self.assertEqual(self.code(store.setObjectTags("b", "k", (), versionId=bad)), "InvalidArgument")
+            self.assertEqual(self.code(store.updateVersion("b", "k", bad, tagsSetter(()))), "InvalidArgument")
             if bad:  # an empty marker is no marker
                 self.assertEqual(self.code(store.listVersions("b", keyMarker="k", versionIdMarker=bad)),
                                  "InvalidArgument")
@@ -1445,7 +1464,7 @@ class MetadataStoreBehaviour(_Base):
         copied = self.result(store.copyObject("b", "k", copyAs("b", "copy"), sourceVersionId=old.wireVersionId))
         self.assertEqual(copied.blob, old.blob)
         self.assertNotEqual(copied.versionId, old.versionId)
-        tagged = self.result(store.setObjectTags("b", "k", (("t", "1"),), versionId=old.wireVersionId))
+        tagged = self.result(store.updateVersion("b", "k", old.wireVersionId, tagsSetter((("t", "1"),))))
         self.assertEqual(self.successResultOf(store.getVersion("b", "k", old.wireVersionId)), tagged)
         self.assertEqual(self.successResultOf(store.getObject("b", "k")), new)
         marker = self.result(store.deleteObject("b", "k"))
@@ -1453,11 +1472,35 @@ class MetadataStoreBehaviour(_Base):
         self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"))), "NoSuchKey")
         self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"), sourceVersionId=marker.wireVersionId)),
                          "InvalidRequest")
-        self.assertEqual(self.code(store.setObjectTags("b", "k", ())), "NoSuchKey")
-        self.assertEqual(self.code(store.setObjectTags("b", "k", (), versionId=marker.wireVersionId)), "MethodNotAllowed")
+        self.assertEqual(self.code(store.updateVersion("b", "k", None, tagsSetter(()))), "NoSuchKey")
+        self.assertEqual(self.code(store.updateVersion("b", "k", marker.wireVersionId, tagsSetter(()))), "MethodNotAllowed")
         gone = versionIdOf(1 << 50)
         self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"), sourceVersionId=gone)), "NoSuchVersion")
-        self.assertEqual(self.code(store.setObjectTags("b", "k", (), versionId=gone)), "NoSuchVersion")
+        self.assertEqual(self.code(store.updateVersion("b", "k", gone, tagsSetter(()))), "NoSuchVersion")
+
+    def test_lockFieldsKept(self) -> None:
+        """
+        A version's retention and legal hold are kept as written, changed
+        only through updateVersion, whose change sees the version as the
+        write finds it; a change that would make it another version is
+        refused and changes nothing.
+        """
+        store = self.versioned()
+        blob = written(b"locked", 1, self.freshOffset())
+        locked = attrs.evolve(record("b", "k", blob), lockMode=COMPLIANCE, lockUntil=1900000000.0)
+        stored = self.result(store.putObject(locked, blob))
+        self.assertEqual((stored.lockMode, stored.lockUntil, stored.legalHold), (COMPLIANCE, 1900000000.0, False))
+        held = self.result(store.updateVersion("b", "k", stored.wireVersionId,
+                                               lambda r: attrs.evolve(r, legalHold=True)))
+        self.assertTrue(held.legalHold)
+        others: List[Dict[str, Any]] = [
+            {"size": 1}, {"key": "other"}, {"versionId": None}, {"blob": "ff" * 32}, {"deleteMarker": True}]
+        for other in others:
+            f = self.failure(store.updateVersion("b", "k", None, evolver(other)), ValueError)
+            self.assertIn("keep", str(f.value))
+        self.assertEqual(self.code(store.updateVersion("b", "k", None, refuseWith("AccessDenied"))), "AccessDenied")
+        store = self.durable(store)
+        self.assertEqual(self.successResultOf(store.getObject("b", "k")), held)
 
     def test_deleteVersionPrecondition(self) -> None:
         """A delete by id shows its precondition the version it would remove (a marker too); a refusal keeps it."""
@@ -2356,7 +2399,7 @@ class MetadataStoreBehaviour(_Base):
             self.result(store.putObject(record("b" if i % 2 else "c", "k%d" % (i % 4), blob), blob))
         self.result(store.deleteObject("b", "k1"))
         self.result(store.discard(written(b"lost", 5)))
-        self.result(store.setObjectTags("c", "k0", (("t", "1"),)))
+        self.result(store.updateVersion("c", "k0", None, tagsSetter((("t", "1"),))))
         self.result(store.updateBucket("c", configSetter("cors", "<C/>")))
         self.result(store.createUpload(uploadRecord("u1", "c", "up")))
         p = written(b"part", 2, 0)
@@ -2475,7 +2518,7 @@ class MetadataStoreBehaviour(_Base):
             elif kind == "versioning":
                 d = store.updateBucket(op[1], versioningSetter(op[2]))
             elif kind == "tags":
-                d = store.setObjectTags(op[1], op[2], (("n", str(len(outcomes))),))
+                d = store.updateVersion(op[1], op[2], None, tagsSetter((("n", str(len(outcomes))),)))
             elif kind == "config":
                 d = store.updateBucket(op[1], configSetter("tagging", str(len(outcomes))))
             elif kind == "createBucket":

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Dict, Iterable, Optional, Tuple
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
+import attrs
 from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
@@ -181,7 +182,9 @@ async def _setTags(ctx: S3Context, call: "Call", record: ObjectRecord, tags: Tag
     Replace the tags of the version the request addresses (the latest one
     as the write finds it, unless it names one); fires with it updated.
     """
-    return await ctx.metadata.setObjectTags(record.bucket, record.key, tags, requestedVersion(call))
+    return await ctx.metadata.updateVersion(
+        record.bucket, record.key, requestedVersion(call), lambda version: attrs.evolve(version, tags=tags)
+    )
 
 
 async def putObjectTagging(ctx: S3Context, call: "Call", request: Request) -> None:

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord, versionIdOf
+from fasterstore.metadata.testing import tagsSetter
 from fasterstore.s3.copy import MAX_COPY_SIZE, SELF_COPY_MESSAGE, parseCopySource
 from fasterstore.http.dates import formatHTTPDate
 from tests.unit.test_batch import BotoTestCase
@@ -119,7 +120,7 @@ class CopyTests(ResourceTestCase):
 
     def test_tagging(self) -> None:
         """Tags are copied by default, replaced from x-amz-tagging with REPLACE."""
-        self.successResultOf(self.server.metadata.setObjectTags("bucket", "src", (("a", "1"),)))
+        self.successResultOf(self.server.metadata.updateVersion("bucket", "src", None, tagsSetter((("a", "1"),))))
         self.copy("/bucket/d1")
         self.assertEqual(self.record("d1").tags, (("a", "1"),))
         self.copy("/bucket/d2", headers={"x-amz-tagging-directive": "REPLACE", "x-amz-tagging": "b=2&c=x%20y"})
