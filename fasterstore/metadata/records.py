@@ -291,6 +291,8 @@ class VersionSummary(NamedTuple):
     @ivar versionId: C{None} for the null version.
     @ivar isLatest: whether it is the key's latest version (a delete
         marker can be).
+    @ivar noncurrentSince: when a newer version first replaced it (for
+        lifecycle rules on noncurrent versions); 0 for the latest.
     """
 
     key: str
@@ -302,12 +304,13 @@ class VersionSummary(NamedTuple):
     modified: float
     checksumAlgorithms: Tuple[str, ...] = ()
     checksumType: Optional[str] = None
+    noncurrentSince: float = 0.0
 
     @classmethod
-    def of(cls, record: ObjectRecord, isLatest: bool) -> "VersionSummary":
+    def of(cls, record: ObjectRecord, isLatest: bool, noncurrentSince: float = 0.0) -> "VersionSummary":
         return cls(
             record.key, record.versionId, isLatest, record.deleteMarker, record.size, record.etag,
-            record.modified, tuple(name for name, _ in record.checksums), record.checksumType,
+            record.modified, tuple(name for name, _ in record.checksums), record.checksumType, noncurrentSince,
         )
 
 

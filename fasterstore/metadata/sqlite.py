@@ -698,6 +698,13 @@ class _Transaction:
                 self.count("objects", -1)
                 self.count("logical_bytes", -current.record.size)
                 self.db.execute(_INSERT_VERSION, versionRow(current.record, current.seq, newer.modified))
+        elif bucket.versioning is not None:
+            # The latest may be a delete marker: from now on it is not.
+            self.db.execute(
+                "UPDATE versions SET noncurrent_since = ? WHERE bucket = ? AND key = ? AND seq = "
+                "(SELECT max(seq) FROM versions WHERE bucket = ? AND key = ?) AND noncurrent_since = 0",
+                (newer.modified, newer.bucket, newer.key, newer.bucket, newer.key),
+            )
         if bucket.versioning is not None and newer.versionId is None:
             older = _readOlder(self.db, newer.bucket, newer.key, " AND null_version = 1")
             if older is not None:
@@ -1545,7 +1552,9 @@ def _listObjects(
 #: it is the C{objects} row.
 _VersionRow = Tuple[Any, ...]
 
-_VERSION_SUMMARY = "key, seq, null_version, {marker}, size, etag, modified, checksum_algorithms, checksum_type"
+_VERSION_SUMMARY = (
+    "key, seq, null_version, {marker}, size, etag, modified, checksum_algorithms, checksum_type, {since}"
+)
 
 
 def _listVersions(
@@ -1565,8 +1574,9 @@ def _listVersions(
     """
     if _bucket(db, bucket) is None:
         raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
-    current = f"SELECT {_VERSION_SUMMARY.format(marker='0')}, 1 FROM objects WHERE bucket = ? AND "
-    older = f"SELECT {_VERSION_SUMMARY.format(marker='delete_marker')}, 0 FROM versions WHERE bucket = ? AND "
+    current = f"SELECT {_VERSION_SUMMARY.format(marker='0', since='0.0')}, 1 FROM objects WHERE bucket = ? AND "
+    older = (f"SELECT {_VERSION_SUMMARY.format(marker='delete_marker', since='noncurrent_since')}, 0 "
+             "FROM versions WHERE bucket = ? AND ")
 
     def merged(where: str, args: Tuple[Any, ...], limit: int) -> Rows[_VersionRow]:
         tail = " ORDER BY key, seq DESC LIMIT ?"
@@ -1609,12 +1619,12 @@ def _listVersions(
             prefixes.append(entry)
             lastKey, lastId = entry, ""
             continue
-        key, seq, nullVersion, marker, size, etag, modified, algorithms, checksumType, isCurrent = entry
+        key, seq, nullVersion, marker, size, etag, modified, algorithms, checksumType, since, isCurrent = entry
         versionId = None if nullVersion else versionIdOf(seq)
         latest = bool(isCurrent) or (bool(marker) and _isLatestMarker(db, bucket, key, seq))
         versions.append(VersionSummary(
             key, versionId, latest, bool(marker), size, etag, modified,
-            tuple(algorithms.split(",")) if algorithms else (), checksumType,
+            tuple(algorithms.split(",")) if algorithms else (), checksumType, since,
         ))
         lastKey, lastId = key, NULL_VERSION_ID if versionId is None else versionId
     return VersionPage(versions, prefixes, page.truncated, lastKey, lastId)

@@ -680,7 +680,9 @@ class MetadataStoreBehaviour(_Base):
                 wire = NULL_VERSION_ID if v.versionId is None else v.versionId
                 got = self.successResultOf(store.getVersion(bucketName, v.key, wire))
                 assert got is not None, v
-                self.assertEqual(VersionSummary.of(got, v.isLatest), v)
+                self.assertEqual(VersionSummary.of(got, v.isLatest, v.noncurrentSince), v)
+                if v.isLatest:
+                    self.assertEqual(v.noncurrentSince, 0.0, v)
                 if v.isLatest:
                     self.assertEqual(self.successResultOf(store.getVersion(bucketName, v.key)), got)
                     current = self.successResultOf(store.getObject(bucketName, v.key))
@@ -1477,6 +1479,25 @@ class MetadataStoreBehaviour(_Base):
         gone = versionIdOf(1 << 50)
         self.assertEqual(self.code(store.copyObject("b", "k", copyAs("b", "c2"), sourceVersionId=gone)), "NoSuchVersion")
         self.assertEqual(self.code(store.updateVersion("b", "k", gone, tagsSetter(()))), "NoSuchVersion")
+
+    def test_noncurrentSince(self) -> None:
+        """
+        A version is noncurrent since the time of the write that first
+        replaced it (an object or a delete marker), whatever is removed
+        later; the latest version is not noncurrent.
+        """
+        store = self.versioned()
+        blob = written(b"one", 1, self.freshOffset())
+        one = self.result(store.putObject(attrs.evolve(record("b", "k", blob), modified=100.0), blob))
+        marker = self.result(store.deleteObject("b", "k", modified=200.0))
+        blob = written(b"three", 1, self.freshOffset())
+        three = self.result(store.putObject(attrs.evolve(record("b", "k", blob), modified=300.0), blob))
+        assert marker is not None
+        since = {v.versionId: v.noncurrentSince for v in self.successResultOf(store.listVersions("b")).versions}
+        self.assertEqual(since, {three.versionId: 0.0, marker.versionId: 300.0, one.versionId: 200.0})
+        self.result(store.deleteObject("b", "k", versionId=marker.wireVersionId))
+        since = {v.versionId: v.noncurrentSince for v in self.successResultOf(store.listVersions("b")).versions}
+        self.assertEqual(since, {three.versionId: 0.0, one.versionId: 200.0})
 
     def test_lockFieldsKept(self) -> None:
         """
