@@ -1,5 +1,7 @@
 """
-rclone (remote type s3, provider Other) against the real server.  rclone
+rclone (remote type s3, provider Other) against the real server, a
+versioned bucket included (backend versioning, --s3-versions,
+cleanup-hidden).  rclone
 lists with ListObjects v1, HEADs after every PUT, keeps the modification time
 in X-Amz-Meta-Mtime and checks MD5s against ETags (for multipart objects,
 against the X-Amz-Meta-Md5chksum it stores).  Above --s3-upload-cutoff it
@@ -131,6 +133,43 @@ class RcloneTests(ServerTestCase):
         self.run_rclone("purge", f"fs:{bucket}")
         buckets = self.run_rclone("lsd", "fs:").stdout
         self.assertNotIn(bucket, buckets)
+
+    def test_versionedBucket(self) -> None:
+        """
+        rclone turns versioning on (backend versioning), and with
+        --s3-versions lists and reads the old versions an overwrite and a
+        delete left; a plain listing shows only the latest; cleanup-hidden
+        removes the old versions and the delete marker.
+        """
+        bucket = self.bucketName("rcv")
+        local = os.path.join(self.home, "versioned")
+        self.run_rclone("mkdir", f"fs:{bucket}")
+        self.assertEqual(self.run_rclone("backend", "versioning", f"fs:{bucket}", "Enabled").stdout.strip(), "Enabled")
+        s3 = self.server.client()
+        self.assertEqual(s3.get_bucket_versioning(Bucket=bucket)["Status"], "Enabled")
+        for content in (b"first\n", b"second, longer\n"):
+            writeTree(local, {"doc.txt": content}, MTIME)
+            self.run_rclone("copyto", os.path.join(local, "doc.txt"), f"fs:{bucket}/doc.txt")
+        writeTree(local, {"gone.txt": b"gone\n"}, MTIME)
+        self.run_rclone("copyto", os.path.join(local, "gone.txt"), f"fs:{bucket}/gone.txt")
+        self.run_rclone("delete", f"fs:{bucket}/gone.txt")
+
+        self.assertEqual(self.run_rclone("ls", f"fs:{bucket}").stdout.split(), [str(len(b"second, longer\n")), "doc.txt"])
+        listed = {}
+        for line in self.run_rclone("ls", "--s3-versions", f"fs:{bucket}").stdout.splitlines():
+            size, name = line.strip().split(" ", 1)
+            listed[name] = int(size)
+        old = [name for name in listed if name.startswith("doc-v")]
+        self.assertEqual(len(old), 1, listed)
+        self.assertEqual(listed[old[0]], len(b"first\n"))
+        self.assertEqual(len([name for name in listed if name.startswith("gone-v")]), 1, listed)
+        self.assertEqual(self.run_rclone("cat", "--s3-versions", f"fs:{bucket}/{old[0]}").stdout, "first\n")
+
+        self.run_rclone("backend", "cleanup-hidden", f"fs:{bucket}")
+        versions = s3.list_object_versions(Bucket=bucket)
+        self.assertEqual([(v["Key"], v["IsLatest"]) for v in versions.get("Versions", [])], [("doc.txt", True)])
+        self.assertEqual(versions.get("DeleteMarkers", []), [])
+        self.assertEqual(self.run_rclone("cat", f"fs:{bucket}/doc.txt").stdout, "second, longer\n")
 
     def test_multipartCopyMoveDelete(self) -> None:
         """
