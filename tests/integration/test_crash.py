@@ -10,6 +10,10 @@ and at most one is in flight (unacknowledged) when the server dies.  After
 the restart a key must hold its last acknowledged state, or the result of
 its in-flight operation; nothing else.
 
+The same on a versioned bucket, with delete markers and deletes by
+version id: every acknowledged version and marker is listed and reads back
+after the restart, no acknowledged removal comes back.
+
 Set FASTERSTORE_CRASH_SEED to replay a run.
 Fixture: tests/integration/harness.py.
 """
@@ -22,7 +26,7 @@ import random
 import signal
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import attrs
 from botocore.exceptions import ClientError
@@ -240,3 +244,155 @@ class CrashTests(ServerTestCase):
         for key, state in model.items():
             state.acked = found[key]
             state.inflight = None
+
+
+@attrs.define
+class VersionedKey:
+    """
+    What we know about one key of a versioned bucket.
+
+    @ivar acked: its versions as acknowledged, newest first: (version id,
+        body, or None for a delete marker).
+    @ivar inflight: an unacknowledged operation: ("put", body), ("delete",
+        None) or ("remove", version id); None when nothing is in flight.
+    """
+
+    acked: List[Tuple[str, Optional[bytes]]] = attrs.Factory(list)
+    inflight: Optional[Tuple[str, Any]] = None
+
+    def acceptable(self) -> List[List[Tuple[Optional[str], Optional[bytes]]]]:
+        """
+        The version lists the key may be found with, newest first (an
+        in-flight PUT or DELETE's version has an id we never heard: None).
+        """
+        known: List[Tuple[Optional[str], Optional[bytes]]] = list(self.acked)
+        states = [known]
+        if self.inflight is not None:
+            kind, value = self.inflight
+            if kind == "remove":
+                states.append([v for v in known if v[0] != value])
+            else:
+                states.append([(None, value)] + known)
+        return states
+
+
+class VersionedCrashTests(ServerTestCase):
+    """SIGKILL under concurrent PUTs, DELETEs (markers) and deletes by version id on a versioned bucket."""
+
+    def test_killNineKeepsVersions(self) -> None:
+        """Every acknowledged version and delete marker survives kill -9, and no acknowledged removal comes back."""
+        seed = int(os.environ.get("FASTERSTORE_CRASH_SEED", random.randrange(1 << 30)))
+        print(f"\nversioned crash test seed: FASTERSTORE_CRASH_SEED={seed}")
+        rng = random.Random(seed)
+        server = self.privateServer()
+        self.server = server
+        bucket = self.bucketName("vcrash")
+        s3 = server.client()
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        writers = 8
+        model: Dict[str, VersionedKey] = {f"w{w}/k{k}": VersionedKey() for w in range(writers) for k in range(3)}
+        acknowledged = 0
+        for round in range(3):
+            acknowledged += self._writeAndKill(server, bucket, model, writers, rng.randrange(1 << 30),
+                                               rng.randrange(20, 300))
+            server.start()
+            self.assertNotIn("Traceback", server.logSinceStart(), server.tail(80))
+            self._verify(server, bucket, model, f"round {round}")
+        self.assertGreater(acknowledged, 0, "nothing was acknowledged: the test tested nothing")
+
+    def _writeAndKill(self, server: Server, bucket: str, model: Dict[str, VersionedKey], writers: int,
+                      seed: int, target: int) -> int:
+        """Run the writers until C{target} operations are acknowledged (or 3 s pass), then SIGKILL."""
+        s3 = server.client(max_pool_connections=writers * 2, connect_timeout=2, read_timeout=20)
+        killed = threading.Event()
+        reached = threading.Event()
+        lock = threading.Lock()
+        errors: List[str] = []
+        done = [0]
+
+        def writer(index: int) -> None:
+            rng = random.Random(seed * 31 + index)
+            mine = [k for k in model if k.startswith(f"w{index}/")]
+            while True:
+                key = rng.choice(mine)
+                state = model[key]
+                roll = rng.random()
+                op: Tuple[str, Any]
+                if roll < 0.2 and state.acked:
+                    op = ("remove", rng.choice(state.acked)[0])
+                elif roll < 0.4:
+                    op = ("delete", None)
+                else:
+                    op = ("put", f"{key}#{seed}#{rng.random()}|".encode() + os.urandom(rng.randrange(0, 50_000)))
+                state.inflight = op
+                try:
+                    if op[0] == "put":
+                        versionId = s3.put_object(Bucket=bucket, Key=key, Body=op[1])["VersionId"]
+                    elif op[0] == "delete":
+                        answer = s3.delete_object(Bucket=bucket, Key=key)
+                        if not answer.get("DeleteMarker"):
+                            raise AssertionError(f"no delete marker: {answer}")
+                        versionId = answer["VersionId"]
+                    else:
+                        s3.delete_object(Bucket=bucket, Key=key, VersionId=op[1])
+                except Exception as e:  # noqa: B902 - every failure ends this writer
+                    if not killed.is_set():
+                        with lock:
+                            errors.append(f"{key} {op[0]} before the kill: {e!r}")
+                    return
+                if op[0] == "remove":
+                    state.acked = [v for v in state.acked if v[0] != op[1]]
+                else:
+                    state.acked.insert(0, (versionId, op[1]))
+                state.inflight = None
+                with lock:
+                    done[0] += 1
+                    if done[0] >= target:
+                        reached.set()
+
+        threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(writers)]
+        for t in threads:
+            t.start()
+        reached.wait(3.0)
+        killed.set()
+        server.kill()
+        for t in threads:
+            t.join(60)
+            self.assertFalse(t.is_alive(), "a writer hung after the server was killed")
+        self.assertEqual(errors, [], "operations failed while the server was up")
+        return done[0]
+
+    def _verify(self, server: Server, bucket: str, model: Dict[str, VersionedKey], when: str) -> None:
+        """Each key's versions are an acceptable list, each version reads back; the model adopts them."""
+        s3 = server.client(max_pool_connections=8)
+        found: Dict[str, List[Tuple[str, bool]]] = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            entries = [(v["Key"], v["VersionId"], False, v["LastModified"]) for v in page.get("Versions", [])]
+            entries += [(m["Key"], m["VersionId"], True, m["LastModified"]) for m in page.get("DeleteMarkers", [])]
+            for key, versionId, marker, _ in entries:
+                found.setdefault(key, []).append((versionId, marker))
+        problems: List[str] = []
+        for key, state in sorted(model.items()):
+            # botocore splits a page into versions and markers: order by id (newest first).
+            listed = sorted(found.get(key, []), key=lambda v: v[0], reverse=True)
+            bodies: List[Tuple[Optional[str], Optional[bytes]]] = []
+            for versionId, marker in listed:
+                if marker:
+                    bodies.append((versionId, None))
+                else:
+                    bodies.append((versionId, s3.get_object(Bucket=bucket, Key=key, VersionId=versionId)["Body"].read()))
+            matched = None
+            for acceptable in state.acceptable():
+                if len(acceptable) == len(bodies) and all(
+                    (a[0] is None or a[0] == b[0]) and a[1] == b[1] for a, b in zip(acceptable, bodies)
+                ):
+                    matched = bodies
+            if matched is None:
+                problems.append(f"{key}: found {[(v, None if b is None else len(b)) for v, b in bodies]}, "
+                                f"acknowledged {[(v, None if b is None else len(b)) for v, b in state.acked]}, "
+                                f"in flight {state.inflight and state.inflight[0]}")
+                continue
+            state.acked = [(v, b) for v, b in matched if v is not None]
+            state.inflight = None
+        self.assertEqual(problems, [], f"{when}:\n" + "\n".join(problems[:20]))
