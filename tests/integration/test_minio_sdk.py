@@ -2,7 +2,8 @@
 MinIO's Python SDK (``minio`` from PyPI) against the real server, plain
 http with the region set: put/get/stat/list/copy (CopySource, with and
 without REPLACE)/remove, batch removal (DeleteObjects), tags, listing with
-versions (ListObjectVersions), fput_object in 5 MiB parts and
+versions (ListObjectVersions), versioning (versions by id, delete markers,
+an old version copied back), fput_object in 5 MiB parts and
 compose_object (UploadPartCopy), and presigned GET/PUT URLs used with
 requests.
 Fixture: tests/integration/harness.py.
@@ -119,6 +120,42 @@ class MinioSDKTests(ServerTestCase):
         self.assertEqual(list(self.client.list_objects(self.bucket, recursive=True)), [])
         self.client.remove_bucket(self.bucket)
         self.assertFalse(self.client.bucket_exists(self.bucket))
+
+    def test_versioning(self) -> None:
+        """
+        set/get_bucket_versioning, versions by id through get, stat and
+        list, a delete marker, removing a version by id, copying an old
+        version back as the latest.
+        """
+        from minio.commonconfig import ENABLED, CopySource
+        from minio.error import S3Error as MinioError
+        from minio.versioningconfig import VersioningConfig
+
+        self.assertIsNone(self.client.get_bucket_versioning(self.bucket).status)  # never set: an empty document
+        self.client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+        self.assertEqual(self.client.get_bucket_versioning(self.bucket).status, ENABLED)
+        ids = [self.client.put_object(self.bucket, "doc", io.BytesIO(body), len(body)).version_id
+               for body in (b"one", b"two", b"three")]
+        self.assertEqual(len(set(ids)), 3)
+        for versionId, body in zip(ids, (b"one", b"two", b"three")):
+            self.assertEqual(self.read("doc", version_id=versionId), body)
+            self.assertEqual(self.client.stat_object(self.bucket, "doc", version_id=versionId).size, len(body))
+        listed = list(self.client.list_objects(self.bucket, include_version=True))
+        self.assertEqual([(o.version_id, o.is_latest) for o in listed],
+                         [(ids[2], "true"), (ids[1], "false"), (ids[0], "false")])
+        self.client.remove_object(self.bucket, "doc")
+        with self.assertRaises(MinioError) as raised:
+            self.client.stat_object(self.bucket, "doc")
+        self.assertEqual(raised.exception.code, "NoSuchKey")
+        markers = [o for o in self.client.list_objects(self.bucket, include_version=True) if o.is_delete_marker]
+        self.assertEqual(len(markers), 1)
+        self.client.remove_object(self.bucket, "doc", version_id=markers[0].version_id)
+        self.client.remove_object(self.bucket, "doc", version_id=ids[2])
+        self.assertEqual(self.read("doc"), b"two")
+        restored = self.client.copy_object(self.bucket, "doc", CopySource(self.bucket, "doc", version_id=ids[0]))
+        self.assertNotIn(restored.version_id, ids)
+        self.assertEqual(self.read("doc"), b"one")
+        self.assertEqual(len(list(self.client.list_objects(self.bucket, include_version=True))), 3)
 
     def test_fputMultipartAndCompose(self) -> None:
         """fput_object of 12 MiB in 5 MiB parts (ETag ``-3``), fget_object, and compose_object of two objects."""
