@@ -70,18 +70,26 @@ def describe(body: Optional[bytes]) -> str:
     return f"{len(body)}B md5={hashlib.md5(body).hexdigest()[:8]}"
 
 
-class CrashTests(ServerTestCase):
+class CrashCase(ServerTestCase):
+    """A private server to kill, a bucket on it, a seeded random source."""
+
+    def begin(self, name: str) -> Tuple[random.Random, Server, str]:
+        """The random source (its seed printed, to replay), the server, a new bucket."""
+        seed = int(os.environ.get("FASTERSTORE_CRASH_SEED", random.randrange(1 << 30)))
+        print(f"\n{name} seed: FASTERSTORE_CRASH_SEED={seed}")
+        server = self.privateServer()
+        self.server = server
+        bucket = self.bucketName(name)
+        server.client().create_bucket(Bucket=bucket)
+        return random.Random(seed), server, bucket
+
+
+class CrashTests(CrashCase):
     """SIGKILL at random moments under concurrent writes."""
 
     def test_killNineRounds(self) -> None:
         """Acknowledged writes survive kill -9, round after round on one data dir."""
-        seed = int(os.environ.get("FASTERSTORE_CRASH_SEED", random.randrange(1 << 30)))
-        print(f"\ncrash test seed: FASTERSTORE_CRASH_SEED={seed}")
-        rng = random.Random(seed)
-        server = self.privateServer()
-        self.server = server
-        bucket = self.bucketName("crash")
-        server.client().create_bucket(Bucket=bucket)
+        rng, server, bucket = self.begin("crash")
         keys = [f"w{w:02d}/k{k}" for w in range(WRITERS) for k in range(KEYS_PER_WRITER)]
         model: Dict[str, KeyState] = {key: KeyState() for key in keys}
         started = time.monotonic()
@@ -276,20 +284,13 @@ class VersionedKey:
         return states
 
 
-class VersionedCrashTests(ServerTestCase):
+class VersionedCrashTests(CrashCase):
     """SIGKILL under concurrent PUTs, DELETEs (markers) and deletes by version id on a versioned bucket."""
 
     def test_killNineKeepsVersions(self) -> None:
         """Every acknowledged version and delete marker survives kill -9, and no acknowledged removal comes back."""
-        seed = int(os.environ.get("FASTERSTORE_CRASH_SEED", random.randrange(1 << 30)))
-        print(f"\nversioned crash test seed: FASTERSTORE_CRASH_SEED={seed}")
-        rng = random.Random(seed)
-        server = self.privateServer()
-        self.server = server
-        bucket = self.bucketName("vcrash")
-        s3 = server.client()
-        s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        rng, server, bucket = self.begin("vcrash")
+        server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         writers = 8
         model: Dict[str, VersionedKey] = {f"w{w}/k{k}": VersionedKey() for w in range(writers) for k in range(3)}
         acknowledged = 0
