@@ -34,6 +34,8 @@ DEFAULT_COMPACTION_THRESHOLD = 0.25
 DEFAULT_COMPACTION_RATE = 64 * MiB
 #: Seconds between two compaction passes.
 DEFAULT_COMPACTION_INTERVAL = 60.0
+#: Seconds between two lifecycle passes (from the end of one to the start of the next).
+DEFAULT_LIFECYCLE_INTERVAL = 3600.0
 ENV_PREFIX = "FASTERSTORE_"
 
 
@@ -262,6 +264,17 @@ OPTIONS: Tuple[OptionSpec, ...] = (
         "Seconds between two compaction passes (one also runs at start). [default: 60]",
     ),
     OptionSpec(
+        "lifecycle-interval", "lifecycleInterval", "duration",
+        "Seconds from the end of one lifecycle pass (applying every bucket's lifecycle rules) to the start of "
+        "the next. [default: 1 hour]",
+    ),
+    OptionSpec(
+        "test-clock-offset-file", "testClockOffsetFile", "path",
+        "TESTS ONLY: a file holding a number of seconds added to the clock of the background services "
+        "(lifecycle rules, multipart upload expiry), re-read when it changes, so that tests can make days pass. "
+        "Never set it in production. [default: none]",
+    ),
+    OptionSpec(
         "multipart-ttl", "multipartTTL", "duration",
         "Seconds an incomplete multipart upload is kept before its parts are reclaimed. [default: 7 days]",
     ),
@@ -384,6 +397,12 @@ class Settings:
     @ivar compactionRate: bytes per second compaction may copy (0: no
         compaction); read by the compaction service.
     @ivar compactionInterval: seconds between two compaction passes.
+    @ivar lifecycleInterval: seconds from the end of one lifecycle pass to
+        the start of the next.
+    @ivar testClockOffsetFile: for tests only: a file whose number of
+        seconds is added to the background services' clock (see
+        L{fasterstore.service.OffsetClock}); C{None}, the default, in
+        production.
     """
 
     listen: Tuple[str, ...] = attrs.field(default=(DEFAULT_LISTEN,))
@@ -414,6 +433,10 @@ class Settings:
     compactionInterval: float = attrs.field(
         default=DEFAULT_COMPACTION_INTERVAL, validator=_positive("number of seconds")
     )
+    lifecycleInterval: float = attrs.field(
+        default=DEFAULT_LIFECYCLE_INTERVAL, validator=_positive("number of seconds")
+    )
+    testClockOffsetFile: Optional[FilePath[str]] = None
 
     @drives.default
     def _drivesDefault(self) -> Tuple[FilePath[str], ...]:
@@ -594,6 +617,11 @@ def _build(values: Mapping[str, Any], configFile: Optional[FilePath[str]]) -> Se
         kwargs["credentialsFile"] = _checkCredentialsFile(
             kwargs["credentialsFile"], kwargs.get("accessKey"), kwargs.get("secretKey")
         )
+
+    if "testClockOffsetFile" in kwargs:
+        if not kwargs["testClockOffsetFile"]:
+            raise ConfigError("test-clock-offset-file must not be empty")
+        kwargs["testClockOffsetFile"] = FilePath(os.path.abspath(os.path.expanduser(kwargs["testClockOffsetFile"])))
 
     region = kwargs.get("region")
     if region is not None and not _REGION.match(region):

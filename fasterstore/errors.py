@@ -68,6 +68,9 @@ ERRORS: Dict[str, Tuple[int, str]] = {
     "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption configuration was not found"),
     "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not exist for this bucket"),
+    # -- Object Lock --
+    "NoSuchObjectLockConfiguration": (404, "The specified object does not have a ObjectLock configuration"),
+    "InvalidBucketState": (409, "The request is not valid for the current state of the bucket."),
     "NoSuchWebsiteConfiguration": (404, "The specified bucket does not have a website configuration"),
     "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),

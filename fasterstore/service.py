@@ -10,14 +10,15 @@ Tests: tests/unit/test_service.py, tests/unit/test_embedding.py.
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import attrs
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.logger import ILogObserver, Logger
 from twisted.python.filepath import FilePath
 from twisted.python.threadpool import ThreadPool
@@ -25,12 +26,13 @@ from twisted.web.http import combinedLogFormatter
 from twisted.web.iweb import IAccessLogFormatter
 from twisted.web.resource import Resource
 from twisted.web.server import Site
-from zope.interface import provider
+from zope.interface import implementer, provider
 
 from fasterstore.config import (
     DEFAULT_COMPACTION_INTERVAL,
     DEFAULT_COMPACTION_RATE,
     DEFAULT_COMPACTION_THRESHOLD,
+    DEFAULT_LIFECYCLE_INTERVAL,
     DEFAULT_RESERVE,
     Settings,
 )
@@ -47,6 +49,7 @@ from fasterstore.http.request import StreamingRequest
 from fasterstore.s3.resource import S3Resource
 from fasterstore.auth.identity import Credentials
 from fasterstore.services.compaction import HOLD_FILE, CompactionService, Compactor
+from fasterstore.services.lifecycle import STATE_FILE, LifecycleService
 from fasterstore.services.uploads import UploadExpiryService
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.storage.space import SpaceGuard
@@ -117,6 +120,8 @@ class StoreService(Service):
             timer.cancel()
         if store.compaction is not None:
             await store.compaction.whenIdle()  # it stops at the record it is copying
+        if store.lifecycle is not None:
+            await store.lifecycle.whenStopped()  # the page it is on, then its cursor saved
         try:
             await store.metadata.close()
         finally:
@@ -218,6 +223,7 @@ class FasterStore:
     lock: Optional[DataDirectoryLock] = None
     compaction: Optional[CompactionService] = None
     storeService: Optional[StoreService] = None
+    lifecycle: Optional[LifecycleService] = None
 
     @classmethod
     def create(
@@ -244,6 +250,8 @@ class FasterStore:
         compactionInterval: float = DEFAULT_COMPACTION_INTERVAL,
         lockDirectory: bool = True,
         background: bool = True,
+        lifecycleInterval: float = DEFAULT_LIFECYCLE_INTERVAL,
+        serviceClock: Optional[IReactorTime] = None,
     ) -> "FasterStore":
         """
         Build a server on a data directory (metadata) and a drive (object
@@ -271,8 +279,15 @@ class FasterStore:
 
         One server per data directory: C{lockDirectory} takes its lock
         (only a worker of L{fasterstore.workers}, whose parent holds it,
-        passes False); C{background} runs compaction and upload expiry
-        (once per node: in worker 0 only).
+        passes False); C{background} runs compaction, upload expiry and
+        the lifecycle rules (once per node: in worker 0 only).
+
+        The lifecycle service (L{fasterstore.services.lifecycle}) applies
+        every bucket's lifecycle rules, a pass every C{lifecycleInterval}
+        seconds.  C{serviceClock} is the clock of the lifecycle and upload
+        expiry services (the reactor by default; tests give an
+        L{OffsetClock}); requests always use the reactor's, which is what
+        signatures are checked against.
         """
         if lookup is None:
             if credentials is None:
@@ -323,7 +338,13 @@ class FasterStore:
         store.storeService = StoreService(store)
         store.storeService.setServiceParent(service)
         if background:
-            UploadExpiryService(metadata, reactor, ttl=multipartTTL).setServiceParent(service)
+            clock = serviceClock if serviceClock is not None else reactor
+            UploadExpiryService(metadata, clock, ttl=multipartTTL).setServiceParent(service)
+            store.lifecycle = LifecycleService(
+                metadata, clock, os.path.join(dataDir.path, STATE_FILE), runner, interval=lifecycleInterval,
+                registry=metrics.registry, fsync=fsync,
+            )
+            store.lifecycle.setServiceParent(service)
         # Built even when it never runs (rate 0): it measures for the admin API.
         compactor = Compactor(
             metadata, segments, reactor, threshold=compactionThreshold, rate=max(compactionRate, 1),
@@ -391,6 +412,8 @@ def makeStoreService(settings: Settings, pluginArguments: Sequence[str] = ()) ->
         compactionThreshold=settings.compactionThreshold,
         compactionRate=settings.compactionRate,
         compactionInterval=settings.compactionInterval,
+        lifecycleInterval=settings.lifecycleInterval,
+        serviceClock=_serviceClock(reactor, settings),
         limits=ConnectionLimits(
             headerTimeout=settings.headerTimeout,
             minUploadRate=settings.minUploadRate,
@@ -413,6 +436,64 @@ def makeStoreService(settings: Settings, pluginArguments: Sequence[str] = ()) ->
     for description in settings.listen:
         strports.service(description, site, reactor=reactor).setServiceParent(store.service)
     return store.service
+
+
+@implementer(IReactorTime)
+class OffsetClock:
+    """
+    For tests only (C{--test-clock-offset-file}): the reactor's time plus
+    the number of seconds a file holds, so that an integration test can make
+    days pass for the background services.  The file is read again whenever
+    it changes (write it atomically: a new file renamed over it); a missing,
+    empty or unreadable one counts as 0.  Delays are the reactor's own: only
+    what "now" is moves.
+    """
+
+    def __init__(self, reactor: IReactorTime, path: str) -> None:
+        self._reactor = reactor
+        self.path = path
+        self._seen: Optional[Tuple[int, int, int]] = None
+        self._offset = 0.0
+
+    def offset(self) -> float:
+        """The seconds the file holds now."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            self._seen, self._offset = None, 0.0
+            return 0.0
+        seen = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if seen != self._seen:
+            self._seen = seen
+            try:
+                with open(self.path, "rb") as f:
+                    offset = float(f.read().decode("ascii").strip() or 0)
+                self._offset = offset if math.isfinite(offset) else 0.0
+            except (OSError, ValueError, UnicodeDecodeError):
+                self._offset = 0.0
+            log.info("Test clock offset now {offset} s (from {path})", offset=self._offset, path=self.path)
+        return self._offset
+
+    def seconds(self) -> float:
+        return self._reactor.seconds() + self.offset()
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: object, **kwargs: object) -> IDelayedCall:
+        return self._reactor.callLater(delay, callable, *args, **kwargs)
+
+    def getDelayedCalls(self) -> Sequence[IDelayedCall]:
+        return self._reactor.getDelayedCalls()
+
+
+def _serviceClock(reactor: Any, settings: Settings) -> Optional[IReactorTime]:
+    """The background services' clock: the reactor's, or under C{--test-clock-offset-file} an L{OffsetClock}."""
+    if settings.testClockOffsetFile is None:
+        return None
+    log.warn(
+        "--test-clock-offset-file is set: lifecycle rules and upload expiry run on a clock moved by {path}. "
+        "This option is for tests only.",
+        path=settings.testClockOffsetFile.path,
+    )
+    return OffsetClock(reactor, settings.testClockOffsetFile.path)
 
 
 class _LockService(Service):

@@ -332,6 +332,10 @@ class UploadRecord:
     @ivar parts: the parts uploaded so far, by number, one per number (a
         re-uploaded number keeps the last); the upload holds one blob
         reference per part.
+    @ivar lockMode: the Object Lock retention mode asked for at creation
+        (as L{ObjectRecord.lockMode}), given to the object on completion.
+    @ivar lockUntil: its retain-until date, seconds since the epoch.
+    @ivar legalHold: whether the object gets a legal hold on completion.
     """
 
     uploadId: str
@@ -345,6 +349,9 @@ class UploadRecord:
     checksumAlgorithm: Optional[str] = None
     checksumType: Optional[str] = None
     parts: Tuple[PartRecord, ...] = ()
+    lockMode: Optional[str] = None
+    lockUntil: Optional[float] = None
+    legalHold: bool = False
 
     def getPart(self, number: int) -> Optional[PartRecord]:
         """The part with this number, if uploaded."""
@@ -367,6 +374,7 @@ class UploadRecord:
             "meta": _pairsJSON(self.meta), "tags": _pairsJSON(self.tags),
             "checksumAlgorithm": self.checksumAlgorithm, "checksumType": self.checksumType,
             "parts": [p.toJSON() for p in self.parts],
+            "lockMode": self.lockMode, "lockUntil": self.lockUntil, "legalHold": self.legalHold or None,
         }
 
     @classmethod
@@ -375,6 +383,7 @@ class UploadRecord:
         for name in ("headers", "meta", "tags"):
             d[name] = _pairs(d.get(name, ()))
         d["parts"] = _parts(d.get("parts", ()))
+        d["legalHold"] = bool(d.get("legalHold"))
         return cls(**d)
 
 

@@ -12,8 +12,11 @@ request order.  An entry's ``<VersionId>`` deletes that version for good;
 without one, a versioned bucket gets a delete marker.  ``<Deleted>`` says
 what happened as AWS does: ``<DeleteMarker>true</DeleteMarker>`` with
 ``<DeleteMarkerVersionId>`` for a marker made, or for a marker that was the
-version deleted (then the id is that version's).
-Tests: tests/unit/test_batch.py.
+version deleted (then the id is that version's).  A version under Object
+Lock is an C{AccessDenied} entry (GOVERNANCE ones go with
+C{x-amz-bypass-governance-retention: true}), judged at commit time
+(L{fasterstore.s3.objectlock.guardDeletion}).
+Tests: tests/unit/test_batch.py, tests/unit/test_objectlock.py.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from twisted.web.server import Request
 from fasterstore.auth.integrity import requireDigest
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import ObjectRecord
-from fasterstore.s3 import xml
+from fasterstore.s3 import objectlock, xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import checkPutConditions
 from fasterstore.s3.context import S3Context
@@ -121,7 +124,7 @@ def deleteResult(outcomes: Sequence[Outcome], quiet: bool) -> bytes:
     return xml.serialize(root)
 
 
-def _startDelete(ctx: S3Context, bucket: str, entry: DeleteEntry) -> "Deferred[Optional[ObjectRecord]]":
+def _startDelete(ctx: S3Context, call: "Call", entry: DeleteEntry, now: float) -> "Deferred[Optional[ObjectRecord]]":
     """Queue one delete; everything wrong with the entry itself raises."""
     validateKey(entry.key)
     if entry.versionId == "":
@@ -133,21 +136,25 @@ def _startDelete(ctx: S3Context, bucket: str, entry: DeleteEntry) -> "Deferred[O
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
 
+    guarded = objectlock.guardDeletion(call, entry.versionId, precondition, now)
     return ctx.metadata.deleteObject(
-        bucket, entry.key, precondition, versionId=entry.versionId, modified=ctx.clock.seconds()
+        ownedBucket(call).name, entry.key, guarded, versionId=entry.versionId, modified=now
     )
 
 
 async def deleteObjects(ctx: S3Context, call: "Call", request: Request) -> None:
     """DeleteObjects: up to 1000 keys in one request, one result each."""
-    bucket = ownedBucket(call)
+    ownedBucket(call)
     requireDigest(call.headers)
     body = call.document
     quiet, entries = parseDelete(body)
+    now = ctx.clock.seconds()
+    # The bypass header in a bucket without Object Lock fails the request.
+    objectlock.guardDeletion(call, None, None, now)
     started: List[Tuple[DeleteEntry, Any]] = []
     for entry in entries:
         try:
-            started.append((entry, _startDelete(ctx, bucket.name, entry)))
+            started.append((entry, _startDelete(ctx, call, entry, now)))
         except S3Error as e:
             started.append((entry, e))
     outcomes: List[Outcome] = []
@@ -160,7 +167,7 @@ async def deleteObjects(ctx: S3Context, call: "Call", request: Request) -> None:
         except S3Error as e:
             outcomes.append((entry, e))
         except Exception:
-            log.failure("DeleteObjects: deleting {bucket}/{key} failed", bucket=bucket.name, key=entry.key)
+            log.failure("DeleteObjects: deleting {bucket}/{key} failed", bucket=ownedBucket(call).name, key=entry.key)
             outcomes.append((entry, S3Error("InternalError")))
         else:
             outcomes.append((entry, removed))

@@ -1,6 +1,7 @@
 """
-Service and bucket operations: ListBuckets, CreateBucket, HeadBucket,
-DeleteBucket, GetBucketLocation, ListObjects (v1) and ListObjectsV2.
+Service and bucket operations: ListBuckets, CreateBucket (with Object Lock
+if asked: L{fasterstore.s3.objectlock}), HeadBucket, DeleteBucket,
+GetBucketLocation, ListObjects (v1) and ListObjectsV2.
 Tests: tests/unit/test_resource.py.
 """
 
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Tuple
 
+import attrs
 from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
-from fasterstore.metadata.records import BucketRecord
+from fasterstore.metadata.records import ENABLED, BucketRecord
 from fasterstore.numbers import INT32_MAX, parseDecimal
 from fasterstore.s3 import xml
 from fasterstore.s3.context import S3Context
@@ -84,8 +86,16 @@ async def listBuckets(ctx: S3Context, call: "Call", request: Request) -> None:
     ))
 
 
+#: CreateBucket's request for Object Lock (which turns versioning on for good).
+OBJECT_LOCK_HEADER = "x-amz-bucket-object-lock-enabled"
+
+
 async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
-    """CreateBucket, with an optional LocationConstraint document."""
+    """
+    CreateBucket, with an optional LocationConstraint document; with
+    C{x-amz-bucket-object-lock-enabled: true}, a bucket with Object Lock
+    and versioning C{Enabled} from the start.
+    """
     name = call.route.bucket
     assert name is not None
     validateBucketName(name)
@@ -97,6 +107,8 @@ async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
         )
     ownerId, _ = _owner(call)
     record = BucketRecord(name=name, owner=ownerId, region=ctx.region, created=ctx.clock.seconds())
+    if call.headers.get(OBJECT_LOCK_HEADER, "").strip().lower() == "true":
+        record = attrs.evolve(record, objectLock=True, versioning=ENABLED)
     try:
         await ctx.metadata.createBucket(record)
     except S3Error as e:
@@ -104,6 +116,11 @@ async def createBucket(ctx: S3Context, call: "Call", request: Request) -> None:
         # North Virginia Region", where re-creating your own bucket is 200.
         if e.code != "BucketAlreadyOwnedByYou" or ctx.region != "us-east-1":
             raise
+        if record.objectLock:
+            existing = await ctx.metadata.getBucket(name)
+            if existing is None or not existing.objectLock:
+                # A 200 would tell the client its bucket has Object Lock.
+                raise
     sendEmpty(request, 200, {"Location": "/" + name})
 
 

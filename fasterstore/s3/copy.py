@@ -19,11 +19,13 @@ copy onto the same key legal without REPLACE (it restores that version, as
 MinIO allows).  The answer names the new version (``x-amz-version-id``) and
 the one copied (``x-amz-copy-source-version-id``) as their buckets'
 versioning asks (L{fasterstore.s3.versions.versionHeaders}).  The caller
-must own both buckets.
+must own both buckets.  The copy gets the Object Lock its headers (or the
+destination's default retention) give it, never its source's, as AWS
+documents.
 Since it stores no object bytes, a copy is never refused by the space guard
 when the drive is full: like a delete, it is a metadata write, which the
 reserve is there for (UploadPartCopy does copy bytes, and is checked).
-Tests: tests/unit/test_copy.py.
+Tests: tests/unit/test_copy.py, tests/unit/test_objectlock.py.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import BucketRecord, ObjectRecord
-from fasterstore.s3 import xml
+from fasterstore.s3 import objectlock, xml
 from fasterstore.s3.buckets import ownedBucket
 from fasterstore.s3.conditions import NOT_MODIFIED, checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
@@ -217,6 +219,7 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
     sameObject = source.bucket == destination.name and source.key == destinationKey and source.versionId is None
     changesAttributes = replaceMetadata or any(name in headers for name in _ATTRIBUTE_HEADERS)
     now = ctx.clock.seconds()
+    lock = call.lock
     # The source as the copy found it, for its version id: the store runs
     # build in the write's transaction (the last call is the one committed).
     copied: List[ObjectRecord] = []
@@ -236,7 +239,7 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
                 "NotImplemented",
                 f"The source has no {algorithm.upper()} checksum, and a copy never rereads the source's bytes.",
             )
-        return attrs.evolve(
+        copy = attrs.evolve(
             current,
             bucket=destination.name,
             key=destinationKey,
@@ -247,6 +250,8 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
             versionId=None,
             uploadId=None,  # no upload completed the copy
         )
+        # The copy's own lock, never the source's.
+        return objectlock.withLock(copy, lock, destination)
 
     conditions: Dict[str, str] = {name: headers[name] for name in ("if-match", "if-none-match") if name in headers}
     precondition = None

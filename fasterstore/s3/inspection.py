@@ -13,11 +13,11 @@ give on AWS, or with the right ``NoSuch...`` 404.
   - ``?logging``, ``?notification``, ``?accelerate``: empty documents;
     ``?requestPayment``: ``BucketOwner``.  (``?versioning`` is real:
     L{fasterstore.s3.versions}.)
-  - ``?policy``, ``?policyStatus``, ``?lifecycle``, ``?encryption``,
-    ``?object-lock``, ``?website``, ``?ownershipControls``,
-    ``?publicAccessBlock``: their 404 error.
-  - object ``?retention`` and ``?legal-hold``: ``InvalidRequest``, the
-    bucket has no Object Lock configuration.
+  - ``?policy``, ``?policyStatus``, ``?encryption``, ``?website``,
+    ``?ownershipControls``, ``?publicAccessBlock``: their 404 error.
+    (``?object-lock``, ``?retention`` and ``?legal-hold`` are real:
+    L{fasterstore.s3.objectlock}; ``?lifecycle`` too:
+    L{fasterstore.s3.lifecycle}.)
 
 DELETE of a configuration that cannot exist succeeds (204): afterwards the
 bucket has none, which is true.  Other writes are never pretended: no rule
@@ -59,12 +59,6 @@ _GRANT_HEADERS = (
     "x-amz-grant-write-acp",
 )
 
-_OBJECT_LOCK_HEADERS = (
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
-)
-
 _ENCRYPTION_HEADERS = (
     "x-amz-server-side-encryption",
     "x-amz-server-side-encryption-aws-kms-key-id",
@@ -72,17 +66,16 @@ _ENCRYPTION_HEADERS = (
     "x-amz-server-side-encryption-customer-key",
 )
 
-#: Writes whose headers can ask for ACLs, object lock or encryption.
+#: Writes whose headers can ask for ACLs or encryption.
 WRITES_WITH_ATTRIBUTES = frozenset({"CreateBucket", "PutObject", "CopyObject", "CreateMultipartUpload"})
 
 
 def refuseUnsupportedHeaders(level: str, headers: Mapping[str, str]) -> None:
     """
     Refuse a write whose headers ask for a protection FasterStore does not
-    give yet, before any body is read: server-side encryption and Object
-    Lock (501; object-lock headers on an object are what AWS answers for a
-    bucket without Object Lock: 400).  Dropping those silently would let a
-    client believe its data is encrypted or retained.
+    give yet, before any body is read: server-side encryption (501).
+    Dropping it silently would let a client believe its data is encrypted.
+    (Object Lock headers are read by L{fasterstore.s3.objectlock}.)
 
     Canned ACLs, grants and object ownership on writes are accepted and
     ignored, as MinIO does (many upload tools send C{public-read} by
@@ -94,11 +87,6 @@ def refuseUnsupportedHeaders(level: str, headers: Mapping[str, str]) -> None:
     """
     if any(name in headers for name in _ENCRYPTION_HEADERS):
         raise S3Error("NotImplemented", "Server-side encryption is not supported yet.")
-    if level == "bucket":
-        if headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
-            raise S3Error("NotImplemented", "Object Lock is not supported yet.")
-    elif any(name in headers for name in _OBJECT_LOCK_HEADERS):
-        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 
 
 def _owner(ctx: S3Context, call: "Call") -> Tuple[str, str]:
@@ -243,13 +231,6 @@ async def deleteAbsent(ctx: S3Context, call: "Call", request: Request) -> None:
     sendEmpty(request, 204)
 
 
-async def noObjectLock(ctx: S3Context, call: "Call", request: Request) -> None:
-    """GetObjectRetention / GetObjectLegalHold: the bucket has no Object Lock."""
-    ownedBucket(call)
-    await _checkObject(ctx, call, request)
-    raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
-
-
 getBucketLogging = document("BucketLoggingStatus")
 getBucketNotification = document("NotificationConfiguration")
 getBucketAccelerate = document("AccelerateConfiguration")
@@ -257,9 +238,7 @@ getBucketRequestPayment = document("RequestPaymentConfiguration", ("Payer", "Buc
 
 getBucketPolicy = missing("NoSuchBucketPolicy")
 getBucketPolicyStatus = missing("NoSuchBucketPolicy")
-getBucketLifecycle = missing("NoSuchLifecycleConfiguration")
 getBucketEncryption = missing("ServerSideEncryptionConfigurationNotFoundError")
-getObjectLockConfiguration = missing("ObjectLockConfigurationNotFoundError")
 getBucketWebsite = missing("NoSuchWebsiteConfiguration")
 getBucketOwnershipControls = missing("OwnershipControlsNotFoundError")
 getPublicAccessBlock = missing("NoSuchPublicAccessBlockConfiguration")

@@ -23,8 +23,10 @@ part MD5s, suffixed C{-N}.
 
 In a bucket with versioning, a completed upload is a new version like a
 PutObject (its id answered in C{x-amz-version-id}); UploadPartCopy reads
-the version its copy source names (C{?versionId=}), or the latest.
-Tests: tests/unit/test_multipart.py.
+the version its copy source names (C{?versionId=}), or the latest.  The
+Object Lock named at creation is kept in the upload and given to the object
+on completion (else the bucket's default retention, counted from then).
+Tests: tests/unit/test_multipart.py, tests/unit/test_objectlock.py.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from fasterstore.checksums import ALGORITHMS, newHasher
 from fasterstore.errors import S3Error, StorageWriteError
 from fasterstore.metadata.records import ObjectRecord, PartRecord, UploadRecord
 from fasterstore.numbers import INT32_MAX, INT64_MAX, parseDecimal
-from fasterstore.s3 import xml
+from fasterstore.s3 import objectlock, xml
 from fasterstore.auth.integrity import DEFAULT_CHECKSUM
 from fasterstore.s3.body import ObjectBody, declaredLength, written
 from fasterstore.s3.buckets import ownedBucket
@@ -568,11 +570,15 @@ async def uploadPartAlgorithms(ctx: S3Context, call: "Call") -> FrozenSet[str]:
     upload's algorithm).  Also refuses, before a body byte is read, a bad
     part number, an unknown upload or a part the drive has no room for.
 
-    @raise S3Error: C{InvalidArgument}, C{NoSuchUpload},
+    Also refuses a part of an upload with Object Lock parameters that
+    names no digest of its body, as AWS does.
+
+    @raise S3Error: C{InvalidArgument}, C{NoSuchUpload}, C{InvalidRequest},
         C{InsufficientStorage}.
     """
     parsePartNumber(call.route.query.get("partNumber", ""))
     upload = await _upload(ctx, call)
+    objectlock.requireDigest(call.headers, ownedBucket(call), objectlock.Lock.ofUpload(upload), "Put Part")
     ctx.checkSpace(declaredLength(call.headers, call.auth))
     return frozenset({effectiveAlgorithm(upload)})
 
@@ -592,11 +598,12 @@ def _partRecord(ctx: S3Context, number: int, blob: WrittenBlob, algorithm: str, 
 
 
 async def createMultipartUpload(ctx: S3Context, call: "Call", request: Request) -> None:
-    """CreateMultipartUpload: record the future object's headers, metadata, tags and checksum."""
+    """CreateMultipartUpload: record the future object's headers, metadata, tags, checksum and lock."""
     ownedBucket(call)
     assert call.route.bucket is not None and call.route.key is not None
     attributes = storedAttributes(call.headers)
     algorithm, checksumType = checksumSettings(call.headers)
+    lock = call.lock or objectlock.Lock()
     upload = await ctx.metadata.createUpload(
         UploadRecord(
             uploadId=newUploadId(),
@@ -609,6 +616,9 @@ async def createMultipartUpload(ctx: S3Context, call: "Call", request: Request) 
             tags=attributes.tags,
             checksumAlgorithm=algorithm,
             checksumType=checksumType,
+            lockMode=lock.mode,
+            lockUntil=lock.until,
+            legalHold=bool(lock.legalHold),
         )
     )
     if algorithm is not None and checksumType is not None:
@@ -847,8 +857,13 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
     if conditions:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
+    bucket = ownedBucket(call)
     record = await ctx.metadata.completeUpload(
-        upload.uploadId, lambda latest: _assemble(ctx, latest, requested, headers), precondition
+        upload.uploadId,
+        lambda latest: objectlock.withLock(
+            _assemble(ctx, latest, requested, headers), objectlock.Lock.ofUpload(latest), bucket
+        ),
+        precondition,
     )
     setHeaders(request, versionHeaders(record, ownedBucket(call).versioning))
     sendXML(request, completeMultipartUploadResult(_location(call, request), record))

@@ -39,6 +39,8 @@ from fasterstore.s3.conditions import checkGetConditions, checkPutConditions
 from fasterstore.s3.context import S3Context
 from fasterstore.http.dates import formatHTTPDate
 from fasterstore.s3.names import validateUserMetadata
+from fasterstore.s3 import objectlock
+from fasterstore.s3 import lifecycle
 from fasterstore.s3.ranges import contentRange, parseRange
 from fasterstore.s3.responses import finish, sendEmpty, sendXML, setHeaders
 from fasterstore.s3.tagging import parseTaggingHeader
@@ -188,6 +190,7 @@ async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
     blob = await written(ctx, body.finish())
     assert call.route.bucket is not None and call.route.key is not None
     record = newObjectRecord(ctx, call.route.bucket, call.route.key, blob, body.algorithms, call.attributes)
+    record = objectlock.withLock(record, call.lock, bucket)
     conditions = _conditionHeaders(call.headers)
     precondition = None
     if "if-match" in conditions or "if-none-match" in conditions:
@@ -195,7 +198,9 @@ async def putObject(ctx: S3Context, call: "Call", request: Request) -> None:
             checkPutConditions(conditions, current)
     record = await ctx.metadata.putObject(record, blob, precondition)
     ctx.metrics.bytesIn.inc(blob.size)
-    sendEmpty(request, 200, uploadResponseHeaders(record, bucket.versioning))
+    headers = uploadResponseHeaders(record, bucket.versioning)
+    headers.update(lifecycle.expirationHeader(bucket, record))
+    sendEmpty(request, 200, headers)
 
 
 def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
@@ -209,6 +214,7 @@ def _objectHeaders(call: "Call", record: ObjectRecord) -> Dict[str, str]:
         headers["x-amz-meta-" + name] = value
     if record.tags:
         headers["x-amz-tagging-count"] = str(len(record.tags))
+    headers.update(objectlock.lockHeaders(record))
     for parameter, header in OVERRIDES.items():
         if parameter in call.route.query:
             headers[header] = call.route.query[parameter]
@@ -329,6 +335,7 @@ async def _prepareRead(ctx: S3Context, call: "Call", request: Request) -> Tuple[
         if call.headers.get("range") is not None:
             raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     headers = _objectHeaders(call, record)
+    headers.update(await lifecycle.readExpirationHeader(ctx, ownedBucket(call), record, "versionId" in call.route.query))
     status = checkGetConditions(_conditionHeaders(call.headers), record.etag, record.modified)
     if status == 304:
         raise S3Error(
@@ -536,7 +543,8 @@ async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
     that version goes for good and the answer echoes its id (and says so if
     it was a delete marker).  With C{If-Match} (AWS's conditional delete)
     only that version: 412 otherwise, 404 if there is none, checked at
-    commit time like a conditional PUT.
+    commit time like a conditional PUT.  A version under Object Lock is
+    403 (L{objectlock.guardDeletion}), judged at commit time too.
     """
     bucket = ownedBucket(call)
     versionId = requestedVersion(call)
@@ -548,8 +556,10 @@ async def deleteObject(ctx: S3Context, call: "Call", request: Request) -> None:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(ifMatch, current)
 
+    now = ctx.clock.seconds()
+    guarded = objectlock.guardDeletion(call, versionId, precondition, now)
     removed = await ctx.metadata.deleteObject(
-        bucket.name, call.route.key, precondition, versionId=versionId, modified=ctx.clock.seconds()
+        bucket.name, call.route.key, guarded, versionId=versionId, modified=now
     )
     sendEmpty(request, 204, deleteHeaders(versionId, removed))
 

@@ -21,6 +21,8 @@ from fasterstore.s3 import admin, buckets, objects
 from fasterstore.s3 import cors, post
 from fasterstore.s3 import multipart
 from fasterstore.s3 import batch, copy, inspection, tagging, versions
+from fasterstore.s3 import objectlock
+from fasterstore.s3 import lifecycle
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.routing import Route
 
@@ -131,9 +133,9 @@ RULES: List[Rule] = [
     Rule("object", b"PUT", Operation("PutObjectAcl", inspection.putAcl, "small"), query("acl")),
     Rule("bucket", b"GET", Operation("GetBucketPolicy", inspection.getBucketPolicy), query("policy")),
     Rule("bucket", b"GET", Operation("GetBucketPolicyStatus", inspection.getBucketPolicyStatus), query("policyStatus")),
-    Rule("bucket", b"GET", Operation("GetBucketLifecycleConfiguration", inspection.getBucketLifecycle), query("lifecycle")),
+    Rule("bucket", b"GET", Operation("GetBucketLifecycleConfiguration", lifecycle.getBucketLifecycleConfiguration), query("lifecycle")),
+    Rule("bucket", b"PUT", Operation("PutBucketLifecycleConfiguration", lifecycle.putBucketLifecycleConfiguration, "small"), query("lifecycle")),
     Rule("bucket", b"GET", Operation("GetBucketEncryption", inspection.getBucketEncryption), query("encryption")),
-    Rule("bucket", b"GET", Operation("GetObjectLockConfiguration", inspection.getObjectLockConfiguration), query("object-lock")),
     Rule("bucket", b"GET", Operation("GetBucketLogging", inspection.getBucketLogging), query("logging")),
     Rule("bucket", b"GET", Operation("GetBucketWebsite", inspection.getBucketWebsite), query("website")),
     Rule("bucket", b"GET", Operation("GetBucketNotificationConfiguration", inspection.getBucketNotification), query("notification")),
@@ -142,13 +144,18 @@ RULES: List[Rule] = [
     Rule("bucket", b"GET", Operation("GetPublicAccessBlock", inspection.getPublicAccessBlock), query("publicAccessBlock")),
     Rule("bucket", b"GET", Operation("GetBucketAccelerateConfiguration", inspection.getBucketAccelerate), query("accelerate")),
     Rule("bucket", b"DELETE", Operation("DeleteBucketPolicy", inspection.deleteAbsent), query("policy")),
-    Rule("bucket", b"DELETE", Operation("DeleteBucketLifecycle", inspection.deleteAbsent), query("lifecycle")),
+    Rule("bucket", b"DELETE", Operation("DeleteBucketLifecycle", lifecycle.deleteBucketLifecycle), query("lifecycle")),
     Rule("bucket", b"DELETE", Operation("DeleteBucketEncryption", inspection.deleteAbsent), query("encryption")),
     Rule("bucket", b"DELETE", Operation("DeleteBucketWebsite", inspection.deleteAbsent), query("website")),
     Rule("bucket", b"DELETE", Operation("DeleteBucketOwnershipControls", inspection.deleteAbsent), query("ownershipControls")),
     Rule("bucket", b"DELETE", Operation("DeletePublicAccessBlock", inspection.deleteAbsent), query("publicAccessBlock")),
-    Rule("object", b"GET", Operation("GetObjectRetention", inspection.noObjectLock), query("retention")),
-    Rule("object", b"GET", Operation("GetObjectLegalHold", inspection.noObjectLock), query("legal-hold")),
+    # -- Object Lock ---------------------------------------------------------
+    Rule("bucket", b"GET", Operation("GetObjectLockConfiguration", objectlock.getObjectLockConfiguration), query("object-lock")),
+    Rule("bucket", b"PUT", Operation("PutObjectLockConfiguration", objectlock.putObjectLockConfiguration, "small"), query("object-lock")),
+    Rule("object", b"GET", Operation("GetObjectRetention", objectlock.getObjectRetention), query("retention")),
+    Rule("object", b"PUT", Operation("PutObjectRetention", objectlock.putObjectRetention, "small"), query("retention")),
+    Rule("object", b"GET", Operation("GetObjectLegalHold", objectlock.getObjectLegalHold), query("legal-hold")),
+    Rule("object", b"PUT", Operation("PutObjectLegalHold", objectlock.putObjectLegalHold, "small"), query("legal-hold")),
     # -- browser POST uploads, CORS ------------------------------------------
     Rule("bucket", b"POST", Operation("PostObject", post.postObject, "form")),
     Rule("bucket", b"GET", Operation("GetBucketCors", cors.getBucketCors), query("cors")),

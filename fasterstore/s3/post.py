@@ -18,6 +18,9 @@ C{content-length-range} as they arrive.  Fields after the file are ignored,
 as S3 ignores them.  The handler, L{postObject}, commits the object and
 answers as C{success_action_redirect} or C{success_action_status} ask,
 naming the new version (C{x-amz-version-id}) in a bucket with versioning.
+In a bucket with Object Lock the new version takes the retention and legal
+hold its C{x-amz-object-lock-*} fields name, or the bucket's default
+retention (a form need not carry a digest of its file).
 A form the drive has no room for (by its C{Content-Length}) is refused with
 C{507 InsufficientStorage} before any of it is read.
 
@@ -47,7 +50,7 @@ from fasterstore.metadata.records import BucketRecord
 from fasterstore.auth.postpolicy import Signer, checkPolicy, missingField, parsePolicy, verifySignature
 from fasterstore.errors import S3Error
 from fasterstore.http.request import EarlyResponse, IBodyReceiver
-from fasterstore.s3 import xml
+from fasterstore.s3 import objectlock, xml
 from fasterstore.auth.integrity import uploadSpec
 from fasterstore.s3.body import ObjectBody, declaredLength, written
 from fasterstore.s3.context import S3Context
@@ -93,6 +96,8 @@ class PreparedUpload:
     @ivar signer: who signed the policy.
     @ivar lengthRange: the policy's allowed file sizes, if any.
     @ivar attributes: the headers, metadata and tags the object stores.
+    @ivar lock: the Object Lock the form's C{x-amz-object-lock-*} fields
+        ask for, if any.
     """
 
     fields: Mapping[str, str]
@@ -100,6 +105,7 @@ class PreparedUpload:
     signer: Signer
     lengthRange: Optional[Tuple[int, int]]
     attributes: StoredAttributes
+    lock: Optional[objectlock.Lock] = None
 
 
 @attrs.frozen
@@ -160,6 +166,9 @@ class FormUpload:
         """
         self._ctx = ctx
         self._refuse = refuse
+        #: The bucket as found at header time (its Object Lock and default
+        #: retention apply to the new version).
+        self.bucket = bucket
         self._bucket = bucket.name
         self._owner = bucket.owner
         #: The bucket's versioning state at header time, for the answer's
@@ -314,8 +323,9 @@ class FormUpload:
             fields, parseTagging(fields["tagging"].encode("utf-8")) if "tagging" in fields else ()
         )
         spec = uploadSpec(_checksumHeaders(fields), None, ctx.maxObjectSize)
+        lock = objectlock.requestedLock(fields, self.bucket, ctx.clock.seconds())
         lengthRange = policy.lengthRange
-        self.prepared = PreparedUpload(fields, key, signer, lengthRange, attributes)
+        self.prepared = PreparedUpload(fields, key, signer, lengthRange, attributes, lock)
         if lengthRange is not None:
             self._limit = min(self._limit, lengthRange[1])
         self._writer = ctx.segments.openWriter({spec.algorithm})
@@ -444,6 +454,7 @@ async def postObject(ctx: S3Context, call: "Call", request: Request) -> None:
     upload, blob = result.upload, result.blob
     assert call.route.bucket is not None
     record = newObjectRecord(ctx, call.route.bucket, upload.key, blob, result.algorithms, upload.attributes)
+    record = objectlock.withLock(record, upload.lock, form.bucket)
     record = await ctx.metadata.putObject(record, blob)
     ctx.metrics.bytesIn.inc(blob.size)
     location = _location(request, call.route.rawPath, record.key)

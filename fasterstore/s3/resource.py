@@ -26,7 +26,7 @@ from zope.interface import implementer
 from fasterstore.errors import S3Error
 from fasterstore.metadata.records import BucketRecord
 from fasterstore.s3 import buckets, inspection, multipart, objects
-from fasterstore.s3 import cors, post
+from fasterstore.s3 import cors, objectlock, post
 from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.operations import ADMIN, SUBRESOURCES, Operation, levelOf, select
@@ -68,6 +68,9 @@ class Call:
     #: The request's document, verified against every digest its head
     #: declares before the handler runs (b"" for operations that take none).
     document: bytes = b""
+    #: The Object Lock a write's headers ask for the new version, checked
+    #: at header time (None: none asked).
+    lock: Optional[objectlock.Lock] = None
 
 
 class _Refused(EarlyResponse):
@@ -234,6 +237,8 @@ class S3Resource(Resource):
                 call.bucket = await buckets.loadOwnedBucket(ctx, call)
             if r.key is not None:
                 validateKey(r.key)
+            if operation.name in objectlock.WRITES_WITH_LOCK and call.bucket is not None:
+                call.lock = objectlock.requestedLock(headers, call.bucket, ctx.clock.seconds())
             if operation.body == "object":
                 call.body = await self._objectBody(call)
             elif operation.body == "small":
@@ -291,6 +296,8 @@ class S3Resource(Resource):
             call.attributes = objects.storedAttributes(call.headers)
         spec = uploadSpec(call.headers, call.auth, ctx.maxObjectSize)
         if call.operation.name == "PutObject":
+            assert call.bucket is not None
+            objectlock.requireDigest(call.headers, call.bucket, call.lock, "Put Object")
             # Refuse, before any body byte is read, what the drive has no
             # room for (UploadPart is checked with its upload, below).
             ctx.checkSpace(spec.size or 0)

@@ -6,7 +6,7 @@ and how every other operation reads ``versionId`` and answers with
 
 A bucket's versioning state is in its record (L{BucketRecord.versioning}):
 C{None} until it is first set, then C{Enabled} or C{Suspended}, never
-C{None} again, as on AWS.  The metadata store reads it inside each write's
+C{None} again, as on AWS; a bucket with Object Lock stays C{Enabled}.  The metadata store reads it inside each write's
 own transaction, so what a PUT or DELETE does to the version it replaces
 follows the state the write found, whatever raced it.
 
@@ -22,7 +22,8 @@ Responses name the version (L{versionHeaders}) when the bucket has
 versioning (C{null} for the null version of a suspended bucket) or the
 request named one.  MFA delete is not supported: a configuration enabling
 it is C{501 NotImplemented}, never accepted and ignored.
-Tests: tests/unit/test_versions.py, tests/unit/test_versioning_http.py.
+Tests: tests/unit/test_versions.py, tests/unit/test_versioning_http.py,
+tests/unit/test_objectlock.py.
 """
 
 from __future__ import annotations
@@ -172,11 +173,29 @@ def versioningConfiguration(bucket: BucketRecord) -> bytes:
     return xml.serialize(root)
 
 
+#: AWS's answer to suspending the versioning of a bucket with Object Lock.
+LOCKED_VERSIONING = "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+
+
+def setVersioning(record: BucketRecord, status: str) -> BucketRecord:
+    """
+    The bucket with versioning C{status}, run inside PutBucketVersioning's
+    write: a bucket with Object Lock keeps C{Enabled} (asking for it again
+    is a no-op).
+
+    @raise S3Error: C{InvalidBucketState} (409) for suspending a bucket
+        with Object Lock, as AWS answers.
+    """
+    if record.objectLock and status != ENABLED:
+        raise S3Error("InvalidBucketState", LOCKED_VERSIONING)
+    return attrs.evolve(record, versioning=status)
+
+
 async def putBucketVersioning(ctx: S3Context, call: "Call", request: Request) -> None:
     """PutBucketVersioning: enable or suspend, durably (a bucket never returns to unversioned)."""
     bucket = ownedBucket(call)
     status = parseVersioningConfiguration(call.document)
-    await ctx.metadata.updateBucket(bucket.name, lambda record: attrs.evolve(record, versioning=status))
+    await ctx.metadata.updateBucket(bucket.name, lambda record: setVersioning(record, status))
     sendEmpty(request, 200)
 
 

@@ -265,6 +265,10 @@ class DocumentIntegrityTests(AdmissionTestCase):
         "PutObjectAcl": ("PUT", "/bucket/k?acl"),
         "DeleteObjects": ("POST", "/bucket?delete"),
         "CompleteMultipartUpload": ("POST", "/bucket/k?uploadId=UPLOAD"),
+        "PutObjectLockConfiguration": ("PUT", "/bucket?object-lock"),
+        "PutObjectRetention": ("PUT", "/bucket/k?retention"),
+        "PutObjectLegalHold": ("PUT", "/bucket/k?legal-hold"),
+        "PutBucketLifecycleConfiguration": ("PUT", "/bucket?lifecycle"),
     }
 
     def setUp(self) -> None:

@@ -631,3 +631,39 @@ class SpaceAndCompactionSettingsTests(SynchronousTestCase):
             (options.settings.reserve, options.settings.compactionThreshold, options.settings.compactionRate),
             (8 * MiB, 0.4, 0),
         )
+
+
+class LifecycleSettingsTests(SynchronousTestCase):
+    """--lifecycle-interval and the test-only --test-clock-offset-file."""
+
+    def test_defaults(self) -> None:
+        """A pass an hour; no test clock unless asked for."""
+        settings = resolve()
+        self.assertEqual(settings.lifecycleInterval, 3600.0)
+        self.assertIsNone(settings.testClockOffsetFile)
+
+    def test_everySource(self) -> None:
+        """Both can be set from every source; the offset file is made absolute."""
+        fromCommandLine = resolve({"lifecycle-interval": "5m", "test-clock-offset-file": "offset"})
+        self.assertEqual(fromCommandLine.lifecycleInterval, 300.0)
+        self.assertEqual(fromCommandLine.testClockOffsetFile, FilePath(os.path.abspath("offset")))
+        fromEnvironment = resolve({}, {"FASTERSTORE_LIFECYCLE_INTERVAL": "1", "FASTERSTORE_TEST_CLOCK_OFFSET_FILE": "/tmp/o"})
+        self.assertEqual((fromEnvironment.lifecycleInterval, fromEnvironment.testClockOffsetFile), (1.0, FilePath("/tmp/o")))
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        config = directory.child("c.toml")
+        config.setContent(b'lifecycle-interval = "1d"\ntest-clock-offset-file = "clock"\n')
+        fromFile = resolve({"config": config.path})
+        self.assertEqual((fromFile.lifecycleInterval, fromFile.testClockOffsetFile), (86400.0, directory.child("clock")))
+
+    def test_invalid(self) -> None:
+        """A non-positive interval, or an empty offset file name, is refused naming the option."""
+        for options, name in [
+            ({"lifecycle-interval": "0"}, "lifecycle-interval"),
+            ({"lifecycle-interval": "soon"}, "lifecycle-interval"),
+        ]:
+            e = self.assertRaises(ConfigError, resolve, options)
+            self.assertIn(name, str(e))
+        e = self.assertRaises(ConfigError, resolve, {}, {"FASTERSTORE_LIFECYCLE_INTERVAL": "0"})
+        self.assertIn("lifecycle-interval", str(e))
+        self.assertRaises(ConfigError, Settings, lifecycleInterval=0)
