@@ -48,6 +48,7 @@ from fasterstore.s3.names import validateBucketName, validateKey, validateUserMe
 from fasterstore.s3.objects import systemHeaders, userMetadata
 from fasterstore.s3.responses import sendXML, setHeaders
 from fasterstore.s3.tagging import parseTaggingHeader
+from fasterstore.s3 import lifecycle
 from fasterstore.s3.versions import emptyVersionId, versionHeaders
 
 if TYPE_CHECKING:
@@ -264,5 +265,6 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
     )
     headers = versionHeaders(record, destination.versioning)
     headers.update(copySourceVersionHeaders(copied[-1], sourceBucket, source.versionId is not None))
+    headers.update(lifecycle.expirationHeader(destination, record))
     setHeaders(request, headers)
     sendXML(request, copyObjectResult(record))

@@ -46,7 +46,7 @@ from twisted.web.server import Request
 
 from fasterstore.checksums import ALGORITHMS, newHasher
 from fasterstore.errors import S3Error, StorageWriteError
-from fasterstore.metadata.records import ObjectRecord, PartRecord, UploadRecord
+from fasterstore.metadata.records import BucketRecord, ObjectRecord, PartRecord, UploadRecord
 from fasterstore.numbers import INT32_MAX, INT64_MAX, parseDecimal
 from fasterstore.s3 import objectlock, xml
 from fasterstore.auth.integrity import DEFAULT_CHECKSUM
@@ -69,6 +69,7 @@ from fasterstore.s3.objects import (
 )
 from fasterstore.s3.responses import sendEmpty, sendXML, setHeaders
 from fasterstore.s3.routing import Route
+from fasterstore.s3 import lifecycle
 from fasterstore.s3.versions import emptyVersionId, versionHeaders
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.segments import CorruptionError, ExtentMap
@@ -848,7 +849,7 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
         if e.code != "NoSuchUpload" or completed is None:
             raise
         # A retry (the first answer was lost): the same answer, as AWS gives.
-        setHeaders(request, versionHeaders(completed, ownedBucket(call).versioning))
+        setHeaders(request, completionHeaders(ownedBucket(call), completed))
         sendXML(request, completeMultipartUploadResult(_location(call, request), completed))
         return
     headers = call.headers
@@ -865,8 +866,15 @@ async def completeMultipartUpload(ctx: S3Context, call: "Call", request: Request
         ),
         precondition,
     )
-    setHeaders(request, versionHeaders(record, ownedBucket(call).versioning))
+    setHeaders(request, completionHeaders(ownedBucket(call), record))
     sendXML(request, completeMultipartUploadResult(_location(call, request), record))
+
+
+def completionHeaders(bucket: BucketRecord, record: ObjectRecord) -> Dict[str, str]:
+    """The version and expiration headers answering a completed upload."""
+    headers = versionHeaders(record, bucket.versioning)
+    headers.update(lifecycle.expirationHeader(bucket, record))
+    return headers
 
 
 __all__ = [

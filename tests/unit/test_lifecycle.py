@@ -27,6 +27,7 @@ from fasterstore.s3.lifecycle import (
     rulesFromJSON, rulesToJSON,
 )
 from tests.unit.test_batch import BotoTestCase
+from tests.unit.test_multipart import completeDocument
 from tests.unit.test_resource import NS, OTHER, ResourceTestCase
 
 DAY = 86400
@@ -521,6 +522,24 @@ class LifecycleHTTPTests(ResourceTestCase):
         self.assertNotIn("x-amz-expiration", self.request("HEAD", "/bucket/keep")[1])
         self.assertEqual(self.request("DELETE", "/bucket?lifecycle")[0], 204)
         self.assertNotIn("x-amz-expiration", self.request("HEAD", "/bucket/tmp/a")[1])
+
+    def test_expirationHeaderOnCopyAndCompletion(self) -> None:
+        """CopyObject and CompleteMultipartUpload answer x-amz-expiration for the object they make."""
+        body = document(rule("<Expiration><Days>3</Days></Expiration>", "<Filter><Prefix>tmp/</Prefix></Filter>"))
+        self.assertEqual(self.put(body)[0], 200)
+        self.assertEqual(self.request("PUT", "/bucket/source", b"data")[0], 200)
+        status, headers, _ = self.request("PUT", "/bucket/tmp/copy", headers={"x-amz-copy-source": "bucket/source"})
+        self.assertEqual(status, 200)
+        self.assertIn("expiry-date=", headers["x-amz-expiration"])
+        status, headers, _ = self.request("PUT", "/bucket/kept-copy", headers={"x-amz-copy-source": "bucket/source"})
+        self.assertNotIn("x-amz-expiration", headers)
+        created = self.request("POST", "/bucket/tmp/parts?uploads")[2]
+        uploadId = ElementTree.fromstring(created).findtext(f"{NS}UploadId")
+        etag = self.request("PUT", f"/bucket/tmp/parts?partNumber=1&uploadId={uploadId}", b"part")[1]["etag"]
+        complete = completeDocument([(1, etag)])
+        status, headers, _ = self.request("POST", f"/bucket/tmp/parts?uploadId={uploadId}", complete)
+        self.assertEqual(status, 200)
+        self.assertIn("expiry-date=", headers["x-amz-expiration"])
 
     def test_expirationHeaderOnLatestOnly(self) -> None:
         """A GET naming an older version gets no header (the rules expire current versions); naming the latest does."""
