@@ -195,7 +195,8 @@ class ObjectRecord:
     @ivar lockMode: the version's Object Lock retention mode (L{GOVERNANCE}
         or L{COMPLIANCE}) until C{lockUntil}, or C{None}.
     @ivar lockUntil: the retain-until date, seconds since the epoch.
-    @ivar legalHold: whether a legal hold is on the version.
+    @ivar legalHold: whether a legal hold is on the version; C{None} if
+        one was never set (GetObjectLegalHold then has nothing to show).
     """
 
     bucket: str
@@ -215,7 +216,7 @@ class ObjectRecord:
     deleteMarker: bool = False
     lockMode: Optional[str] = None
     lockUntil: Optional[float] = None
-    legalHold: bool = False
+    legalHold: Optional[bool] = None
 
     @property
     def wireVersionId(self) -> str:
@@ -246,7 +247,7 @@ class ObjectRecord:
             "parts": [p.toJSON() for p in self.parts], "tags": _pairsJSON(self.tags),
             "checksumType": self.checksumType, "uploadId": self.uploadId,
             "deleteMarker": self.deleteMarker or None, "lockMode": self.lockMode, "lockUntil": self.lockUntil,
-            "legalHold": self.legalHold or None,
+            "legalHold": self.legalHold,
         }
 
     @classmethod
@@ -256,7 +257,6 @@ class ObjectRecord:
             d[name] = _pairs(d.get(name, ()))
         d["parts"] = _parts(d.get("parts", ()))
         d["deleteMarker"] = bool(d.get("deleteMarker"))
-        d["legalHold"] = bool(d.get("legalHold"))
         return cls(**d)
 
 
@@ -335,7 +335,7 @@ class UploadRecord:
     @ivar lockMode: the Object Lock retention mode asked for at creation
         (as L{ObjectRecord.lockMode}), given to the object on completion.
     @ivar lockUntil: its retain-until date, seconds since the epoch.
-    @ivar legalHold: whether the object gets a legal hold on completion.
+    @ivar legalHold: the legal hold the object gets on completion (C{None}: none named).
     """
 
     uploadId: str
@@ -351,7 +351,7 @@ class UploadRecord:
     parts: Tuple[PartRecord, ...] = ()
     lockMode: Optional[str] = None
     lockUntil: Optional[float] = None
-    legalHold: bool = False
+    legalHold: Optional[bool] = None
 
     def getPart(self, number: int) -> Optional[PartRecord]:
         """The part with this number, if uploaded."""
@@ -374,7 +374,7 @@ class UploadRecord:
             "meta": _pairsJSON(self.meta), "tags": _pairsJSON(self.tags),
             "checksumAlgorithm": self.checksumAlgorithm, "checksumType": self.checksumType,
             "parts": [p.toJSON() for p in self.parts],
-            "lockMode": self.lockMode, "lockUntil": self.lockUntil, "legalHold": self.legalHold or None,
+            "lockMode": self.lockMode, "lockUntil": self.lockUntil, "legalHold": self.legalHold,
         }
 
     @classmethod
@@ -383,7 +383,6 @@ class UploadRecord:
         for name in ("headers", "meta", "tags"):
             d[name] = _pairs(d.get(name, ()))
         d["parts"] = _parts(d.get("parts", ()))
-        d["legalHold"] = bool(d.get("legalHold"))
         return cls(**d)
 
 

@@ -1510,7 +1510,7 @@ class MetadataStoreBehaviour(_Base):
         blob = written(b"locked", 1, self.freshOffset())
         locked = attrs.evolve(record("b", "k", blob), lockMode=COMPLIANCE, lockUntil=1900000000.0)
         stored = self.result(store.putObject(locked, blob))
-        self.assertEqual((stored.lockMode, stored.lockUntil, stored.legalHold), (COMPLIANCE, 1900000000.0, False))
+        self.assertEqual((stored.lockMode, stored.lockUntil, stored.legalHold), (COMPLIANCE, 1900000000.0, None))
         held = self.result(store.updateVersion("b", "k", stored.wireVersionId,
                                                lambda r: attrs.evolve(r, legalHold=True)))
         self.assertTrue(held.legalHold)

@@ -619,7 +619,7 @@ async def createMultipartUpload(ctx: S3Context, call: "Call", request: Request) 
             checksumType=checksumType,
             lockMode=lock.mode,
             lockUntil=lock.until,
-            legalHold=bool(lock.legalHold),
+            legalHold=lock.legalHold,
         )
     )
     if algorithm is not None and checksumType is not None:

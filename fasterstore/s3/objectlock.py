@@ -301,7 +301,7 @@ class Lock:
     @classmethod
     def ofUpload(cls, upload: UploadRecord) -> "Lock":
         """What a multipart upload asked for at its creation."""
-        return cls(upload.lockMode, upload.lockUntil, True if upload.legalHold else None)
+        return cls(upload.lockMode, upload.lockUntil, upload.legalHold)
 
 
 def requestedLock(headers: Mapping[str, str], bucket: BucketRecord, now: float) -> Optional[Lock]:
@@ -376,7 +376,7 @@ def withLock(record: ObjectRecord, lock: Optional[Lock], bucket: BucketRecord) -
         default = defaultRetention(bucket)
         if default is not None:
             mode, until = default.mode, default.until(record.modified)
-    hold = bool(lock is not None and lock.legalHold)
+    hold = None if lock is None else lock.legalHold
     return attrs.evolve(record, lockMode=mode, lockUntil=until, legalHold=hold)
 
 
@@ -386,8 +386,8 @@ def lockHeaders(record: ObjectRecord) -> Dict[str, str]:
     if record.lockMode is not None and record.lockUntil is not None:
         headers[MODE_HEADER] = record.lockMode
         headers[UNTIL_HEADER] = formatRetainUntil(record.lockUntil)
-    if record.legalHold:
-        headers[HOLD_HEADER] = "ON"
+    if record.legalHold is not None:
+        headers[HOLD_HEADER] = "ON" if record.legalHold else "OFF"
     return headers
 
 
@@ -606,9 +606,14 @@ async def putObjectLegalHold(ctx: S3Context, call: "Call", request: Request) -> 
 
 
 async def getObjectLegalHold(ctx: S3Context, call: "Call", request: Request) -> None:
-    """GetObjectLegalHold: C{ON} or C{OFF}."""
+    """
+    GetObjectLegalHold: C{ON} or C{OFF}; C{NoSuchObjectLockConfiguration}
+    (404) for a version whose legal hold was never set, as AWS answers.
+    """
     _lockedBucket(call)
     record = await addressedVersion(ctx, call, request.method.decode("latin-1"))
+    if record.legalHold is None:
+        raise S3Error("NoSuchObjectLockConfiguration")
     sendXML(request, legalHoldDocument(record.legalHold))
 
 

@@ -379,14 +379,14 @@ class UploadLockTests(LockTestCase):
         status, headers, body = self.request("PUT", "/locked/copy", headers={"x-amz-copy-source": f"locked/source?versionId={source}"})
         self.assertEqual(status, 200, body)
         record = self.version("copy", headers["x-amz-version-id"])
-        self.assertEqual((record.lockMode, record.lockUntil, record.legalHold), (None, None, False))
+        self.assertEqual((record.lockMode, record.lockUntil, record.legalHold), (None, None, None))
         until = self.later(60)
         status, headers, body = self.request(
             "PUT", "/locked/copy", headers={"x-amz-copy-source": "locked/source", MODE: "GOVERNANCE", UNTIL: until}
         )
         self.assertEqual(status, 200, body)
         record = self.version("copy", headers["x-amz-version-id"])
-        self.assertEqual((record.lockMode, record.lockUntil, record.legalHold), (GOVERNANCE, parseISO8601(until), False))
+        self.assertEqual((record.lockMode, record.lockUntil, record.legalHold), (GOVERNANCE, parseISO8601(until), None))
         self.assertEqual(self.request("PUT", "/locked?object-lock", configuration("COMPLIANCE", days="2"))[0], 200)
         status, headers, _ = self.request("PUT", "/locked/copy", headers={"x-amz-copy-source": "locked/source"})
         record = self.version("copy", headers["x-amz-version-id"])
@@ -394,7 +394,7 @@ class UploadLockTests(LockTestCase):
         self.createBucket("plain")
         self.assertEqual(self.request("PUT", "/plain/copy", headers={"x-amz-copy-source": "locked/source"})[0], 200)
         record = self.version("copy", None, "plain")
-        self.assertEqual((record.lockMode, record.legalHold), (None, False))
+        self.assertEqual((record.lockMode, record.legalHold), (None, None))
 
     def test_multipartKeepsTheLock(self) -> None:
         """
@@ -430,7 +430,7 @@ class UploadLockTests(LockTestCase):
         status, headers, body = self.request("POST", f"/locked/mp2?uploadId={uploadId}", completion(headers["etag"]))
         self.assertEqual(status, 200, body)
         record = self.version("mp2", headers["x-amz-version-id"])
-        self.assertEqual((record.lockMode, record.lockUntil, record.legalHold), (GOVERNANCE, self.now + 86400, False))
+        self.assertEqual((record.lockMode, record.lockUntil, record.legalHold), (GOVERNANCE, self.now + 86400, None))
 
 
 class RetentionTests(LockTestCase):
@@ -537,7 +537,8 @@ class LegalHoldTests(LockTestCase):
     def test_holdBlocksUntilRemoved(self) -> None:
         """A hold blocks the version's delete, bypass or not, retention or not, until it is taken off."""
         versionId = self.lock("k", "GOVERNANCE", 10)
-        self.assertEqual(self.getHold("k"), "OFF")
+        self.assertError(self.request("GET", "/locked/k?legal-hold"), 404, "NoSuchObjectLockConfiguration")
+        self.assertNotIn(HOLD, self.request("HEAD", "/locked/k")[1])
         self.assertEqual(self.request("PUT", f"/locked/k?legal-hold&versionId={versionId}", legalHold("ON"))[0], 200)
         self.assertEqual(self.getHold("k", versionId), "ON")
         self.assertEqual(self.request("HEAD", "/locked/k")[1][HOLD], "ON")
@@ -547,7 +548,7 @@ class LegalHoldTests(LockTestCase):
         self.assertProtected(self.deleteVersion("k", versionId))
         self.assertEqual(self.request("PUT", "/locked/k?legal-hold", legalHold("OFF"))[0], 200)
         self.assertEqual(self.getHold("k"), "OFF")
-        self.assertNotIn(HOLD, self.request("HEAD", "/locked/k")[1])
+        self.assertEqual(self.request("HEAD", "/locked/k")[1][HOLD], "OFF")
         self.assertEqual(self.deleteVersion("k", versionId)[0], 204)
         self.assertIsNone(self.server.now.getVersion("locked", "k", versionId))
 
