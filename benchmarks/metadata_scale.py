@@ -87,7 +87,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -181,94 +181,196 @@ def key_of(i: int) -> str:
 # 1. populate
 
 
-def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str, Any]:
-    """Write the blob and N object records (see the module docstring)."""
-    import attrs
-    from twisted.python.filepath import FilePath
+class Populator:
+    """
+    The pieces of a populated store (see the module docstring, step 1),
+    for this script and ``versions_scale.py``: one 4 KiB blob written
+    through the real ``SegmentStore``, the store opened with
+    ``ImmediateRunner`` (no fsync) to create buckets and take the first
+    object through ``putObject``, then rows inserted with SQL in large
+    transactions (:meth:`insert`), the counters and the blob's ``refs``
+    raised to match the rows (:meth:`finish`), checked, checkpointed and
+    ``sync``ed.
+    """
 
-    from fasterstore.metadata.records import BucketRecord, ObjectRecord
-    from fasterstore.metadata.sqlite import DATABASE_NAME, INSERT_OBJECT, SQLiteMetadataStore, connect, objectRow
-    from fasterstore.storage.segments import SegmentStore
-    from fasterstore.threads import ImmediateRunner
+    def __init__(self, data_dir: Path) -> None:
+        import attrs
+        from twisted.python.filepath import FilePath
 
-    t0 = _now()
-    runner = ImmediateRunner()
-    segments = SegmentStore(FilePath(str(data_dir)), runner, fsync=False)
-    body = os.urandom(OBJECT_SIZE)
-    writer = segments.openWriter(("crc32",))
-    if writer.write(body) is not None:
-        raise BenchError("the blob writer asked to wait for a 4 KiB write")
-    blob = _sync(writer.finish())
-    _sync(segments.close())
+        from fasterstore.metadata.records import ObjectRecord
+        from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore
+        from fasterstore.storage.segments import SegmentStore
+        from fasterstore.threads import ImmediateRunner
 
-    path = data_dir / "meta" / DATABASE_NAME
-    store = SQLiteMetadataStore(str(path), runner=runner, syncData=lambda: (lambda: None), fsync=False)
-    _sync(store.open())
-    created = time.time() - 400 * 86400
-    _sync(store.createBucket(BucketRecord(BUCKET, owner, "us-east-1", created)))
-    template = ObjectRecord(
-        bucket=BUCKET, key="", size=blob.size, etag=blob.digests["md5"].hex(), blob=blob.contentAddress,
-        modified=0.0, headers=(("Content-Type", "application/octet-stream"),),
-        checksums=(("crc32", base64.b64encode(blob.digests["crc32"]).decode()),),
-    )
-    order = list(range(n))
-    rng.shuffle(order)
+        self.t0 = _now()
+        runner = ImmediateRunner()
+        segments = SegmentStore(FilePath(str(data_dir)), runner, fsync=False)
+        self.body = os.urandom(OBJECT_SIZE)
+        writer = segments.openWriter(("crc32",))
+        if writer.write(self.body) is not None:
+            raise BenchError("the blob writer asked to wait for a 4 KiB write")
+        self.blob = blob = _sync(writer.finish())
+        _sync(segments.close())
+        self.path = data_dir / "meta" / DATABASE_NAME
+        self.store = SQLiteMetadataStore(str(self.path), runner=runner, syncData=lambda: (lambda: None), fsync=False)
+        _sync(self.store.open())
+        self.created = time.time() - 400 * 86400
+        self.template = ObjectRecord(
+            bucket=BUCKET, key="", size=blob.size, etag=blob.digests["md5"].hex(), blob=blob.contentAddress,
+            modified=0.0, headers=(("Content-Type", "application/octet-stream"),),
+            checksums=(("crc32", base64.b64encode(blob.digests["crc32"]).decode()),),
+        )
+        self.evolve = attrs.evolve
+        self.db: Any = None
+        self.t_store = self.t_insert = 0.0
 
-    def record(i: int) -> Any:
-        return attrs.evolve(template, key=key_of(i), modified=created + rng.random() * 399 * 86400)
+    def bucket(self, name: str, owner: str, versioning: Optional[str] = None) -> None:
+        """Create a bucket through the store (and set its versioning state)."""
+        from fasterstore.metadata.records import BucketRecord
 
-    # The first object through the store's own write path (bucket check,
-    # blob row, blob_extents row, counters).
-    _sync(store.putObject(record(order[0]), blob))
-    _sync(store.close())
-    t_store = _now()
+        _sync(self.store.createBucket(BucketRecord(name, owner, "us-east-1", self.created)))
+        if versioning is not None:
+            _sync(self.store.updateBucket(name, lambda b: self.evolve(b, versioning=versioning)))
 
-    db = connect(str(path), False, False)
-    try:
-        db.execute("PRAGMA cache_size = -1048576")  # 1 GiB for the bulk load only
-        chunk = 100_000
-        for start in range(1, n, chunk):
-            db.execute("BEGIN IMMEDIATE")
-            rows = []
-            for i in order[start:start + chunk]:
-                r = record(i)
-                rows.append(objectRow(r))
-            db.executemany(INSERT_OBJECT, rows)
-            db.execute("COMMIT")
-        extra = n - 1
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("UPDATE blobs SET refs = refs + ? WHERE address = ?", (extra, blob.contentAddress))
-        db.execute("UPDATE counters SET value = value + ? WHERE name = 'objects'", (extra,))
-        db.execute("UPDATE counters SET value = value + ? WHERE name = 'logical_bytes'", (extra * blob.size,))
-        db.execute("COMMIT")
-        t_insert = _now()
-        # Consistency: rows, counters and references agree.
-        rows_n = db.execute("SELECT count(*) FROM objects WHERE bucket = ?", (BUCKET,)).fetchone()[0]
+    def put(self, record: Any) -> Any:
+        """The store's own write path for one object (bucket check, blob row, extents, counters, seq)."""
+        return _sync(self.store.putObject(record, self.blob))
+
+    def open_sql(self) -> None:
+        """Close the store; connect with its settings (and a 1 GiB cache, for the bulk load only)."""
+        from fasterstore.metadata.sqlite import connect
+
+        _sync(self.store.close())
+        self.t_store = _now()
+        self.db = connect(str(self.path), False, False)
+        self.db.execute("PRAGMA cache_size = -1048576")
+
+    def insert(self, sql: str, rows: Iterable[Tuple[Any, ...]], chunk: int = 100_000) -> int:
+        """``executemany(sql)`` over ``rows``, ``chunk`` rows per transaction; the number inserted."""
+        total = 0
+        batch: List[Tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= chunk:
+                total += self._commit(sql, batch)
+                batch = []
+        if batch:
+            total += self._commit(sql, batch)
+        return total
+
+    def insert_mixed(self, rows: Iterable[Tuple[str, Tuple[Any, ...]]], chunk: int = 100_000) -> int:
+        """Like :meth:`insert` for ``(sql, row)`` pairs: each chunk's rows grouped by statement, one transaction."""
+        total = 0
+        batch: Dict[str, List[Tuple[Any, ...]]] = {}
+        pending = 0
+        for sql, row in rows:
+            batch.setdefault(sql, []).append(row)
+            pending += 1
+            if pending >= chunk:
+                total += self._commit_all(batch)
+                batch, pending = {}, 0
+        if pending:
+            total += self._commit_all(batch)
+        return total
+
+    def _commit(self, sql: str, batch: List[Tuple[Any, ...]]) -> int:
+        return self._commit_all({sql: batch})
+
+    def _commit_all(self, batch: Dict[str, List[Tuple[Any, ...]]]) -> int:
+        self.db.execute("BEGIN IMMEDIATE")
+        for sql, rows in batch.items():
+            self.db.executemany(sql, rows)
+        self.db.execute("COMMIT")
+        return sum(len(rows) for rows in batch.values())
+
+    def finish(self, seq: Optional[int] = None) -> Dict[str, Any]:
+        """
+        Raise the blob's ``refs`` to one per version row (objects and
+        versions, delete markers excepted), ``objects`` and
+        ``logical_bytes`` to the ``objects`` rows (``live_bytes`` stays one
+        blob), the ``seq`` counter to ``seq`` if given; check they agree;
+        checkpoint, close, ``sync``.
+        """
+        db, blob = self.db, self.blob
+        objects = db.execute("SELECT count(*) FROM objects").fetchone()[0]
+        versions = db.execute("SELECT count(*) FROM versions WHERE delete_marker = 0").fetchone()[0]
         counters = dict(db.execute("SELECT name, value FROM counters"))
         refs = db.execute("SELECT refs FROM blobs WHERE address = ?", (blob.contentAddress,)).fetchone()[0]
-        if not (rows_n == n == counters["objects"] == refs and counters["logical_bytes"] == n * blob.size
-                and counters["live_bytes"] == blob.size):
-            raise BenchError("populated store is inconsistent: rows %d, counters %r, refs %d"
-                             % (rows_n, counters, refs))
-        record_bytes = db.execute("SELECT avg(length(record) + length(key) + length(etag) + length(checksum_algorithms)) FROM objects").fetchone()[0]
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("UPDATE blobs SET refs = ? WHERE address = ?", (objects + versions, blob.contentAddress))
+        db.execute("UPDATE counters SET value = ? WHERE name = 'objects'", (objects,))
+        db.execute("UPDATE counters SET value = ? WHERE name = 'logical_bytes'", (objects * blob.size,))
+        if seq is not None:
+            db.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (seq,))
+        db.execute("COMMIT")
+        self.t_insert = _now()
+        counters = dict(db.execute("SELECT name, value FROM counters"))
+        refs = db.execute("SELECT refs FROM blobs WHERE address = ?", (blob.contentAddress,)).fetchone()[0]
+        top = max(db.execute("SELECT coalesce(max(seq), 0) FROM objects").fetchone()[0],
+                  db.execute("SELECT coalesce(max(seq), 0) FROM versions").fetchone()[0])
+        if not (objects == counters["objects"] and refs == objects + versions
+                and counters["logical_bytes"] == objects * blob.size and counters["live_bytes"] == blob.size
+                and counters["seq"] >= top):
+            raise BenchError("populated store is inconsistent: %d objects rows, %d version rows, counters %r, "
+                             "refs %d, greatest seq %d" % (objects, versions, counters, refs, top))
+        record_bytes = db.execute(
+            "SELECT avg(length(record) + length(key) + length(etag) + length(checksum_algorithms)) FROM objects"
+        ).fetchone()[0]
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
         db.close()
-    t_ck = _now()
-    os.sync()
-    t_end = _now()
-    db_bytes = sum(p.stat().st_size for p in path.parent.iterdir() if p.name.startswith(DATABASE_NAME))
-    return {
-        "body": body,
-        "seconds": t_end - t0,
-        "store_seconds": t_store - t0,
-        "insert_seconds": t_insert - t_store,
-        "checkpoint_seconds": t_ck - t_insert,
-        "sync_seconds": t_end - t_ck,
-        "db_bytes": db_bytes,
-        "avg_row_text_bytes": record_bytes,
-        "sample_record": objectRow(record(0))[-1],
-    }
+        self.db = None
+        t_ck = _now()
+        os.sync()
+        t_end = _now()
+        from fasterstore.metadata.sqlite import DATABASE_NAME
+
+        db_bytes = sum(p.stat().st_size for p in self.path.parent.iterdir() if p.name.startswith(DATABASE_NAME))
+        return {
+            "body": self.body,
+            "seconds": t_end - self.t0,
+            "store_seconds": self.t_store - self.t0,
+            "insert_seconds": self.t_insert - self.t_store,
+            "checkpoint_seconds": t_ck - self.t_insert,
+            "sync_seconds": t_end - t_ck,
+            "db_bytes": db_bytes,
+            "avg_row_text_bytes": record_bytes,
+            "objects_rows": objects,
+            "versions_rows": versions,
+        }
+
+    def close(self) -> None:
+        """After a failure: close whatever is open."""
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str, Any]:
+    """Write the blob and N object records (see the module docstring)."""
+    from fasterstore.metadata.sqlite import INSERT_OBJECT, objectRow
+
+    pop = Populator(data_dir)
+    try:
+        pop.bucket(BUCKET, owner)
+        created = pop.created
+        order = list(range(n))
+        rng.shuffle(order)
+
+        def record(i: int) -> Any:
+            return pop.evolve(pop.template, key=key_of(i), modified=created + rng.random() * 399 * 86400)
+
+        # The first object through the store's own write path (bucket check,
+        # blob row, blob_extents row, counters).
+        pop.put(record(order[0]))
+        pop.open_sql()
+        pop.insert(INSERT_OBJECT, (objectRow(record(i)) for i in order[1:]))
+        result = pop.finish()
+    finally:
+        pop.close()
+    if result["objects_rows"] != n:
+        raise BenchError("populated %d objects, not %d" % (result["objects_rows"], n))
+    result["sample_record"] = objectRow(record(0))[-3]
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -276,7 +378,7 @@ def populate(data_dir: Path, n: int, owner: str, rng: random.Random) -> Dict[str
 
 
 def spawn(run_dir: Path, data_dir: Path, port: int, access_key: str, secret_key: str,
-          no_fsync: bool) -> Server:
+          no_fsync: bool, extra: Iterable[str] = ()) -> Server:
     command = driver.twistd_command() + [
         "-n", "--pidfile=", "fasterstore",
         "--listen", "tcp:%d:interface=127.0.0.1" % (port,),
@@ -286,6 +388,7 @@ def spawn(run_dir: Path, data_dir: Path, port: int, access_key: str, secret_key:
     ]
     if no_fsync:
         command.append("--no-fsync")
+    command.extend(extra)
     env = dict(os.environ)
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in (venv_bin, env.get("PATH")) if p)

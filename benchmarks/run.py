@@ -41,6 +41,19 @@ Usage::
     python benchmarks/run.py --no-fsync         # the unsafe mode
     python benchmarks/run.py --no-moto          # FasterStore and the floor only
     python benchmarks/run.py --bare-only --quick  # test the harness alone
+    python benchmarks/run.py --no-moto --concurrency 64 --versioned-beside \
+        --operations PUT,OVERWRITE,GET,HEAD --rounds 5   # versioned beside unversioned
+
+``--versioned`` enables versioning on the bench bucket (FasterStore's and
+moto's) before the load. ``--versioned-beside`` instead adds a second
+FasterStore row: bucket ``benchv`` on the same server, versioning on,
+seeded and loaded like ``bench``; the summary gives versioned/unversioned
+ops/s and CPU per request, and how many objects and older versions each
+bucket holds after the load. ``--rounds N`` measures FasterStore's rows N
+times per operation and concurrency, alternating which runs first.
+``OVERWRITE`` is a PUT through the read set's URLs: every PUT replaces an
+object (on a versioned bucket, adds a version), and later GET/HEAD runs
+read keys with that many versions.
 
 Needs ``wrk`` (Debian package ``wrk``) and boto3 in the running interpreter,
 and, unless ``--no-moto``, ``moto[server]`` (moto plus flask, flask-cors,
@@ -80,7 +93,10 @@ BARE = HERE / "bare_server.py"
 
 OBJECT_SIZE = 4096
 BUCKET = "bench"
-OPERATIONS = ("PUT", "GET", "HEAD")
+VERSIONED_BUCKET = "benchv"  # --versioned-beside: the second bucket, versioning on
+# OVERWRITE: PUTs through the read set's URLs, so every PUT replaces an
+# object (on a versioned bucket: adds a version to a key that has some)
+OPERATIONS = ("PUT", "OVERWRITE", "GET", "HEAD")
 STOP_TIMEOUT = 45.0  # FasterStore gives in-flight requests 30 s by default
 
 
@@ -112,6 +128,25 @@ class Server:
         except OSError as e:
             return "(no log: %s)" % (e,)
         return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Target:
+    """
+    One row of the table: a server and the URL files it is sent.
+
+    ``key`` names its results in a table row (``fasterstore``,
+    ``versioned``, ``bare``, ``moto``); ``pool`` is the PUT key pool's next
+    start, shared by the targets that are sent the same PUT URLs; a
+    non-``strict`` target's problems are recorded, not fatal (moto).
+    """
+
+    key: str
+    server: Server
+    files: dict[str, Path]
+    pool: dict[str, Any]
+    label: str
+    strict: bool = True
 
 
 # --------------------------------------------------------------------------
@@ -402,20 +437,25 @@ def s3_client(endpoint: str, access_key: str, secret_key: str):  # type: ignore[
     )
 
 
-def presign(client, method: str, key: str) -> str:  # type: ignore[no-untyped-def]
+def presign(client, method: str, key: str, bucket: str = BUCKET,  # type: ignore[no-untyped-def]
+            version_id: str | None = None) -> str:
     """
-    One presigned SigV4 URL for ``method`` on ``BUCKET/key``.
+    One presigned SigV4 URL for ``method`` on ``bucket/key`` (``BUCKET`` by
+    default), of version ``version_id`` if given (GET and HEAD).
     """
     op = {"PUT": "put_object", "GET": "get_object", "HEAD": "head_object"}[method]
-    return str(client.generate_presigned_url(
-        op, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=3600, HttpMethod=method))
+    params = {"Bucket": bucket, "Key": key}
+    if version_id is not None:
+        params["VersionId"] = version_id
+    return str(client.generate_presigned_url(op, Params=params, ExpiresIn=3600, HttpMethod=method))
 
 
-def write_url_file(path: Path, client, method: str, keys: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def write_url_file(path: Path, client, method: str, keys: list[str],  # type: ignore[no-untyped-def]
+                   bucket: str = BUCKET) -> list[str]:
     """
-    Write ``METHOD URL`` lines, one per key; return the URLs.
+    Write ``METHOD URL`` lines, one per key of ``bucket``; return the URLs.
     """
-    urls = [presign(client, method, key) for key in keys]
+    urls = [presign(client, method, key, bucket) for key in keys]
     with open(path, "w") as f:
         for url in urls:
             f.write("%s %s\n" % (method, url))
@@ -775,20 +815,31 @@ def _cpu_us(result: dict[str, Any] | None) -> str:
     return "%.0f" % (result["cpu"]["server_cpu_us_per_op"],)
 
 
-def table(rows: list[dict[str, Any]], with_moto: bool = False) -> str:
+def table(rows: list[dict[str, Any]], with_moto: bool = False, with_versioned: bool = False) -> str:
     """
     The markdown results table; the moto columns only ``with_moto`` (without
-    them it is the table of the two-target driver, column for column). A
-    moto run that had problems is marked ``†`` (see ``moto_problem_lines``).
+    them it is the table of the two-target driver, column for column), the
+    versioned bucket's only ``with_versioned``. A moto run that had problems
+    is marked ``†`` (see ``moto_problem_lines``). With ``--rounds``, one line
+    per round (``#2``...); the floor and moto are in the first only.
     """
-    head = ("| operation | concurrency | FasterStore ops/s | p50 ms | p99 ms "
-            "| bare ops/s | p50 ms | p99 ms | FasterStore/bare ")
-    align = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    head = "| operation | concurrency | FasterStore ops/s | p50 ms | p99 ms "
+    align = "|---|---:|---:|---:|---:|"
+    if with_versioned:
+        head += "| versioned ops/s | p50 ms | p99 ms | versioned/unversioned "
+        align += "---:|---:|---:|---:|"
+    head += "| bare ops/s | p50 ms | p99 ms | FasterStore/bare "
+    align += "---:|---:|---:|---:|"
     if with_moto:
         head += "| moto ops/s | p50 ms | p99 ms | FasterStore/moto "
         align += "---:|---:|---:|---:|"
-    head += "| FasterStore CPU µs/op | bare CPU µs/op "
-    align += "---:|---:|"
+    head += "| FasterStore CPU µs/op "
+    align += "---:|"
+    if with_versioned:
+        head += "| versioned CPU µs/op "
+        align += "---:|"
+    head += "| bare CPU µs/op "
+    align += "---:|"
     if with_moto:
         head += "| moto CPU µs/op "
         align += "---:|"
@@ -798,21 +849,93 @@ def table(rows: list[dict[str, Any]], with_moto: bool = False) -> str:
 
     for row in rows:
         fs, bare, moto = row.get("fasterstore"), row.get("bare"), row.get("moto")
-        foreign = [r["cpu"]["foreign_cores"] for r in (fs, bare, moto) if r and r.get("cpu")]
-        cells = [row["operation"], "%d" % (row["concurrency"],),
-                 _ops(fs and fs["rps"]), _ms(fs and fs["p50_us"]), _ms(fs and fs["p99_us"]),
-                 _ops(bare and bare["rps"]), _ms(bare and bare["p50_us"]), _ms(bare and bare["p99_us"]),
-                 _ratio(fs, bare)]
+        ver = row.get("versioned")
+        foreign = [r["cpu"]["foreign_cores"] for r in (fs, ver, bare, moto) if r and r.get("cpu")]
+        op = row["operation"]
+        if row.get("round", 1) > 1:
+            op += " #%d" % (row["round"],)
+        cells = [op, "%d" % (row["concurrency"],),
+                 _ops(fs and fs["rps"]), _ms(fs and fs["p50_us"]), _ms(fs and fs["p99_us"])]
+        if with_versioned:
+            cells += [_ops(ver and ver["rps"]), _ms(ver and ver["p50_us"]), _ms(ver and ver["p99_us"]),
+                      _ratio(ver, fs)]
+        cells += [_ops(bare and bare["rps"]), _ms(bare and bare["p50_us"]), _ms(bare and bare["p99_us"]),
+                  _ratio(fs, bare)]
         if with_moto:
             mark = " †" if moto and moto.get("problems") else ""
             cells += [_ops(moto and moto["rps"]) + mark, _ms(moto and moto["p50_us"]),
                       _ms(moto and moto["p99_us"]), _ratio(fs, moto)]
-        cells += [_cpu_us(fs), _cpu_us(bare)]
+        cells.append(_cpu_us(fs))
+        if with_versioned:
+            cells.append(_cpu_us(ver))
+        cells.append(_cpu_us(bare))
         if with_moto:
             cells.append(_cpu_us(moto))
         cells.append("%.2f" % (max(foreign),) if foreign else "–")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def versions_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """
+    Per operation and concurrency, the versioned bucket's ops/s over the
+    unversioned one's: each round's ratio and their median, against the
+    issue's target (within 15%), as markdown table lines.
+    """
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("fasterstore") and row.get("versioned"):
+            groups.setdefault((row["operation"], row["concurrency"]), []).append(row)
+    if not groups:
+        return []
+    out = ["| operation | concurrency | unversioned ops/s, each round | versioned ops/s, each round "
+           "| versioned/unversioned, each round | median | p99 ms unversioned / versioned (medians) "
+           "| server CPU µs/op unversioned / versioned (medians) | CPU ratio | within 15% (median ops/s ratio) |",
+           "|---|---:|---|---|---|---:|---|---|---:|---|"]
+    for (op, c), rs in groups.items():
+        u = [r["fasterstore"]["rps"] for r in rs]
+        v = [r["versioned"]["rps"] for r in rs]
+        ratios = [b / a for a, b in zip(u, v) if a]
+        med = statistics.median(ratios) if ratios else float("nan")
+        p99u = statistics.median(r["fasterstore"]["p99_us"] for r in rs) / 1e3
+        p99v = statistics.median(r["versioned"]["p99_us"] for r in rs) / 1e3
+        cpu = [(r["fasterstore"]["cpu"]["server_cpu_us_per_op"], r["versioned"]["cpu"]["server_cpu_us_per_op"])
+               for r in rs]
+        cpu_u = statistics.median(a for a, _ in cpu if a)
+        cpu_v = statistics.median(b for _, b in cpu if b)
+        out.append("| %s | %d | %s | %s | %s | %.2f | %.2f / %.2f | %.0f / %.0f | %.2f | %s |" % (
+            op, c, ", ".join("%.0f" % x for x in u), ", ".join("%.0f" % x for x in v),
+            ", ".join("%.2f" % x for x in ratios), med, p99u, p99v, cpu_u, cpu_v, cpu_v / cpu_u,
+            "yes" if med >= 0.85 else "NO"))
+    return out
+
+
+def version_counts(data_dir: Path, buckets: list[str]) -> dict[str, dict[str, int]]:
+    """
+    What the metadata database holds per bucket: ``objects`` rows (each
+    key's latest version), ``versions`` rows (older versions and delete
+    markers), and the most versions one key has; read-only, beside the
+    running server (SQLite's WAL lets a reader in).
+    """
+    import sqlite3
+
+    path = data_dir / "meta" / "metadata.sqlite"
+    out: dict[str, dict[str, int]] = {}
+    db = sqlite3.connect("file:%s?mode=ro" % (path,), uri=True, timeout=30)
+    try:
+        for bucket in buckets:
+            objects = db.execute("SELECT count(*) FROM objects WHERE bucket = ?", (bucket,)).fetchone()[0]
+            older, markers = db.execute(
+                "SELECT count(*), coalesce(sum(delete_marker), 0) FROM versions WHERE bucket = ?",
+                (bucket,)).fetchone()
+            most = db.execute(
+                "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM versions "
+                "WHERE bucket = ? GROUP BY key)", (bucket,)).fetchone()[0]
+            out[bucket] = {"objects": objects, "older_versions": older, "delete_markers": markers,
+                           "most_older_versions_of_one_key": most}
+    finally:
+        db.close()
+    return out
 
 
 def moto_problem_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -934,8 +1057,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds to wait for /_fasterstore/health/ready (60)")
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra argument for the fasterstore plugin (repeatable)")
+    parser.add_argument("--versioned", action="store_true",
+                        help="enable versioning on the bench bucket (FasterStore's and moto's) "
+                             "before the load (boto3 put_bucket_versioning)")
+    parser.add_argument("--versioned-beside", action="store_true",
+                        help="measure a second FasterStore row in the same run: bucket %s on the "
+                             "same server, versioning enabled, seeded and loaded like the bench "
+                             "bucket, each run right after (or before) the unversioned one"
+                             % (VERSIONED_BUCKET,))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure FasterStore's rows this many times per operation and "
+                             "concurrency, alternating which of the two runs first; the floor "
+                             "and moto in the first round only (1)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk binary")
     args = parser.parse_args(argv)
+    if args.versioned and args.versioned_beside:
+        parser.error("--versioned and --versioned-beside: choose one (beside compares the "
+                     "unversioned bench bucket with a versioned one)")
+    if (args.versioned or args.versioned_beside) and args.bare_only:
+        parser.error("--versioned and --versioned-beside need FasterStore (not --bare-only)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.quick:
         if args.duration == 10.0:
             args.duration = 2.0
@@ -1022,29 +1164,60 @@ def main(argv: list[str] | None = None) -> int:
         client = s3_client(endpoint, access_key, secret_key)
         if fs:
             client.create_bucket(Bucket=BUCKET)
+            if args.versioned:
+                client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+            if args.versioned_beside:
+                client.create_bucket(Bucket=VERSIONED_BUCKET)
+                client.put_bucket_versioning(Bucket=VERSIONED_BUCKET,
+                                             VersioningConfiguration={"Status": "Enabled"})
+            for name in [BUCKET] + ([VERSIONED_BUCKET] if args.versioned_beside else []):
+                state = client.get_bucket_versioning(Bucket=name).get("Status", "never enabled")
+                print("FasterStore bucket %s: versioning %s" % (name, state))
         if moto:
-            # the only request moto gets that is signed for its own endpoint;
-            # it also loads moto's S3 backend before anything is timed
-            s3_client(moto.base_url, access_key, secret_key).create_bucket(Bucket=BUCKET)
+            # the only requests moto gets that are signed for its own endpoint;
+            # they also load moto's S3 backend before anything is timed
+            moto_client = s3_client(moto.base_url, access_key, secret_key)
+            moto_client.create_bucket(Bucket=BUCKET)
+            if args.versioned:
+                moto_client.put_bucket_versioning(Bucket=BUCKET,
+                                                  VersioningConfiguration={"Status": "Enabled"})
 
         t0 = time.monotonic()
         write_keys = ["w/%07d" % i for i in range(args.write_keys)]
         read_keys = ["r/%07d" % i for i in range(args.read_keys)]
-        files = {
-            "PUT": workdir / "put-urls.txt",
-            "GET": workdir / "get-urls.txt",
-            "HEAD": workdir / "head-urls.txt",
-        }
-        write_url_file(files["PUT"], client, "PUT", write_keys)
-        seed_put = write_url_file(workdir / "seed-put-urls.txt", client, "PUT", read_keys)
-        get_urls = write_url_file(files["GET"], client, "GET", read_keys)
-        head_urls = write_url_file(files["HEAD"], client, "HEAD", read_keys)
-        print("presigned %d URLs in %.1f s" % (len(write_keys) + 3 * len(read_keys), time.monotonic() - t0))
+
+        def url_files(bucket: str, suffix: str) -> tuple[dict[str, Path], list[str], list[str], list[str]]:
+            files = {
+                "PUT": workdir / ("put-urls%s.txt" % suffix),
+                "GET": workdir / ("get-urls%s.txt" % suffix),
+                "HEAD": workdir / ("head-urls%s.txt" % suffix),
+                # OVERWRITE: PUTs through the read set's URLs, each replacing an object
+                "OVERWRITE": workdir / ("seed-put-urls%s.txt" % suffix),
+            }
+            write_url_file(files["PUT"], client, "PUT", write_keys, bucket)
+            seed_put = write_url_file(files["OVERWRITE"], client, "PUT", read_keys, bucket)
+            get_urls = write_url_file(files["GET"], client, "GET", read_keys, bucket)
+            head_urls = write_url_file(files["HEAD"], client, "HEAD", read_keys, bucket)
+            return files, seed_put, get_urls, head_urls
+
+        files, seed_put, get_urls, head_urls = url_files(BUCKET, "")
+        presigned = len(write_keys) + 3 * len(read_keys)
+        vfiles: dict[str, Path] = {}
+        if fs and args.versioned_beside:
+            vfiles, vseed_put, vget_urls, vhead_urls = url_files(VERSIONED_BUCKET, "-versioned")
+            presigned *= 2
+        print("presigned %d URLs in %.1f s" % (presigned, time.monotonic() - t0))
         if fs:
             seeded = seed(fs.port, seed_put, get_urls, head_urls, deadline=time.monotonic() + 300)
             report["seed"] = seeded
             print("seeded %d objects with 16 Python clients in %.1f s (%.0f PUT/s); sample read back identical"
                   % (seeded["objects"], seeded["seconds"], seeded["ops_per_s"]))
+            if vfiles:
+                seeded = seed(fs.port, vseed_put, vget_urls, vhead_urls, deadline=time.monotonic() + 300)
+                report["seed_versioned"] = seeded
+                print("seeded the same %d keys in versioned bucket %s in %.1f s (%.0f PUT/s); sample read "
+                      "back identical" % (seeded["objects"], VERSIONED_BUCKET, seeded["seconds"],
+                                          seeded["ops_per_s"]))
         if moto:
             # moto checks no signature and takes a 127.0.0.1:PORT Host as
             # path-style, so the URLs signed for FasterStore serve it as they are
@@ -1065,91 +1238,106 @@ def main(argv: list[str] | None = None) -> int:
         # shorter than the run is what makes wrk report a stuck connection.
         read_timeout = max(0.5, min(5.0, args.duration / 2))
         put_timeout = 30.0
-        put_start = 0           # FasterStore's and the floor's PUT runs
-        moto_put_start = 0      # moto's own: it completes a different number of PUTs
-        wrapped = False
-        moto_wrapped = False
+        # What each row measures. FasterStore's and the floor's PUT runs share
+        # one start (the floor gets the same request bytes); the versioned
+        # bucket and moto keep their own (different URLs, different counts).
+        pools: dict[str, dict[str, Any]] = {"fs": {"start": 0, "wrapped": False},
+                                            "versioned": {"start": 0, "wrapped": False},
+                                            "moto": {"start": 0, "wrapped": False}}
+        targets: list[Target] = []
+        if fs:
+            targets.append(Target("fasterstore", fs, files, pools["fs"], "fasterstore"))
+            if vfiles:
+                targets.append(Target("versioned", fs, vfiles, pools["versioned"], "fasterstore-versioned"))
+        targets.append(Target("bare", bare, files, pools["fs"], "bare"))
+        if moto:
+            targets.append(Target("moto", moto, files, pools["moto"], "moto", strict=False))
         busiest_foreign = 0.0
         for op in args.operation_list:
+            method = "PUT" if op == "OVERWRITE" else op
             for c in args.concurrency_list:
-                row: dict[str, Any] = {"operation": op, "concurrency": c}
-                targets = ([fs] if fs else []) + [bare] + ([moto] if moto else [])
-                for target in targets:
-                    label = "%s-%s-c%d" % (target.name, op, c)
-                    if op != "PUT":
-                        start = 0
-                    elif target is moto:
-                        start = moto_put_start
-                    else:
-                        start = put_start
-                    metrics_before = (metrics_sums(fetch_metrics(target.port))
-                                      if target is fs else {})
-                    cpu_before = cpu_snapshot(servers)
-                    t_run = time.monotonic()
-                    if target is moto and target.proc.poll() is not None:
-                        # a weak peer does not stop the benchmark: say so in its row
-                        result = failed_run(["moto is not running (exit status %s; log: %s)"
-                                             % (target.proc.returncode, target.log_path)])
-                    else:
-                        result = run_wrk(args.wrk, target, files[op], c, args.threads,
-                                         args.duration, start, body_mode, workdir, label,
-                                         timeout=put_timeout if op == "PUT" else read_timeout,
-                                         preload=head_shim if op == "HEAD" else None,
-                                         strict=target is not moto)
-                    cpu = cpu_delta(cpu_before, cpu_snapshot(servers),
-                                    time.monotonic() - t_run, target.name)
-                    cpu["server_cpu_us_per_op"] = (
-                        cpu["server_cpu_s"] * 1e6 / result["requests"]
-                        if result["requests"] else None)
-                    result["cpu"] = cpu
-                    busiest_foreign = max(busiest_foreign, cpu["foreign_cores"])
-                    extra = ""
-                    if target is fs:
-                        result["metrics"] = metrics_delta_text(
-                            metrics_before, metrics_sums(fetch_metrics(target.port)))
-                        for name, m in sorted(result["metrics"].items()):
-                            short = name.replace("fasterstore_", "")
-                            mean = ("%.2f ms" % (m["mean"] * 1e3) if name.endswith("seconds")
-                                    else "%.1f" % (m["mean"],))
-                            extra += "\n    %s: %d observations, mean %s" % (short, m["count"], mean)
-                    if result.get("problems"):
-                        extra += "\n    PROBLEMS (recorded, not fatal for moto): %s" % (
-                            "; ".join(result["problems"]),)
-                        for sample in result["samples"][:3]:
-                            extra += "\n      " + " ".join(sample.split())[:200]
-                    row[target.name] = result
-                    print("%-24s %8s ops/s  p50 %7s ms  p99 %7s ms  (%d requests)  "
-                          "cores: server %.2f wrk %.2f other %.2f; server CPU %s us/op (%.0f%% kernel)"
-                          % (label, _ops(result["rps"]), _ms(result["p50_us"]),
-                             _ms(result["p99_us"]), result["requests"],
-                             cpu["server_cores"], cpu["wrk_cores"], cpu["foreign_cores"],
-                             _cpu_us(result), 100 * cpu["server_system_share"])
-                          + extra)
-                    sys.stdout.flush()
-                    if target is fs and op == "PUT":
-                        # next PUT run starts on keys this one did not touch
-                        put_start += result["requests"] + 2 * c + 2
-                        if put_start >= args.write_keys:
-                            wrapped = True
-                    if target is moto and op == "PUT":
-                        # the same for moto; timed-out and reset requests were sent too
-                        moto_put_start += (result["requests"] + 2 * c + 2
-                                           + sum(result["socket_errors"].values()))
-                        if moto_put_start >= args.write_keys:
-                            moto_wrapped = True
-                    time.sleep(0.5)
-                report["rows"].append(row)
+                for rnd in range(args.rounds):
+                    row: dict[str, Any] = {"operation": op, "concurrency": c, "round": rnd + 1}
+                    ours = [t for t in targets if t.server is fs]
+                    if rnd % 2:
+                        ours.reverse()  # alternate which FasterStore row runs first
+                    # the floor and moto: in the first round only
+                    todo = ours + ([t for t in targets if t.server is not fs] if rnd == 0 else [])
+                    for target in todo:
+                        label = "%s-%s-c%d" % (target.label, op, c)
+                        if args.rounds > 1:
+                            label += "-r%d" % (rnd + 1,)
+                        start = target.pool["start"] if op == "PUT" else 0
+                        metrics_before = (metrics_sums(fetch_metrics(fs.port))
+                                          if fs and target.server is fs else {})
+                        cpu_before = cpu_snapshot(servers)
+                        t_run = time.monotonic()
+                        if not target.strict and target.server.proc.poll() is not None:
+                            # a weak peer does not stop the benchmark: say so in its row
+                            result = failed_run(["%s is not running (exit status %s; log: %s)"
+                                                 % (target.server.name, target.server.proc.returncode,
+                                                    target.server.log_path)])
+                        else:
+                            result = run_wrk(args.wrk, target.server, target.files[op], c, args.threads,
+                                             args.duration, start, body_mode, workdir, label,
+                                             timeout=put_timeout if method == "PUT" else read_timeout,
+                                             preload=head_shim if op == "HEAD" else None,
+                                             strict=target.strict)
+                        cpu: dict[str, Any] = cpu_delta(cpu_before, cpu_snapshot(servers),
+                                                        time.monotonic() - t_run, target.server.name)
+                        cpu["server_cpu_us_per_op"] = (
+                            cpu["server_cpu_s"] * 1e6 / result["requests"]
+                            if result["requests"] else None)
+                        result["cpu"] = cpu
+                        busiest_foreign = max(busiest_foreign, cpu["foreign_cores"])
+                        extra = ""
+                        if metrics_before:
+                            assert fs is not None
+                            result["metrics"] = metrics_delta_text(
+                                metrics_before, metrics_sums(fetch_metrics(fs.port)))
+                            for name, m in sorted(result["metrics"].items()):
+                                short = name.replace("fasterstore_", "")
+                                mean = ("%.2f ms" % (m["mean"] * 1e3) if name.endswith("seconds")
+                                        else "%.1f" % (m["mean"],))
+                                extra += "\n    %s: %d observations, mean %s" % (short, m["count"], mean)
+                        if result.get("problems"):
+                            extra += "\n    PROBLEMS (recorded, not fatal for moto): %s" % (
+                                "; ".join(result["problems"]),)
+                            for sample in result["samples"][:3]:
+                                extra += "\n      " + " ".join(sample.split())[:200]
+                        row[target.key] = result
+                        print("%-24s %8s ops/s  p50 %7s ms  p99 %7s ms  (%d requests)  "
+                              "cores: server %.2f wrk %.2f other %.2f; server CPU %s us/op (%.0f%% kernel)"
+                              % (label, _ops(result["rps"]), _ms(result["p50_us"]),
+                                 _ms(result["p99_us"]), result["requests"],
+                                 cpu["server_cores"], cpu["wrk_cores"], cpu["foreign_cores"],
+                                 _cpu_us(result), 100 * cpu["server_system_share"])
+                              + extra)
+                        sys.stdout.flush()
+                        if op == "PUT" and target.key != "bare":
+                            # the next PUT run of this pool starts on keys this one did not
+                            # touch; timed-out and reset requests (moto) were sent too
+                            target.pool["start"] += (result["requests"] + 2 * c + 2
+                                                     + sum(result["socket_errors"].values()))
+                            if target.pool["start"] >= args.write_keys:
+                                target.pool["wrapped"] = True
+                        time.sleep(0.5)
+                    report["rows"].append(row)
 
         report["busiest_foreign_cores"] = busiest_foreign
         if busiest_foreign > 0.2:
             report["notes"].append(
                 "WARNING: other processes used up to %.2f cores during a run: the machine "
                 "was not quiet, numbers are noisy" % (busiest_foreign,))
-        if wrapped:
+        if pools["fs"]["wrapped"]:
             report["notes"].append(
                 "the PUT key pool (%d keys) was used up: later PUTs overwrote existing keys; "
                 "raise --write-keys" % (args.write_keys,))
-        if moto_wrapped:
+        if pools["versioned"]["wrapped"]:
+            report["notes"].append(
+                "the versioned bucket's PUT key pool (%d keys) was used up: later PUTs added "
+                "versions to existing keys; raise --write-keys" % (args.write_keys,))
+        if pools["moto"]["wrapped"]:
             report["notes"].append(
                 "moto used up the PUT key pool (%d keys): its later PUTs overwrote existing "
                 "keys; raise --write-keys" % (args.write_keys,))
@@ -1159,6 +1347,9 @@ def main(argv: list[str] | None = None) -> int:
                 "%d moto run(s) had problems (marked †): their figures are not a clean "
                 "measurement of moto; FasterStore's and the floor's runs were all valid"
                 % (len(moto_problems),))
+        if fs and (args.versioned or vfiles):
+            buckets = [BUCKET] + ([VERSIONED_BUCKET] if vfiles else [])
+            report["version_counts"] = version_counts(data_dir, buckets)
         if fs:
             metrics = fetch_metrics(fs.port)
             if metrics is None:
@@ -1169,11 +1360,32 @@ def main(argv: list[str] | None = None) -> int:
 
         mode = "fsync OFF (--no-fsync, unsafe)" if args.no_fsync else "fsync ON (default)"
         print()
-        print("## Results: 4 KiB objects, %s, wrk -t%d (capped at c) -d%gs, %s PUT bodies"
-              % (mode, args.threads, args.duration, body_mode))
+        versioning = ""
+        if args.versioned:
+            versioning = ", bucket %s versioned" % (BUCKET,)
+        elif vfiles:
+            versioning = ", bucket %s unversioned beside %s versioned (same server)" % (
+                BUCKET, VERSIONED_BUCKET)
+        print("## Results: 4 KiB objects, %s, wrk -t%d (capped at c) -d%gs, %s PUT bodies%s%s"
+              % (mode, args.threads, args.duration, body_mode, versioning,
+                 ", %d rounds" % (args.rounds,) if args.rounds > 1 else ""))
         print()
-        print(table(report["rows"], with_moto=moto is not None))
+        print(table(report["rows"], with_moto=moto is not None, with_versioned=bool(vfiles)))
         print()
+        summary = versions_summary(report["rows"])
+        if summary:
+            print("Versioned bucket against unversioned, same server, same run:")
+            print()
+            for line in summary:
+                print(line)
+            print()
+        for bucket, counts in sorted(report.get("version_counts", {}).items()):
+            print("bucket %s after the load: %d objects (latest versions), %d older versions, "
+                  "%d delete markers; at most %d older versions on one key"
+                  % (bucket, counts["objects"], counts["older_versions"], counts["delete_markers"],
+                     counts["most_older_versions_of_one_key"]))
+        if report.get("version_counts"):
+            print()
         for line in moto_problem_lines(report["rows"]):
             print(line)
         if moto:
