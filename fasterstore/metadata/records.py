@@ -30,29 +30,27 @@ COMPLIANCE = "COMPLIANCE"
 #: How the null version's id is spelled on the wire (L{ObjectRecord.versionId} C{None}).
 NULL_VERSION_ID = "null"
 
-#: Version ids are the store's commit sequence number in this many base-32
-#: digits (L{versionIdOf}): unique in the store, and ordered as the writes
-#: committed, so the latest version of a key is the one with the greatest id.
-_VERSION_DIGITS = 13
-_VERSION_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+#: Version ids are the store's commit sequence number in this many
+#: lower-case hex digits (L{versionIdOf}): unique in the store, and ordered
+#: as the writes committed, so the latest version of a key is the one with
+#: the greatest id.  (Formatted in C: a ListObjectVersions page makes a
+#: thousand of them.)
+_VERSION_DIGITS = 16
+_VERSION_ALPHABET = "0123456789abcdef"
 
 
 def versionIdOf(seq: int) -> str:
     """The version id of the write the store numbered C{seq}."""
-    digits = []
-    for _ in range(_VERSION_DIGITS):
-        seq, digit = divmod(seq, 32)
-        digits.append(_VERSION_ALPHABET[digit])
-    if seq:
+    if not 0 <= seq < 1 << 64:
         raise ValueError("sequence number out of range")
-    return "".join(reversed(digits))
+    return "%016x" % seq
 
 
 def seqOf(versionId: str) -> Optional[int]:
     """The sequence number a version id names; C{None} if it is not one L{versionIdOf} makes."""
     if len(versionId) != _VERSION_DIGITS or versionId.strip(_VERSION_ALPHABET):
         return None
-    return int(versionId, 32)
+    return int(versionId, 16)
 
 
 def _pairs(items: Iterable[Sequence[str]]) -> Pairs:
