@@ -1614,6 +1614,7 @@ def _listVersions(
     versions: List[VersionSummary] = []
     prefixes: List[str] = []
     lastKey = lastId = ""
+    previous: Optional[str] = None
     for entry in page.entries:
         if isinstance(entry, str):
             prefixes.append(entry)
@@ -1621,7 +1622,18 @@ def _listVersions(
             continue
         key, seq, nullVersion, marker, size, etag, modified, algorithms, checksumType, since, isCurrent = entry
         versionId = None if nullVersion else versionIdOf(seq)
-        latest = bool(isCurrent) or (bool(marker) and _isLatestMarker(db, bucket, key, seq))
+        # A key's first row in the walk is its newest, so its latest version,
+        # unless the walk started inside the key (after a version marker,
+        # which may have been removed since: ask).
+        if isCurrent:
+            latest = True
+        elif not marker or key == previous:
+            latest = False
+        elif first is not None and key == keyMarker:
+            latest = _isLatestMarker(db, bucket, key, seq)
+        else:
+            latest = True
+        previous = key
         versions.append(VersionSummary(
             key, versionId, latest, bool(marker), size, etag, modified,
             tuple(algorithms.split(",")) if algorithms else (), checksumType, since,

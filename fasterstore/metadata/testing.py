@@ -672,6 +672,7 @@ class MetadataStoreBehaviour(_Base):
         """
         self.settle()
         found: List[ObjectRecord] = []
+        latest: Dict[str, List[bool]] = {}
         keyMarker = versionIdMarker = ""
         while True:
             page = self.successResultOf(store.listVersions(
@@ -688,9 +689,12 @@ class MetadataStoreBehaviour(_Base):
                     current = self.successResultOf(store.getObject(bucketName, v.key))
                     self.assertEqual(current, None if got.deleteMarker else got)
                 found.append(got)
+                latest.setdefault(v.key, []).append(v.isLatest)
             if not page.isTruncated:
                 break
             keyMarker, versionIdMarker = page.nextKeyMarker, page.nextVersionIdMarker
+        for key, flags in latest.items():
+            self.assertEqual(flags, [True] + [False] * (len(flags) - 1), key)  # the newest, and only it
         return found
 
     def tryReopen(self, store: IMetadataStore) -> Optional[IMetadataStore]:
@@ -1560,6 +1564,26 @@ class MetadataStoreBehaviour(_Base):
         truncated = self.successResultOf(store.listVersions("b", maxKeys=2))
         self.assertEqual((truncated.isTruncated, truncated.nextKeyMarker, truncated.nextVersionIdMarker),
                          (True, "a", ids[0]))
+
+    def test_latestAcrossPages(self) -> None:
+        """
+        Only a key's newest version is latest, on whatever page it falls:
+        two delete markers over an object, listed one entry a page, show
+        the newer marker alone as latest, also once it is removed between
+        pages.
+        """
+        store = self.versioned()
+        self.put(store, "k", b"data")
+        self.result(store.deleteObject("b", "k"))
+        newest = self.result(store.deleteObject("b", "k"))
+        assert newest is not None
+        self.assertEqual(len(self.allVersions(store, "b", maxKeys=1)), 3)  # it checks the flags
+        first = self.successResultOf(store.listVersions("b", maxKeys=1))
+        self.assertEqual([v.isLatest for v in first.versions], [True])
+        self.result(store.deleteObject("b", "k", versionId=newest.wireVersionId))
+        rest = self.successResultOf(store.listVersions("b", keyMarker=first.nextKeyMarker,
+                                                       versionIdMarker=first.nextVersionIdMarker))
+        self.assertEqual([(v.deleteMarker, v.isLatest) for v in rest.versions], [(True, True), (False, False)])
 
     def test_listVersionsDelimiter(self) -> None:
         """Versions roll into common prefixes like keys; a page ending on one names it as the key marker."""
