@@ -740,7 +740,13 @@ class _Transaction:
             if _readCurrent(self.db, record.bucket, record.key) is not None:
                 return
         newest = _readOlder(self.db, record.bucket, record.key, " ORDER BY seq DESC LIMIT 1")
-        if newest is not None and not newest.record.deleteMarker:
+        if newest is not None and newest.record.deleteMarker:
+            # A delete marker is the latest again: no longer noncurrent.
+            self.db.execute(
+                "UPDATE versions SET noncurrent_since = 0 WHERE bucket = ? AND key = ? AND seq = ?",
+                (record.bucket, record.key, newest.seq),
+            )
+        elif newest is not None:
             self.db.execute(
                 "DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (record.bucket, record.key, newest.seq)
             )

@@ -1502,6 +1502,14 @@ class MetadataStoreBehaviour(_Base):
         self.result(store.deleteObject("b", "k", versionId=marker.wireVersionId))
         since = {v.versionId: v.noncurrentSince for v in self.successResultOf(store.listVersions("b")).versions}
         self.assertEqual(since, {three.versionId: 0.0, one.versionId: 200.0})
+        # A marker made latest again (the version above it removed) is not noncurrent.
+        again = self.result(store.deleteObject("b", "k", modified=400.0))
+        assert again is not None
+        blob = written(b"five", 1, self.freshOffset())
+        five = self.result(store.putObject(attrs.evolve(record("b", "k", blob), modified=500.0), blob))
+        self.result(store.deleteObject("b", "k", versionId=five.wireVersionId))
+        since = {v.versionId: v.noncurrentSince for v in self.successResultOf(store.listVersions("b")).versions}
+        self.assertEqual(since[again.versionId], 0.0)
 
     def test_lockFieldsKept(self) -> None:
         """
