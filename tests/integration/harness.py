@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import http.client
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -1000,3 +1001,72 @@ def md5b64(data: bytes) -> str:
 def quotedMD5(data: bytes) -> str:
     """The single-PUT ETag of C{data}."""
     return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+class AwsCliMixin:
+    """
+    Runs the aws cli (C{aws}, the venv's) against C{self.server}, with a
+    config and credentials of its own in a temporary home, path-style
+    addressing, and no retries (a failure shows at once).  Call
+    L{setUpAwsCli} in C{setUp}, once C{self.server} is set.
+    """
+
+    server: Server
+
+    def setUpAwsCli(self, region: Optional[str] = None) -> None:
+        case = self
+        assert isinstance(case, SynchronousTestCase)
+        self.aws = requireTool("aws", nextToPython=True)
+        self.home = os.path.abspath(case.mktemp())
+        os.makedirs(self.home)
+        config = os.path.join(self.home, "config")
+        credentials = os.path.join(self.home, "credentials")
+        with open(config, "w") as f:
+            f.write(f"[default]\nregion = {region or self.server.region}\noutput = json\n"
+                    "s3 =\n    addressing_style = path\n")
+        with open(credentials, "w") as f:
+            f.write(
+                f"[default]\naws_access_key_id = {self.server.accessKey}\n"
+                f"aws_secret_access_key = {self.server.secretKey}\n"
+            )
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHONPATH", "PYTHONHOME"))}
+        self.env.update({
+            "AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": credentials,
+            "AWS_EC2_METADATA_DISABLED": "true", "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1",
+            "HOME": self.home,
+        })
+
+    def run_aws(self, *args: str, check: bool = True, endpoint: bool = True) -> subprocess.CompletedProcess:
+        """Run C{aws ARGS} (against the server unless not C{endpoint}); a failure fails the test if C{check}."""
+        command = [self.aws] + (["--endpoint-url", self.server.endpoint] if endpoint else []) + list(args)
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise FailTest(f"{' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    def json(self, *args: str) -> Dict:
+        """What C{aws ARGS} printed, parsed ({} for nothing)."""
+        out = self.run_aws(*args).stdout
+        return json.loads(out) if out.strip() else {}
+
+    def file(self, name: str, data: bytes) -> str:
+        """A file of the cli's home holding C{data}, for arguments such as C{--body}."""
+        path = os.path.join(self.home, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def read(self, path: str) -> bytes:
+        """What a file holds (one the cli wrote)."""
+        with open(path, "rb") as f:
+            return f.read()
+
+    def assertFails(self, *args: str, expect: str) -> subprocess.CompletedProcess:
+        """C{aws ARGS} fails, saying C{expect}."""
+        result = self.run_aws(*args, check=False)
+        if result.returncode == 0:
+            raise FailTest(f"{args} succeeded: {result.stdout}")
+        if expect not in result.stderr:
+            raise FailTest(f"{expect!r} not in {result.stderr!r}")
+        return result

@@ -19,76 +19,25 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import time
 from typing import Dict, List
 from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
-from tests.integration.harness import ServerTestCase, checksumOf, quotedMD5, requireTool, writeTree
+from tests.integration.harness import AwsCliMixin, ServerTestCase, checksumOf, quotedMD5, writeTree
 
 REGION = "eu-central-1"
 
 
-class AwsCliCase(ServerTestCase):
+class AwsCliCase(AwsCliMixin, ServerTestCase):
     """Runs C{aws} with a config of its own in the temp dir."""
 
     serverOptions = {"region": REGION}
 
     def setUp(self) -> None:
-        self.aws = requireTool("aws", nextToPython=True)
         self.server = self.sharedServer()
-        self.home = os.path.abspath(self.mktemp())
-        os.makedirs(self.home)
-        config = os.path.join(self.home, "config")
-        credentials = os.path.join(self.home, "credentials")
-        with open(config, "w") as f:
-            f.write(f"[default]\nregion = {REGION}\noutput = json\ns3 =\n    addressing_style = path\n")
-        with open(credentials, "w") as f:
-            f.write(
-                f"[default]\naws_access_key_id = {self.server.accessKey}\n"
-                f"aws_secret_access_key = {self.server.secretKey}\n"
-            )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHONPATH", "PYTHONHOME"))}
-        self.env.update(
-            {
-                "AWS_CONFIG_FILE": config,
-                "AWS_SHARED_CREDENTIALS_FILE": credentials,
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_RETRY_MODE": "standard",
-                "AWS_MAX_ATTEMPTS": "1",
-                "HOME": self.home,
-            }
-        )
-
-    def run_aws(self, *args: str, check: bool = True, endpoint: bool = True) -> subprocess.CompletedProcess:
-        command = [self.aws] + (["--endpoint-url", self.server.endpoint] if endpoint else []) + list(args)
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            self.fail(f"{' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
-        return result
-
-    def json(self, *args: str) -> Dict:
-        out = self.run_aws(*args).stdout
-        return json.loads(out) if out.strip() else {}
-
-    def assertFails(self, *args: str, expect: str) -> subprocess.CompletedProcess:
-        result = self.run_aws(*args, check=False)
-        self.assertNotEqual(result.returncode, 0, f"{args} succeeded: {result.stdout}")
-        self.assertIn(expect, result.stderr, result.stderr)
-        return result
-
-    def file(self, name: str, data: bytes) -> str:
-        path = os.path.join(self.home, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
-
-    def read(self, path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
+        self.setUpAwsCli(REGION)
 
 
 class S3ApiTests(AwsCliCase):

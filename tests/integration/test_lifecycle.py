@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from typing import Any, Dict, List
 
-from tests.integration.harness import REGION, Server, ServerTestCase, requireTool, waitFor
+from tests.integration.harness import REGION, AwsCliMixin, Server, ServerTestCase, waitFor
 
 DAY = 86400
 
@@ -105,32 +104,15 @@ class Boto3LifecycleTests(LifecycleCase):
         return rawRequest(self.server, "GET", "/_fasterstore/metrics", sign=False).body.decode()
 
 
-class AwsCliLifecycleTests(LifecycleCase):
+class AwsCliLifecycleTests(AwsCliMixin, LifecycleCase):
     """Noncurrent versions and expired delete markers, with ``aws s3api``."""
 
     def setUp(self) -> None:
-        self.aws = requireTool("aws", nextToPython=True)
         super().setUp()
-        self.home = os.path.abspath(self.mktemp())
-        os.makedirs(self.home)
-        config = os.path.join(self.home, "config")
-        credentials = os.path.join(self.home, "credentials")
-        with open(config, "w") as f:
-            f.write(f"[default]\nregion = {REGION}\noutput = json\ns3 =\n    addressing_style = path\n")
-        with open(credentials, "w") as f:
-            f.write(f"[default]\naws_access_key_id = {self.server.accessKey}\naws_secret_access_key = {self.server.secretKey}\n")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHONPATH", "PYTHONHOME"))}
-        self.env.update({
-            "AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": credentials, "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1", "HOME": self.home,
-        })
+        self.setUpAwsCli(REGION)
 
     def s3api(self, *args: str) -> Dict[str, Any]:
-        command = [self.aws, "--endpoint-url", self.server.endpoint, "s3api"] + list(args)
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            self.fail(f"{' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
-        return json.loads(result.stdout) if result.stdout.strip() else {}
+        return self.json("s3api", *args)
 
     def versions(self, bucket: str) -> List[Any]:
         listed = self.s3api("list-object-versions", "--bucket", bucket)

@@ -13,14 +13,12 @@ Fixture: tests/integration/harness.py.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
 from typing import Any, Dict, List, Tuple
 
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import ServerTestCase, requireTool
+from tests.integration.harness import AwsCliMixin, ServerTestCase
 
 #: One listing entry: key, version id, whether it is the latest.
 Entry = Tuple[str, str, bool]
@@ -124,46 +122,12 @@ class Boto3VersioningTests(ServerTestCase):
         self.assertEqual(len(walkVersions(s3, bucket, 1000)[0]), 3)
 
 
-class AwsCliVersioningTests(ServerTestCase):
+class AwsCliVersioningTests(AwsCliMixin, ServerTestCase):
     """``aws s3api`` versioning commands."""
 
     def setUp(self) -> None:
-        self.aws = requireTool("aws", nextToPython=True)
         self.server = self.sharedServer()
-        self.home = os.path.abspath(self.mktemp())
-        os.makedirs(self.home)
-        config = os.path.join(self.home, "config")
-        credentials = os.path.join(self.home, "credentials")
-        with open(config, "w") as f:
-            f.write(f"[default]\nregion = {self.server.region}\noutput = json\ns3 =\n    addressing_style = path\n")
-        with open(credentials, "w") as f:
-            f.write(
-                f"[default]\naws_access_key_id = {self.server.accessKey}\n"
-                f"aws_secret_access_key = {self.server.secretKey}\n"
-            )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHONPATH", "PYTHONHOME"))}
-        self.env.update({
-            "AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": credentials,
-            "AWS_EC2_METADATA_DISABLED": "true", "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1",
-            "HOME": self.home,
-        })
-
-    def run_aws(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        command = [self.aws, "--endpoint-url", self.server.endpoint] + list(args)
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            self.fail(f"{' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
-        return result
-
-    def json(self, *args: str) -> Dict[str, Any]:
-        out = self.run_aws(*args).stdout
-        return json.loads(out) if out.strip() else {}
-
-    def file(self, name: str, data: bytes) -> str:
-        path = os.path.join(self.home, name)
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
+        self.setUpAwsCli()
 
     def test_s3api(self) -> None:
         """put/get-bucket-versioning, versions by put-object, list-object-versions, get-object and delete-object by id."""

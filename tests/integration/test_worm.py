@@ -16,13 +16,12 @@ import datetime
 import hashlib
 import json
 import os
-import subprocess
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from tests.integration.harness import Server, ServerTestCase, requireTool
+from tests.integration.harness import AwsCliMixin, Server, ServerTestCase
 
 #: The default retention the scenario sets, in days.
 DAYS = 2
@@ -129,45 +128,12 @@ class Boto3WormTests(ServerTestCase):
         self.assertEqual([v["Key"] for v in s3.list_object_versions(Bucket=bucket).get("Versions", [])], [])
 
 
-class AwsCliWormTests(ServerTestCase):
+class AwsCliWormTests(AwsCliMixin, ServerTestCase):
     """The WORM recipe of docs/versioning.md, with ``aws s3api``, across a kill -9."""
 
     def setUp(self) -> None:
-        self.aws = requireTool("aws", nextToPython=True)
         self.server: Server = self.privateServer()
-        self.home = os.path.abspath(self.mktemp())
-        os.makedirs(self.home)
-        config = os.path.join(self.home, "config")
-        credentials = os.path.join(self.home, "credentials")
-        with open(config, "w") as f:
-            f.write(f"[default]\nregion = {self.server.region}\noutput = json\ns3 =\n    addressing_style = path\n")
-        with open(credentials, "w") as f:
-            f.write(
-                f"[default]\naws_access_key_id = {self.server.accessKey}\n"
-                f"aws_secret_access_key = {self.server.secretKey}\n"
-            )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHONPATH", "PYTHONHOME"))}
-        self.env.update({
-            "AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": credentials,
-            "AWS_EC2_METADATA_DISABLED": "true", "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1",
-            "HOME": self.home,
-        })
-
-    def run_aws(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        command = [self.aws, "--endpoint-url", self.server.endpoint] + list(args)
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            self.fail(f"{' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
-        return result
-
-    def json(self, *args: str) -> Dict[str, Any]:
-        out = self.run_aws(*args).stdout
-        return json.loads(out) if out.strip() else {}
-
-    def assertFails(self, *args: str, expect: str) -> None:
-        result = self.run_aws(*args, check=False)
-        self.assertNotEqual(result.returncode, 0, f"{args} succeeded: {result.stdout}")
-        self.assertIn(expect, result.stderr, result.stderr)
+        self.setUpAwsCli()
 
     def refusals(self, bucket: str, versionId: str, until: str) -> None:
         """The cli cannot delete, shorten, remove or soften the retention, nor suspend versioning."""
