@@ -1078,6 +1078,7 @@ class SQLiteMetadataStore:
         precondition: Optional[ObjectPrecondition] = None,
         versionId: Optional[str] = None,
         modified: float = 0.0,
+        keepLatest: bool = False,
     ) -> "Deferred[Optional[ObjectRecord]]":
         def apply(tx: _Transaction) -> Optional[ObjectRecord]:
             state = tx.requireBucket(bucket)
@@ -1087,6 +1088,10 @@ class SQLiteMetadataStore:
                     precondition(None if found is None else found.record)
                 if found is None:
                     return None
+                if keepLatest:
+                    latest = tx.version(bucket, key, None)
+                    if latest is not None and latest.seq == found.seq:
+                        return None
                 tx.removeVersion(found)
                 return found.record
             current = tx.object(bucket, key)

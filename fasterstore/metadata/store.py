@@ -307,6 +307,7 @@ class IMetadataStore(Interface):
         precondition: Optional[ObjectPrecondition] = None,
         versionId: Optional[str] = None,
         modified: float = 0.0,
+        keepLatest: bool = False,
     ) -> "Deferred[Optional[ObjectRecord]]":
         """
         Delete an object, or one version of it.
@@ -324,7 +325,10 @@ class IMetadataStore(Interface):
         when nothing else references them); if it was the latest, the next
         newest becomes the latest.  C{precondition} sees that version (a
         delete marker included); fires with it, or C{None} if there was no
-        such version (a success, as in S3).
+        such version (a success, as in S3), or if C{keepLatest} and it is
+        the key's latest version as the write finds it (lifecycle rules on
+        noncurrent versions: a newer version removed meanwhile made it the
+        latest again).
 
         Fails with C{NoSuchBucket}, C{InvalidArgument} for a malformed
         C{versionId}, or whatever C{precondition} raises.

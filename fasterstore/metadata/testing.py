@@ -1535,6 +1535,24 @@ class MetadataStoreBehaviour(_Base):
         store = self.durable(store)
         self.assertEqual(self.successResultOf(store.getObject("b", "k")), held)
 
+    def test_keepLatest(self) -> None:
+        """
+        A delete by id with keepLatest leaves the version if it is the
+        key's latest as the write finds it (fires with None), and removes
+        it otherwise.
+        """
+        store = self.versioned()
+        old, _ = self.put(store, "k", b"old")
+        new, _ = self.put(store, "k", b"new")
+        first = store.deleteObject("b", "k", versionId=new.wireVersionId)
+        kept = store.deleteObject("b", "k", versionId=old.wireVersionId, keepLatest=True)  # latest by then
+        self.assertEqual(self.result(first), new)
+        self.assertIsNone(self.result(kept))
+        self.assertEqual(self.versionsOf(store), [old])
+        newer, _ = self.put(store, "k", b"newer")
+        self.assertEqual(self.result(store.deleteObject("b", "k", versionId=old.wireVersionId, keepLatest=True)), old)
+        self.assertEqual(self.versionsOf(store), [newer])
+
     def test_deleteVersionPrecondition(self) -> None:
         """A delete by id shows its precondition the version it would remove (a marker too); a refusal keeps it."""
         store = self.versioned()

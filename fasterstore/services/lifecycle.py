@@ -518,7 +518,11 @@ class LifecycleService(Service):
             # the null version.
             removing = not versioned or (suspended and v.versionId is None)
             return self.metadata.deleteObject(bucket, v.key, unchanged(v, removing, now), modified=now)
-        return self.metadata.deleteObject(bucket, v.key, unchanged(v, True, now), versionId=_wireId(v))
+        # A noncurrent version may have become the latest since it was
+        # listed (the newer ones removed meanwhile): then it stays.
+        return self.metadata.deleteObject(
+            bucket, v.key, unchanged(v, True, now), versionId=_wireId(v), keepLatest=decision.action == EXPIRE_NONCURRENT
+        )
 
     async def _uploads(self, bucket: BucketRecord, rules: Tuple[Rule, ...], n: int, now: float) -> int:
         """One page of the bucket's multipart uploads evaluated and the due ones aborted; how many examined."""
@@ -546,7 +550,9 @@ class LifecycleService(Service):
             return
         results: List[Tuple[bool, Any]] = await DeferredList([d for _, d in writes], consumeErrors=True)
         for (action, _), (ok, result) in zip(writes, results):
-            if ok:
+            if ok and action == EXPIRE_NONCURRENT and result is None:
+                self._skip("changed")  # it had become the latest version: kept
+            elif ok:
                 self._count(action)
             elif result.check(Locked):
                 self._skip("locked")
