@@ -902,6 +902,47 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
+
+def run_and_clean_up(body: Callable[[], int], servers: List[Server], results: Dict[str, Any],
+                     args: argparse.Namespace, top: Path, started: float) -> int:
+    """
+    Run a benchmark's C{body} (which fills C{results} and returns the exit
+    status); report a failure as one; then, whatever happened, stop every
+    server by PID, write C{--json}, and remove C{top} unless C{--keep}.
+    """
+    status = 1
+    try:
+        status = body()
+    except BenchError as e:
+        print("\nBENCHMARK FAILED: %s" % (e,), file=sys.stderr)
+        results["error"] = str(e)
+    except KeyboardInterrupt as e:
+        print("\ninterrupted (%s)" % (e or "SIGINT",), file=sys.stderr)
+        status = 130
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        print("\nBENCHMARK FAILED: %r" % (e,), file=sys.stderr)
+        for server in servers:
+            print("server log tail:\n" + server.log_tail(), file=sys.stderr)
+        results["error"] = repr(e)
+    finally:
+        for server in reversed(servers):
+            try:
+                print(driver.stop(server), file=sys.stderr)
+            except Exception as e:
+                print("stopping pid %d failed: %r" % (server.proc.pid, e), file=sys.stderr)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+        if args.keep:
+            print("kept %s" % (top,), file=sys.stderr)
+        else:
+            shutil.rmtree(top, ignore_errors=True)
+        print("total %.0f s" % (time.monotonic() - started,), file=sys.stderr)
+    return status
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, driver._raise_on_sigterm)
@@ -913,8 +954,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     top = Path(tempfile.mkdtemp(prefix="fasterstore-metascale-", dir=args.tmp_dir))
     servers: List[Server] = []
     results: Dict[str, Any] = {}
-    status = 1
-    try:
+
+    def body() -> int:
         info = driver.machine_info(top, args.wrk)
         print("## Machine\n")
         for k in ("cpu_model", "usable_cpus", "memory", "kernel", "python", "twisted", "wrk",
@@ -953,35 +994,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             print("All targets met.")
         results["misses"] = misses
-        status = 0
-    except BenchError as e:
-        print("\nBENCHMARK FAILED: %s" % (e,), file=sys.stderr)
-        results["error"] = str(e)
-    except KeyboardInterrupt as e:
-        print("\ninterrupted (%s)" % (e or "SIGINT",), file=sys.stderr)
-        status = 130
-    except Exception as e:
-        import traceback
+        return 0
 
-        traceback.print_exc()
-        print("\nBENCHMARK FAILED: %r" % (e,), file=sys.stderr)
-        for server in servers:
-            print("server log tail:\n" + server.log_tail(), file=sys.stderr)
-        results["error"] = repr(e)
-    finally:
-        for server in reversed(servers):
-            try:
-                print(driver.stop(server), file=sys.stderr)
-            except Exception as e:
-                print("stopping pid %d failed: %r" % (server.proc.pid, e), file=sys.stderr)
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-        if args.keep:
-            print("kept %s" % (top,), file=sys.stderr)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
-        print("total %.0f s" % (time.monotonic() - started,), file=sys.stderr)
-    return status
+    return run_and_clean_up(body, servers, results, args, top, started)
 
 
 if __name__ == "__main__":

@@ -499,9 +499,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     top = Path(tempfile.mkdtemp(prefix="fasterstore-versions-", dir=args.tmp_dir))
     servers: List[Server] = []
     results: Dict[str, Any] = {"args": vars(args)}
-    status = 1
     rng = random.Random(args.seed)
-    try:
+
+    def body() -> int:
         import sqlite3
 
         from fasterstore.credentials import ownerForAccessKey
@@ -744,35 +744,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print()
         print("Missed targets: %s" % ("; ".join(misses),) if misses else "All list targets met.")
         results["misses"] = misses
-        status = 0
-    except BenchError as e:
-        print("\nBENCHMARK FAILED: %s" % (e,), file=sys.stderr)
-        results["error"] = str(e)
-    except KeyboardInterrupt as e:
-        print("\ninterrupted (%s)" % (e or "SIGINT",), file=sys.stderr)
-        status = 130
-    except Exception as e:
-        import traceback
+        return 0
 
-        traceback.print_exc()
-        print("\nBENCHMARK FAILED: %r" % (e,), file=sys.stderr)
-        for server in servers:
-            print("server log tail:\n" + server.log_tail(), file=sys.stderr)
-        results["error"] = repr(e)
-    finally:
-        for server in reversed(servers):
-            try:
-                print(driver.stop(server), file=sys.stderr)
-            except Exception as e:
-                print("stopping pid %d failed: %r" % (server.proc.pid, e), file=sys.stderr)
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-        if args.keep:
-            print("kept %s" % (top,), file=sys.stderr)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
-        print("total %.0f s" % (time.monotonic() - started,), file=sys.stderr)
-    return status
+    return ms.run_and_clean_up(body, servers, results, args, top, started)
 
 
 if __name__ == "__main__":

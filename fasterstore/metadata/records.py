@@ -304,6 +304,11 @@ class VersionSummary(NamedTuple):
     checksumType: Optional[str] = None
     noncurrentSince: float = 0.0
 
+    @property
+    def wireVersionId(self) -> str:
+        """The version id as S3 spells it (L{NULL_VERSION_ID} for the null version)."""
+        return NULL_VERSION_ID if self.versionId is None else self.versionId
+
     @classmethod
     def of(cls, record: ObjectRecord, isLatest: bool, noncurrentSince: float = 0.0) -> "VersionSummary":
         return cls(

@@ -1645,11 +1645,12 @@ def _listVersions(
         else:
             latest = True
         previous = key
-        versions.append(VersionSummary(
+        summary = VersionSummary(
             key, versionId, latest, bool(marker), size, etag, modified,
             tuple(algorithms.split(",")) if algorithms else (), checksumType, since,
-        ))
-        lastKey, lastId = key, NULL_VERSION_ID if versionId is None else versionId
+        )
+        versions.append(summary)
+        lastKey, lastId = key, summary.wireVersionId
     return VersionPage(versions, prefixes, page.truncated, lastKey, lastId)
 
 

@@ -40,7 +40,7 @@ from fasterstore.metadata.records import (
     COMPLIANCE, ENABLED, NULL_VERSION_ID, SUSPENDED, BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord,
     UploadRecord, VersionSummary, versionIdOf,
 )
-from fasterstore.metadata.store import IMetadataStore, ListPage, Totals, UploadPage, VersionPage
+from fasterstore.metadata.store import IMetadataStore, ListPage, Totals, UploadPage
 from fasterstore.storage.blob import Extent, WrittenBlob
 from fasterstore.storage.records import recordLength
 
@@ -678,8 +678,7 @@ class MetadataStoreBehaviour(_Base):
             page = self.successResultOf(store.listVersions(
                 bucketName, keyMarker=keyMarker, versionIdMarker=versionIdMarker, maxKeys=maxKeys))
             for v in page.versions:
-                wire = NULL_VERSION_ID if v.versionId is None else v.versionId
-                got = self.successResultOf(store.getVersion(bucketName, v.key, wire))
+                got = self.successResultOf(store.getVersion(bucketName, v.key, v.wireVersionId))
                 assert got is not None, v
                 self.assertEqual(VersionSummary.of(got, v.isLatest, v.noncurrentSince), v)
                 if v.isLatest:
@@ -1578,7 +1577,7 @@ class MetadataStoreBehaviour(_Base):
 
         def page(**kw: Any) -> List[Tuple[str, str]]:
             found = self.successResultOf(store.listVersions("b", **kw)).versions
-            return [(v.key, NULL_VERSION_ID if v.versionId is None else v.versionId) for v in found]
+            return [(v.key, v.wireVersionId) for v in found]
 
         ids = [v.wireVersionId for v in a]
         self.assertEqual(page(keyMarker="a"), [("b", b.wireVersionId)])
@@ -1856,7 +1855,7 @@ class MetadataStoreBehaviour(_Base):
         keyMarker = versionIdMarker = ""
         for _ in range(len(writes) + 2):
             page = self.successResultOf(store.listVersions(name, prefix, delimiter, keyMarker, versionIdMarker, maxKeys))
-            versions += [(v.key, NULL_VERSION_ID if v.versionId is None else v.versionId) for v in page.versions]
+            versions += [(v.key, v.wireVersionId) for v in page.versions]
             prefixes += page.commonPrefixes
             if not page.isTruncated:
                 break

@@ -36,7 +36,7 @@ from twisted.web.server import Request
 
 from fasterstore.errors import S3Error
 from fasterstore.http.dates import formatHTTPDate, formatISO8601
-from fasterstore.metadata.records import ENABLED, NULL_VERSION_ID, SUSPENDED, BucketRecord, ObjectRecord, VersionSummary
+from fasterstore.metadata.records import ENABLED, SUSPENDED, BucketRecord, ObjectRecord, VersionSummary
 from fasterstore.s3 import xml
 from fasterstore.s3.buckets import _maxKeys, ownedBucket
 from fasterstore.s3.context import S3Context
@@ -253,7 +253,7 @@ def listVersionsResult(
     ownerText = xml.ownerMarkup(owner)
     for v in versions:
         head = (
-            f"{element('Key', key(v.key))}{element('VersionId', NULL_VERSION_ID if v.versionId is None else v.versionId)}"
+            f"{element('Key', key(v.key))}{element('VersionId', v.wireVersionId)}"
             f"<IsLatest>{'true' if v.isLatest else 'false'}</IsLatest>"
             f"<LastModified>{formatISO8601(v.modified)}</LastModified>"
         )

@@ -59,7 +59,7 @@ from typing import Callable, Collection, Dict, List, Optional, Set, Tuple
 import attrs
 from prometheus_client import CollectorRegistry, Counter
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -67,6 +67,7 @@ from twisted.python.failure import Failure
 
 from fasterstore.metadata.store import IMetadataStore
 from fasterstore.metrics import gauge
+from fasterstore.services.idle import IdleWaiters
 from fasterstore.storage.blob import Extent
 from fasterstore.storage.segments import CorruptionError, SegmentStore
 
@@ -486,7 +487,7 @@ class CompactionService(Service):
         self.interval = interval
         self._call: Optional[IDelayedCall] = None
         self._running: Optional["Deferred[None]"] = None
-        self._idle: List["Deferred[None]"] = []
+        self._idle = IdleWaiters()
         # How long the next idle wait lasts; when it ends; the active
         # segment when the last pass ended.
         self._backoff = interval
@@ -516,9 +517,7 @@ class CompactionService(Service):
 
         def done(_: None) -> None:
             self._running = None
-            idle, self._idle = self._idle, []
-            for waiter in idle:
-                waiter.callback(None)
+            self._idle.fire()
             if not self.running:
                 return
             self._sealed = self.compactor.segments.activeSegment
@@ -553,11 +552,7 @@ class CompactionService(Service):
 
     def whenIdle(self) -> "Deferred[None]":
         """Fires when no pass is running."""
-        if self._running is None:
-            return succeed(None)
-        d: "Deferred[None]" = Deferred()
-        self._idle.append(d)
-        return d
+        return self._idle.wait(self._running is not None)
 
     def runNow(self) -> None:
         """Start a pass now, unless one is running (the admin API and tests ask for it)."""

@@ -66,6 +66,7 @@ from fasterstore.files import openPrivateFile
 from fasterstore.metadata.records import SUSPENDED, BucketRecord, ObjectRecord, VersionSummary
 from fasterstore.metadata.store import IMetadataStore, ObjectPrecondition
 from fasterstore.s3.objectlock import isLocked
+from fasterstore.services.idle import IdleWaiters
 from fasterstore.s3.lifecycle import (
     EXPIRE_CURRENT, EXPIRE_NONCURRENT, NEEDS_TAGS, REMOVE_MARKER, Decision, Rule, Version, abortDue, bucketRules,
     evaluate, scanPrefix,
@@ -201,10 +202,6 @@ def unchanged(expected: VersionSummary, removing: bool, now: float) -> ObjectPre
     return check
 
 
-def _wireId(v: VersionSummary) -> str:
-    return "null" if v.versionId is None else v.versionId
-
-
 class LifecycleService(Service):
     """
     Runs lifecycle passes (see the module docstring) while the metadata
@@ -250,7 +247,7 @@ class LifecycleService(Service):
         self._metrics = _Metrics(registry) if registry is not None else None
         self._call: Optional[IDelayedCall] = None
         self._running: Optional["Deferred[None]"] = None
-        self._idle: List["Deferred[None]"] = []
+        self._idle = IdleWaiters()
         self._lastSave = 0.0
         # None: not stopping; False: stopping; True: stopped, cursor saved.
         self._stopped: Optional[bool] = None
@@ -306,9 +303,7 @@ class LifecycleService(Service):
 
     def _sliceDone(self, _: object) -> None:
         self._running = None
-        idle, self._idle = self._idle, []
-        for waiter in idle:
-            waiter.callback(None)
+        self._idle.fire()
         self._schedule(self._nextDelay())
 
     def _failed(self, failure: Failure) -> None:
@@ -320,11 +315,7 @@ class LifecycleService(Service):
 
     def whenIdle(self) -> "Deferred[None]":
         """Fires when no slice is running."""
-        if self._running is None:
-            return succeed(None)
-        d: "Deferred[None]" = Deferred()
-        self._idle.append(d)
-        return d
+        return self._idle.wait(self._running is not None)
 
     def stopService(self) -> "Deferred[None]":
         super().stopService()
@@ -496,13 +487,13 @@ class LifecycleService(Service):
             )
             decision = evaluate(acting, facts, now, None)
             if decision is NEEDS_TAGS:
-                record = await self.metadata.getVersion(bucket.name, v.key, _wireId(v))
+                record = await self.metadata.getVersion(bucket.name, v.key, v.wireVersionId)
                 decision = evaluate(acting, facts, now, record.tags) if record is not None else None
             if isinstance(decision, Decision):
                 writes.append((decision.action, self._act(bucket.name, v, decision, versioned, suspended, now)))
             elif not v.isLatest:
                 self.cursor.kept += 1
-            self.cursor.keyMarker, self.cursor.marker = v.key, _wireId(v)
+            self.cursor.keyMarker, self.cursor.marker = v.key, v.wireVersionId
         await self._settle(writes)
         if not last:
             self._advance(UPLOADS)
@@ -521,7 +512,7 @@ class LifecycleService(Service):
         # A noncurrent version may have become the latest since it was
         # listed (the newer ones removed meanwhile): then it stays.
         return self.metadata.deleteObject(
-            bucket, v.key, unchanged(v, True, now), versionId=_wireId(v), keepLatest=decision.action == EXPIRE_NONCURRENT
+            bucket, v.key, unchanged(v, True, now), versionId=v.wireVersionId, keepLatest=decision.action == EXPIRE_NONCURRENT
         )
 
     async def _uploads(self, bucket: BucketRecord, rules: Tuple[Rule, ...], n: int, now: float) -> int:
