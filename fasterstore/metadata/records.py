@@ -282,6 +282,13 @@ class ObjectSummary(NamedTuple):
         )
 
 
+class Copied(NamedTuple):
+    """A copy as its write made it: the source version it found, and the new version."""
+
+    source: ObjectRecord
+    record: ObjectRecord
+
+
 class VersionSummary(NamedTuple):
     """
     What ListObjectVersions shows of one version or delete marker.

@@ -64,7 +64,7 @@ from fasterstore.errors import S3Error
 from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.metadata.listing import Rows, walk
 from fasterstore.metadata.records import (
-    ENABLED, NULL_VERSION_ID, BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord,
+    ENABLED, NULL_VERSION_ID, BlobRecord, BucketRecord, Copied, ObjectRecord, ObjectSummary, PartRecord, UploadRecord,
     VersionSummary, seqOf, versionIdOf,
 )
 from fasterstore.metadata.store import IMetadataStore, ListPage, ObjectPrecondition, Totals, UploadPage, VersionPage
@@ -1112,8 +1112,8 @@ class SQLiteMetadataStore:
         build: Callable[[ObjectRecord], ObjectRecord],
         precondition: Optional[ObjectPrecondition] = None,
         sourceVersionId: Optional[str] = None,
-    ) -> "Deferred[ObjectRecord]":
-        def apply(tx: _Transaction) -> ObjectRecord:
+    ) -> "Deferred[Copied]":
+        def apply(tx: _Transaction) -> Copied:
             tx.requireBucket(sourceBucket)
             if sourceVersionId is None:
                 source = tx.object(sourceBucket, sourceKey)
@@ -1136,7 +1136,7 @@ class SQLiteMetadataStore:
             if precondition is not None:
                 precondition(tx.object(record.bucket, record.key))
             tx.acquire(record.blobAddresses())
-            return tx.install(record)
+            return Copied(source, tx.install(record))
 
         return self._enqueue(apply)
 

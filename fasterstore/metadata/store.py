@@ -40,7 +40,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from fasterstore.metadata.records import (
-    BlobRecord, BucketRecord, ObjectRecord, ObjectSummary, PartRecord, UploadRecord, VersionSummary,
+    BlobRecord, BucketRecord, Copied, ObjectRecord, ObjectSummary, PartRecord, UploadRecord, VersionSummary,
 )
 from fasterstore.storage.blob import Extent, WrittenBlob
 
@@ -340,11 +340,13 @@ class IMetadataStore(Interface):
         build: Callable[[ObjectRecord], ObjectRecord],
         precondition: Optional[ObjectPrecondition] = None,
         sourceVersionId: Optional[str] = None,
-    ) -> "Deferred[ObjectRecord]":
+    ) -> "Deferred[Copied]":
         """
         Make a new version that shares the bytes of an existing object (the
-        new record takes references on the source's blobs); fires with it
-        as stored (see L{putObject}).
+        new record takes references on the source's blobs); fires with the
+        source as the write found it (its version id is the copy's
+        C{x-amz-copy-source-version-id}) and the new version as stored (see
+        L{putObject}).
 
         C{build} gets the source (the latest version, or version
         C{sourceVersionId}) as the write finds it and returns the

@@ -1153,7 +1153,8 @@ class MetadataStoreBehaviour(_Base):
         """A copy shares the bytes: deleting the source keeps them alive; deleting both frees them."""
         store = self.withBucket()
         src, a = self.put(store, "src", b"content", 1, 0)
-        dst = self.result(store.copyObject("b", "src", copyAs("b", "dst")))
+        source, dst = self.result(store.copyObject("b", "src", copyAs("b", "dst")))
+        self.assertEqual(source, src)
         self.assertEqual(dst, attrs.evolve(src, key="dst"))
         self.assertEqual(self.successResultOf(store.getObject("b", "dst")), dst)
         self.assertEqual(self.refs(store, a.contentAddress), 2)
@@ -1174,7 +1175,7 @@ class MetadataStoreBehaviour(_Base):
         self.result(store.putPart("u1", part(2, b), b))
         self.result(store.completeUpload("u1", manifest()))
         self.result(store.createBucket(bucket("c")))
-        dst = self.result(store.copyObject("b", "src", copyAs("c", "dst")))
+        dst = self.result(store.copyObject("b", "src", copyAs("c", "dst"))).record
         self.assertEqual(dst.blobAddresses(), (a.contentAddress, b.contentAddress))
         self.assertEqual(self.successResultOf(store.getObject("c", "dst")), dst)
         self.assertEqual((self.refs(store, a.contentAddress), self.refs(store, b.contentAddress)), (2, 2))
@@ -1184,7 +1185,7 @@ class MetadataStoreBehaviour(_Base):
         """Copying onto the same key replaces the metadata; references and garbage are unchanged."""
         store = self.withBucket()
         _, a = self.put(store, "k", b"x", 1, 0)
-        new = self.result(store.copyObject("b", "k", copyAs("b", "k", meta=(("new", "yes"),))))
+        new = self.result(store.copyObject("b", "k", copyAs("b", "k", meta=(("new", "yes"),)))).record
         self.assertEqual(self.successResultOf(store.getObject("b", "k")), new)
         self.assertEqual(new.meta, (("new", "yes"),))
         self.assertEqual(self.refs(store, a.contentAddress), 1)
@@ -1229,7 +1230,7 @@ class MetadataStoreBehaviour(_Base):
         put = store.putObject(record("b", "k", new), new)
         copied = store.copyObject("b", "k", build)
         self.result(put)
-        self.assertEqual(self.result(copied).blob, new.contentAddress)
+        self.assertEqual(self.result(copied).record.blob, new.contentAddress)
         self.assertEqual(seen, [record("b", "k", new)])
 
     def test_deleteThenCopy(self) -> None:
@@ -1252,7 +1253,7 @@ class MetadataStoreBehaviour(_Base):
         copied = store.copyObject("b", "k", copyAs("b", "d"))
         deleted = store.deleteObject("b", "k")
         self.result(put)
-        self.assertEqual(self.result(copied).key, "d")
+        self.assertEqual(self.result(copied).record.key, "d")
         self.result(deleted)
         self.assertIsNone(self.successResultOf(store.getObject("b", "k")))
         self.assertEqual(self.blob(store, a.contentAddress), BlobRecord(a.contentAddress, 1, a.extents, 1))
@@ -1466,7 +1467,8 @@ class MetadataStoreBehaviour(_Base):
         store = self.versioned()
         old, _ = self.put(store, "k", b"old")
         new, _ = self.put(store, "k", b"new")
-        copied = self.result(store.copyObject("b", "k", copyAs("b", "copy"), sourceVersionId=old.wireVersionId))
+        source, copied = self.result(store.copyObject("b", "k", copyAs("b", "copy"), sourceVersionId=old.wireVersionId))
+        self.assertEqual(source, old)
         self.assertEqual(copied.blob, old.blob)
         self.assertNotEqual(copied.versionId, old.versionId)
         tagged = self.result(store.updateVersion("b", "k", old.wireVersionId, tagsSetter((("t", "1"),))))
@@ -2576,7 +2578,7 @@ class MetadataStoreBehaviour(_Base):
                 else:
                     d = store.abortUpload(uploadId)
             elif kind == "copy":
-                d = store.copyObject(op[1], op[2], copyAs(op[3], op[4]))
+                d = store.copyObject(op[1], op[2], copyAs(op[3], op[4])).addCallback(lambda copied: copied.record)
             elif kind == "delete":
                 d = store.deleteObject(op[1], op[2], modified=1700000009.0)
             elif kind == "deleteVersion":

@@ -30,7 +30,7 @@ Tests: tests/unit/test_copy.py, tests/unit/test_objectlock.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 from xml.etree import ElementTree
 
@@ -221,12 +221,8 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
     changesAttributes = replaceMetadata or any(name in headers for name in _ATTRIBUTE_HEADERS)
     now = ctx.clock.seconds()
     lock = call.lock
-    # The source as the copy found it, for its version id: the store runs
-    # build in the write's transaction (the last call is the one committed).
-    copied: List[ObjectRecord] = []
 
     def build(current: ObjectRecord) -> ObjectRecord:
-        copied[:] = [current]
         if current.size > MAX_COPY_SIZE:
             raise S3Error(
                 "InvalidRequest",
@@ -260,11 +256,11 @@ async def copyObject(ctx: S3Context, call: "Call", request: Request) -> None:
         def precondition(current: Optional[ObjectRecord]) -> None:
             checkPutConditions(conditions, current)
 
-    record = await ctx.metadata.copyObject(
+    copied, record = await ctx.metadata.copyObject(
         source.bucket, source.key, build, precondition, sourceVersionId=source.versionId
     )
     headers = versionHeaders(record, destination.versioning)
-    headers.update(copySourceVersionHeaders(copied[-1], sourceBucket, source.versionId is not None))
+    headers.update(copySourceVersionHeaders(copied, sourceBucket, source.versionId is not None))
     headers.update(lifecycle.expirationHeader(destination, record))
     setHeaders(request, headers)
     sendXML(request, copyObjectResult(record))

@@ -526,19 +526,29 @@ class LifecycleService(Service):
             uploadIdMarker=self.cursor.marker, maxUploads=n,
         )
         writes: List[Tuple[str, "Deferred[Any]"]] = []
+        abortedIds: List[str] = []
         for upload in page.uploads:
             if abortDue(aborting, upload.key, upload.initiated, now) is not None:
                 writes.append(("abort", self.metadata.abortUpload(upload.uploadId)))
-            self.cursor.keyMarker, self.cursor.marker = upload.key, upload.uploadId
-        await self._settle(writes)
+                abortedIds.append(upload.uploadId)
+        results = await self._settle(writes)
+        gone = {uploadId for uploadId, (ok, result) in zip(abortedIds, results) if ok or _gone(result)}
+        # The marker must be an upload that still exists: an unknown upload
+        # id marker lists only that key's uploads with greater ids, and
+        # would leave the key's others to the next pass.  If the page's
+        # uploads are all gone, the old marker lists what followed them.
+        for upload in reversed(page.uploads):
+            if upload.uploadId not in gone:
+                self.cursor.keyMarker, self.cursor.marker = upload.key, upload.uploadId
+                break
         if not page.isTruncated:
             self._advance(DONE)
         return len(page.uploads)
 
-    async def _settle(self, writes: List[Tuple[str, "Deferred[Any]"]]) -> None:
-        """Wait for a page's writes (issued together: they share group commits) and count them."""
+    async def _settle(self, writes: List[Tuple[str, "Deferred[Any]"]]) -> List[Tuple[bool, Any]]:
+        """Wait for a page's writes (issued together: they share group commits), count them, and return their results."""
         if not writes:
-            return
+            return []
         results: List[Tuple[bool, Any]] = await DeferredList([d for _, d in writes], consumeErrors=True)
         for (action, _), (ok, result) in zip(writes, results):
             if ok and action == EXPIRE_NONCURRENT and result is None:
@@ -549,10 +559,11 @@ class LifecycleService(Service):
                 self._skip("locked")
             elif result.check(Changed):
                 self._skip("changed")
-            elif result.check(S3Error) and result.value.code in ("NoSuchUpload", "NoSuchBucket"):
+            elif _gone(result):
                 self._skip("changed")
             else:
                 log.failure("A lifecycle action failed; the next pass tries again", result)
+        return results
 
     def _count(self, action: str) -> None:
         field, metric = {
@@ -590,3 +601,9 @@ class LifecycleService(Service):
         )
         self.cursor = Cursor(nextPass=now + self.interval)
         await self._save()
+
+
+def _gone(failure: Failure) -> bool:
+    """Whether a write failed because someone else removed its target first."""
+    error = failure.value
+    return isinstance(error, S3Error) and error.code in ("NoSuchUpload", "NoSuchBucket")

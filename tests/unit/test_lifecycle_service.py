@@ -346,6 +346,37 @@ class UploadTests(LifecycleServiceTestCase):
         self.assertIsNotNone(self.server.now.getUpload(young))
         self.assertEqual(lifecycle.progress.uploadsAborted, 3)
 
+    def test_abortedMarkerKeepsKeysOtherUploads(self) -> None:
+        """
+        A page whose last upload is aborted resumes after the page's last
+        upload still there: an unknown upload id marker would list only the
+        key's uploads with greater ids, and a later upload with a smaller id
+        would wait for the next pass.
+        """
+        self.configure(rule("<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>"
+                            "</AbortIncompleteMultipartUpload>"))
+        first = self.create("k")
+        for _ in range(100):
+            self.days(0.001)
+            second = self.create("k")
+            self.days(0.001)
+            third = self.create("k")
+            if third < second:
+                break
+            for uploadId in (second, third):
+                status, _, body = self.request("DELETE", f"/bucket/k?uploadId={uploadId}")
+                self.assertEqual(status, 204, body)
+        else:
+            self.fail("no upload id smaller than the one before it")
+        self.days(2)
+        lifecycle = self.service(sliceVersions=2)
+        self.assertFalse(self.successResultOf(ensureDeferred(lifecycle.runSlice())))  # first and second aborted
+        self.assertIsNotNone(self.server.now.getUpload(third))
+        self.runPass(lifecycle)
+        for uploadId in (first, second, third):
+            self.assertIsNone(self.server.now.getUpload(uploadId))
+        self.assertEqual(lifecycle.progress.uploadsAborted, 3)
+
 
 class SchedulingTests(LifecycleServiceTestCase):
     """Slices, the budget, the clock, the cursor file, restarts, metrics."""
