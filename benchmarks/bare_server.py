@@ -4,8 +4,10 @@ requests the FasterStore benchmark sends.
 
 One leaf ``Resource`` answers every path:
 
-- ``GET`` returns a fixed 4 KiB body;
-- ``HEAD`` returns the same headers (``Content-Length: 4096``) and no body;
+- ``GET`` returns a fixed 4 KiB body (``--body-size N`` for another size:
+  ``benchmarks/suite.py`` runs one floor per object size);
+- ``HEAD`` returns the same headers (``Content-Length: 4096``, or N) and no
+  body;
 - ``PUT`` reads the body (twisted.web has already buffered it before
   ``render`` runs), discards it and returns ``200``.
 
@@ -29,16 +31,29 @@ import argparse
 import sys
 
 BODY_SIZE = 4096
-BODY = (b"fasterstore-bare-floor-4KiB-body\n" * (BODY_SIZE // 32 + 1))[:BODY_SIZE]
 ETAG = b'"bare-floor-etag"'
 
 
-def build_site(access_log: bool = False):  # type: ignore[no-untyped-def]
+def body_of(size: int) -> bytes:
     """
-    Build the floor ``Site``: one leaf resource, access log optional.
+    The fixed GET body of ``size`` bytes.
+    """
+    return (b"fasterstore-bare-floor-4KiB-body\n" * (size // 32 + 1))[:size]
+
+
+BODY = body_of(BODY_SIZE)
+
+
+def build_site(access_log: bool = False, body_size: int = BODY_SIZE):  # type: ignore[no-untyped-def]
+    """
+    Build the floor ``Site``: one leaf resource, access log optional, GET
+    bodies of ``body_size`` bytes.
     """
     from twisted.web.resource import Resource
     from twisted.web.server import Site
+
+    body = BODY if body_size == BODY_SIZE else body_of(body_size)
+    length = b"%d" % (body_size,)
 
     class Floor(Resource):
         """
@@ -52,14 +67,14 @@ def build_site(access_log: bool = False):  # type: ignore[no-untyped-def]
             request.setHeader(b"etag", ETAG)
 
         def render_GET(self, request) -> bytes:  # type: ignore[no-untyped-def]
-            """Fixed 4 KiB body."""
+            """Fixed body (4 KiB by default)."""
             self._headers(request)
-            return BODY
+            return body
 
         def render_HEAD(self, request) -> bytes:  # type: ignore[no-untyped-def]
             """The GET headers, no body (twisted keeps our Content-Length)."""
             self._headers(request)
-            request.setHeader(b"content-length", b"%d" % (BODY_SIZE,))
+            request.setHeader(b"content-length", length)
             return b""
 
         def render_PUT(self, request) -> bytes:  # type: ignore[no-untyped-def]
@@ -84,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interface", default="127.0.0.1")
     parser.add_argument("--access-log", action="store_true",
                         help="log every request like a default Site does")
+    parser.add_argument("--body-size", type=int, default=BODY_SIZE,
+                        help="bytes of the GET body and HEAD Content-Length (%d)" % (BODY_SIZE,))
     options = parser.parse_args(argv)
+    if options.body_size < 0:
+        parser.error("--body-size must not be negative")
 
     from twisted.internet import reactor
 
     port = reactor.listenTCP(
-        options.port, build_site(options.access_log), interface=options.interface
+        options.port, build_site(options.access_log, options.body_size), interface=options.interface
     )
     if options.access_log:
         from twisted.python import log

@@ -17,6 +17,9 @@
 --   BODYMODE  "unique" (default): every PUT body is 4 KiB whose first 32
 --             bytes carry the thread and a counter, so content-addressed
 --             dedup cannot skip the write; "fixed": the same 4 KiB every time.
+--             Either may end in ":BYTES" for another body size (at least
+--             32), e.g. "unique:65536" (benchmarks/suite.py); without it the
+--             body is 4096 bytes, as run.py sends.
 --
 -- Thread t uses lines START+t, START+t+NTHREADS, ... wrapping at the end of
 -- the file; all connections of a thread share that sequence.
@@ -30,7 +33,7 @@
 --
 -- A run with non2xx > 0 or socket errors is invalid; run.py fails on it.
 
-local BODY_SIZE = 4096
+local DEFAULT_BODY_SIZE = 4096
 local threads = {}
 local thread_counter = 0
 
@@ -55,7 +58,15 @@ function init(args)
    end
    nthreads = tonumber(args[2] or "1")
    start = tonumber(args[3] or "0")
-   bodymode = args[4] or "unique"
+   local mode, size = (args[4] or "unique"):match("^(%a+):?(%d*)$")
+   if mode == nil then
+      error("BODYMODE must be unique or fixed, optionally :BYTES, not " .. args[4])
+   end
+   bodymode = mode
+   body_size = tonumber(size) or DEFAULT_BODY_SIZE
+   if body_size < 32 then
+      error("a PUT body must be at least 32 bytes, not " .. body_size)
+   end
    tid = tid or 0
 
    methods = {}
@@ -80,8 +91,9 @@ function init(args)
       end
    end
 
-   -- 4 KiB filler; unique mode overwrites the first 32 bytes per request.
-   filler = string.rep("fasterstore benchmark body 4KiB\n", BODY_SIZE / 32)
+   -- the filler (4 KiB unless BODYMODE says otherwise); unique mode
+   -- overwrites the first 32 bytes per request.
+   filler = string.rep("fasterstore benchmark body 4KiB\n", math.ceil(body_size / 32)):sub(1, body_size)
    filler_tail = filler:sub(33)
 
    position = start + tid   -- 0-based line index, advanced by nthreads

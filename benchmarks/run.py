@@ -161,9 +161,13 @@ def _run_text(argv: list[str]) -> str:
     return (out.stdout or out.stderr).strip()
 
 
-def machine_info(data_parent: Path, wrk: str, moto: str | None = None) -> dict[str, Any]:
+def machine_info(data_parent: Path, wrk: str, moto: str | None = None,
+                 commit: str | None = None) -> dict[str, Any]:
     """
-    Collect what a reader needs to compare runs across machines.
+    Collect what a reader needs to compare runs across machines; ``commit``,
+    if given, is recorded instead of running ``git describe --dirty``
+    (``benchmarks/suite.py`` reads it from ``.git`` without a git process,
+    which could take the index lock while someone commits).
     """
     import twisted
 
@@ -182,9 +186,12 @@ def machine_info(data_parent: Path, wrk: str, moto: str | None = None) -> dict[s
     fs = _run_text(["findmnt", "-n", "-o", "FSTYPE,SOURCE,OPTIONS", "--target", str(data_parent)])
     if fs.startswith("unavailable") or not fs:
         fs = _run_text(["df", "-T", str(data_parent)]).splitlines()[-1]
-    git = _run_text(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--tags"])
-    if "fatal" in git or git.startswith("unavailable"):
-        git = "no commit"
+    if commit is not None:
+        git = commit
+    else:
+        git = _run_text(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--tags"])
+        if "fatal" in git or git.startswith("unavailable"):
+            git = "no commit"
     mem_total = "unknown"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -273,14 +280,19 @@ def launch(name: str, command: list[str], workdir: Path, port: int = 0,
     return Server(name, proc, log_path, port=port, command=command)
 
 
-def start_bare(workdir: Path, access_log: bool) -> Server:
+def start_bare(workdir: Path, access_log: bool, extra: list[str] | None = None,
+               script: Path = BARE, name: str = "bare") -> Server:
     """
-    Start the floor server and read its port from its log.
+    Start the floor server (or another floor ``script`` that prints
+    ``LISTENING <port>``, such as ``bare_httptools.py``) and read its port
+    from its log; ``extra`` are more of its options (``benchmarks/suite.py``:
+    ``--body-size N``).
     """
-    command = [sys.executable, str(BARE), "--port", "0"]
+    command = [sys.executable, str(script), "--port", "0"]
     if access_log:
         command.append("--access-log")
-    server = launch("bare", command, workdir)
+    command.extend(extra or [])
+    server = launch(name, command, workdir)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for line in server.log_path.read_text(errors="replace").splitlines():
@@ -290,7 +302,7 @@ def start_bare(workdir: Path, access_log: bool) -> Server:
         if server.proc.poll() is not None:
             break
         time.sleep(0.05)
-    raise BenchError("bare server did not start:\n" + server.log_tail())
+    raise BenchError("%s did not start:\n%s" % (name, server.log_tail()))
 
 
 def twistd_command() -> list[str]:
@@ -468,12 +480,13 @@ def _path_query(url: str) -> str:
 
 
 def seed(port: int, put_urls: list[str], get_urls: list[str], head_urls: list[str],
-         deadline: float, workers: int = 16) -> dict[str, Any]:
+         deadline: float, workers: int = 16, size: int = OBJECT_SIZE) -> dict[str, Any]:
     """
-    PUT a distinct random 4 KiB body through every presigned PUT URL, then
-    check a sample reads back byte-identical through the GET and HEAD URLs.
+    PUT a distinct random body of ``size`` bytes (4 KiB) through every
+    presigned PUT URL, then check a sample reads back byte-identical through
+    the GET and HEAD URLs.
     """
-    bodies = [os.urandom(OBJECT_SIZE) for _ in put_urls]
+    bodies = [os.urandom(size) for _ in put_urls]
 
     def put_slice(indexes: range) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -513,7 +526,7 @@ def seed(port: int, put_urls: list[str], get_urls: list[str], head_urls: list[st
             resp = conn.getresponse()
             resp.read()
             length = resp.getheader("Content-Length")
-            if resp.status != 200 or length != str(OBJECT_SIZE):
+            if resp.status != 200 or length != str(size):
                 raise BenchError("seed check HEAD %s: HTTP %d, Content-Length %s"
                                  % (head_urls[i].split("?")[0], resp.status, length))
     finally:

@@ -8,13 +8,13 @@ C{PROMETHEUS_MULTIPROC_DIR} in the workers' environment, which the parent
 sets): any worker's C{/_fasterstore/metrics} then shows the node's sums.
 Gauges are the same figure seen by every worker (objects, bytes), so they
 show the largest one reported.
-Tests: tests/unit/test_metrics.py, tests/integration/test_workers.py.
+Tests: tests/unit/test_resource.py, tests/integration/test_workers.py.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Dict, Tuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -62,6 +62,20 @@ class Metrics:
         self.corruption = Counter(
             "fasterstore_corrupt_reads", "Reads that found a checksum mismatch in a segment.", registry=r
         )
+        # Labelled children by (operation, status): labels() costs more
+        # than the increment itself, on every request.  Operations and
+        # statuses are finite sets.
+        self._served: Dict[Tuple[str, int], Tuple[Any, Any]] = {}
+
+    def served(self, operation: str, status: int, seconds: float) -> None:
+        """Count one S3 request and observe its latency."""
+        children = self._served.get((operation, status))
+        if children is None:
+            children = self._served[operation, status] = (
+                self.requests.labels(operation, str(status)), self.requestLatency.labels(operation)
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The registry (the node's, under several workers) in the Prometheus text format."""

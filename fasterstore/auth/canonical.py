@@ -10,7 +10,7 @@ Tests: tests/unit/test_sigv4.py.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -129,6 +129,26 @@ def _strictText(data: bytes) -> str:
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from None
 
 
+#: The last query decoded, and its pairs: routing and the signature check
+#: both decode the same request's query, one after the other.
+_lastDecoded: Tuple[bytes, Tuple[Tuple[bytes, bytes], ...]] = (b"", ())
+
+
+def decodedQuery(rawQuery: bytes) -> Tuple[Tuple[bytes, bytes], ...]:
+    """
+    The query's C{(name, value)} pairs, each percent-decoded with C{+} as a
+    space (what the server acts on and what SigV4 re-encodes), in order.
+    """
+    global _lastDecoded
+    if rawQuery == _lastDecoded[0]:
+        return _lastDecoded[1]
+    pairs = tuple(
+        (percentDecode(name, True), percentDecode(value, True)) for name, value in parseQuery(rawQuery)
+    )
+    _lastDecoded = (rawQuery, pairs)
+    return pairs
+
+
 def queryParameters(rawQuery: bytes) -> Dict[str, str]:
     """
     The decoded query (C{+} is a space, as S3 and Go's net/url read it; a
@@ -139,15 +159,15 @@ def queryParameters(rawQuery: bytes) -> Dict[str, str]:
         covers both values while only one could be used.
     """
     params: Dict[str, str] = {}
-    for name, value in parseQuery(rawQuery):
-        decoded = _strictText(percentDecode(name, True))
+    for name, value in decodedQuery(rawQuery):
+        decoded = _strictText(name)
         if decoded in params:
             raise S3Error(
                 "InvalidArgument",
                 "Query parameters may not be repeated.",
                 extra={"ArgumentName": decoded, "ArgumentValue": decoded},
             )
-        params[decoded] = _strictText(percentDecode(value, True))
+        params[decoded] = _strictText(value)
     return params
 
 
@@ -160,12 +180,11 @@ def canonicalQuery(rawQuery: bytes, exclude: Sequence[str] = (), plusIsSpace: bo
         for presigned URLs).
     """
     excluded = {name.encode("utf-8") for name in exclude}
-    pairs = []
-    for name, value in parseQuery(rawQuery):
-        decodedName = percentDecode(name, plusIsSpace)
-        if decodedName in excluded:
-            continue
-        pairs.append((uriEncode(decodedName), uriEncode(percentDecode(value, plusIsSpace))))
+    if plusIsSpace:
+        decoded: Iterable[Tuple[bytes, bytes]] = decodedQuery(rawQuery)
+    else:
+        decoded = [(percentDecode(name), percentDecode(value)) for name, value in parseQuery(rawQuery)]
+    pairs = [(uriEncode(name), uriEncode(value)) for name, value in decoded if name not in excluded]
     pairs.sort()
     return b"&".join(name + b"=" + value for name, value in pairs)
 

@@ -23,9 +23,9 @@ import functools
 import math
 import re
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
-__all__ = ["MAX_TIMESTAMP", "parseHTTPDate", "utcTimestamp", "formatHTTPDate", "formatISO8601", "wholeSeconds"]
+__all__ = ["MAX_TIMESTAMP", "parseHTTPDate", "utcTimestamp", "formatHTTPDate", "httpDateNow", "formatISO8601", "wholeSeconds"]
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = (
@@ -155,6 +155,21 @@ def formatHTTPDate(when: float) -> str:
         t.tm_min,
         t.tm_sec,
     )
+
+
+_lastDate: Tuple[int, bytes] = (-1, b"")
+
+
+def httpDateNow(now: Optional[float] = None) -> bytes:
+    """
+    The C{Date} header for now (C{time.time()} unless given), formatted
+    once a second: every response carries one.
+    """
+    global _lastDate
+    second = int(time.time() if now is None else now)
+    if _lastDate[0] != second:
+        _lastDate = (second, formatHTTPDate(second).encode("ascii"))
+    return _lastDate[1]
 
 
 def formatISO8601(when: float) -> str:

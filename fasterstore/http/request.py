@@ -32,6 +32,7 @@ from twisted.web import server
 from twisted.web.http import RESPONSES
 from zope.interface import Interface
 
+from fasterstore.http.dates import httpDateNow
 from fasterstore.http.redaction import redactURI
 
 log = Logger()
@@ -172,6 +173,8 @@ class StreamingRequest(server.Request):
     _held: Optional[List[bytes]] = None
     _heldCompletion: Optional[Tuple[bytes, bytes, bytes]] = None
     _length: Optional[int] = None
+    # The streaming resource found at header time, which renders the request.
+    _resource: Optional[Any] = None
 
     def gotLength(self, length: Optional[int]) -> None:
         """Headers are complete: find the resource and ask for a receiver."""
@@ -188,6 +191,7 @@ class StreamingRequest(server.Request):
             resource = self.site.getResourceFor(self)
             streaming = IStreamingBodyResource(resource, None)
             if streaming is not None:
+                self._resource = resource
                 chosen = streaming.bodyReceiver(self)
                 if isinstance(chosen, Deferred):
                     outcome: List[Any] = []
@@ -324,7 +328,21 @@ class StreamingRequest(server.Request):
         if self._held is not None:
             self._heldCompletion = (command, path, version)
             return
-        super().requestReceived(command, path, version)
+        if self._resource is None:
+            super().requestReceived(command, path, version)
+            return
+        # A streaming resource, found at header time, has had the body: no
+        # query arguments or form parsing (it routes on the raw URI), no
+        # second traversal.
+        cast(BytesIO, self.content).seek(0, 0)
+        self.args = {}
+        self.method, self.uri, self.clientproto = command, path, version
+        self.setHeader(b"Server", server.version)
+        self.setHeader(b"Date", httpDateNow())
+        try:
+            self.render(self._resource)
+        except BaseException:
+            self.processingFailed(Failure())
 
     def connectionLost(self, reason: Failure) -> None:
         """Tell an unfinished receiver that its body is gone."""

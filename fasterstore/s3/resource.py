@@ -371,8 +371,7 @@ class S3Resource(Resource):
             ctx.metrics.errors.labels("InternalError").inc()
             sendError(request, S3Error("InternalError", headers=corsHeaders), request.path.decode("latin-1"), requestId)
         if operation != "Admin":
-            ctx.metrics.requests.labels(operation, str(request.code)).inc()
-            ctx.metrics.requestLatency.labels(operation).observe(ctx.clock.seconds() - started)
+            ctx.metrics.served(operation, request.code, ctx.clock.seconds() - started)
 
 
 async def _nothing() -> None:

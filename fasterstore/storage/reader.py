@@ -43,11 +43,18 @@ from zope.interface import implementer
 from fasterstore.storage.blob import Extent
 from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentMissing, SegmentStore
 
-PIECE_SIZE = 256 * 1024
+#: Bytes per read.  Each read is a pool handoff and a wait for it, with
+#: one read ahead: a 256 MiB GET served 300-390 MB/s with 256 KiB pieces,
+#: 600-670 MB/s with 1 MiB (docs/benchmarks.md, "Large objects").  A
+#: response holds at most two pieces.
+PIECE_SIZE = 1024 * 1024
+
+#: Bytes per write to the consumer, so that its buffer and backpressure
+#: see the body in steps.
+WRITE_SIZE = 64 * 1024
 
 #: Times one response looks its blobs up again after finding a segment gone.
 MAX_RELOCATIONS = 3
-WRITE_SIZE = 64 * 1024
 
 
 def _toExtentMap(extents: Union[ExtentMap, Sequence[Extent]]) -> ExtentMap:
@@ -55,7 +62,9 @@ def _toExtentMap(extents: Union[ExtentMap, Sequence[Extent]]) -> ExtentMap:
 
 
 @implementer(IPushProducer)
-@attrs.define(eq=False)
+# Converters run at construction only: a hook on every attribute write
+# costs the read path more than the rest of the producer.
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class RangeProducer:
     """
     Writes bytes C{[begin, end)} of a blob to C{consumer}.

@@ -302,7 +302,8 @@ class _Removal:
     confirm: Optional[Callable[[], "Deferred[Any]"]] = None
 
 
-@attrs.define(eq=False)
+# Converters and validators run at construction only (see RangeProducer).
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class SegmentStore:
     """
     Append-only segment files under C{<root>/segments/}.

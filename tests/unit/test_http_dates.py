@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.auth.sigv4 import parseAmzDate
 from fasterstore.http.dates import (
+    httpDateNow,
     MAX_TIMESTAMP,
     formatHTTPDate,
     formatISO8601,
@@ -129,6 +130,16 @@ class FormatTests(SynchronousTestCase):
         The HTTP form is an IMF-fixdate in GMT.
         """
         self.assertEqual(formatHTTPDate(EXAMPLE), "Sun, 06 Nov 1994 08:49:37 GMT")
+
+    def test_httpDateNow(self) -> None:
+        """
+        The Date header of now is formatted once a second and follows the
+        clock, backwards too.
+        """
+        self.assertEqual(httpDateNow(EXAMPLE + 0.2), b"Sun, 06 Nov 1994 08:49:37 GMT")
+        self.assertIs(httpDateNow(EXAMPLE + 0.9), httpDateNow(EXAMPLE))
+        self.assertEqual(httpDateNow(EXAMPLE + 1), b"Sun, 06 Nov 1994 08:49:38 GMT")
+        self.assertEqual(httpDateNow(EXAMPLE), b"Sun, 06 Nov 1994 08:49:37 GMT")
 
     def test_httpDateTruncates(self) -> None:
         """

@@ -115,6 +115,33 @@ class StreamingRequestTests(SynchronousTestCase):
         channel.dataReceived(b"x" * 100)
         self.assertEqual(leaf.receiver.chunks, [])
 
+    def test_rendersResourceFoundAtHeaders(self) -> None:
+        """
+        The resource chosen at header time renders the request, without a
+        second traversal or twisted.web's query parsing (it routes on the
+        raw URI); the response has a Date and a Server header.
+        """
+        leaf = StreamingLeaf()
+        root = Resource()
+        root.putChild(b"mount", leaf)
+        rendered: List[StreamingRequest] = []
+        render = leaf.render
+
+        def recording(request: StreamingRequest) -> object:
+            rendered.append(request)
+            return render(request)
+
+        leaf.render = recording  # type: ignore[method-assign]
+        channel, transport = connect(root)
+        channel.dataReceived(b"GET /mount/b/k?a=1&b=%2F HTTP/1.1\r\nHost: x\r\n\r\n")
+        [request] = rendered
+        self.assertEqual(request.args, {})
+        self.assertEqual((request.prepath, request.postpath), ([b"mount"], [b"b", b"k"]))
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
+        self.assertIn(b"\r\nDate: ", out)
+        self.assertIn(b"\r\nServer: TwistedWeb/", out)
+
     def test_connectionLost(self) -> None:
         """A body cut short tells the receiver, which can release its bytes."""
         leaf = StreamingLeaf()
