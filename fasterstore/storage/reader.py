@@ -44,8 +44,8 @@ from fasterstore.storage.blob import Extent
 from fasterstore.storage.segments import CorruptionError, ExtentMap, SegmentMissing, SegmentStore
 
 #: Bytes per read.  Each read is a pool handoff and a wait for it, with
-#: one read ahead: a 256 MiB GET served 300-390 MB/s with 256 KiB pieces,
-#: 600-670 MB/s with 1 MiB (docs/benchmarks.md, "Large objects").  A
+#: one read ahead: a 256 MiB GET served 365-389 MB/s with 256 KiB pieces,
+#: 403-688 MB/s with 1 MiB (docs/benchmarks.md, "Large objects").  A
 #: response holds at most two pieces.
 PIECE_SIZE = 1024 * 1024
 

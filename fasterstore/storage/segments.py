@@ -41,13 +41,10 @@ Tests: tests/unit/test_segments.py.
 from __future__ import annotations
 
 import bisect
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
 import re
-import sys
 import threading
 from collections import OrderedDict
 from typing import (
@@ -195,50 +192,13 @@ def _pwriteAll(fd: int, buffers: Sequence[Buffer], offset: int) -> None:
                 written = 0
 
 
-#: Records at least this big start their own writeback once written.
-WRITEBACK_MIN = 512 * 1024
-#: Linux's sync_file_range(2) flag: start writeback of dirty pages, wait for nothing.
-SYNC_FILE_RANGE_WRITE = 2
-
-
-def _libcSyncFileRange() -> Optional[Callable[[int, int, int, int], None]]:
-    """Linux's C{sync_file_range(2)} (Python's os module has none), or None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    function.restype = ctypes.c_int
-
-    def syncFileRange(fd: int, offset: int, length: int, flags: int) -> None:
-        if function(fd, offset, length, flags) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-
-    return syncFileRange
-
-
-_SYNC_FILE_RANGE = _libcSyncFileRange()
-
-
 def _writeRecord(
     fd: int,
     offset: int,
     parts: Sequence[Buffer],
     beforeWrite: Optional[Callable[[bytes], object]],
-    writeback: bool = False,
 ) -> None:
-    """
-    Worker-thread half of an append: assemble, checksum, write.
-
-    With C{writeback}, start writing the record to the disk now (Linux
-    C{sync_file_range}, which does not wait): the fsync that acknowledges
-    a large upload then waits for its last records only, not for all of
-    them at once.
-    """
+    """Worker-thread half of an append: assemble, checksum, write."""
     if len(parts) == 1 and type(parts[0]) is bytes:
         payload = parts[0]
     else:
@@ -247,11 +207,6 @@ def _writeRecord(
         beforeWrite(payload)
     header, table = encodeRecord(payload)
     _pwriteAll(fd, (header, payload, table), offset)
-    if writeback and _SYNC_FILE_RANGE is not None:
-        try:
-            _SYNC_FILE_RANGE(fd, offset, len(header) + len(payload) + len(table), SYNC_FILE_RANGE_WRITE)
-        except OSError:
-            pass  # only a hint: the fsync before the acknowledgement reports real errors
 
 
 #: Reads of at most this many bytes try the page cache on the calling thread.
@@ -493,9 +448,7 @@ class SegmentStore:
                 self._release(descriptor)
             return Extent(segment, offset, length)
 
-        d = (runner or self.runner).run(
-            _writeRecord, descriptor.fd, offset, parts, beforeWrite, self.fsync and length >= WRITEBACK_MIN
-        )
+        d = (runner or self.runner).run(_writeRecord, descriptor.fd, offset, parts, beforeWrite)
         return self._track(d.addBoth(written))
 
     def _create(self, segment: int) -> None:

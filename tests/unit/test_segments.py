@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 from typing import Any, Callable, Dict, List, Tuple, Union, cast
 
 import attrs
@@ -381,56 +380,6 @@ class SyncTests(StoreTestCase):
         store = self.store()
         self.append(store, b"x")
         store.prepareSync()()
-
-
-class WritebackTests(StoreTestCase):
-    """Large records start their own writeback; small ones and --no-fsync stores do not."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.started: List[Tuple[int, int, int, int]] = []
-        self.patch(segments, "_SYNC_FILE_RANGE", lambda *args: self.started.append(args))
-
-    def test_largeRecords(self) -> None:
-        """A record of WRITEBACK_MIN bytes or more asks the kernel to write its whole span now."""
-        store = self.store()
-        small = self.append(store, b"x" * 1000)
-        large = self.append(store, b"y" * segments.WRITEBACK_MIN)
-        self.assertEqual(self.started, [
-            (store._fds[large.segment].fd, large.offset, recordLength(large.length), segments.SYNC_FILE_RANGE_WRITE)
-        ])
-        self.assertNotEqual(small.offset, large.offset)
-
-    def test_libc(self) -> None:
-        """On Linux the hint is libc's sync_file_range; a bad descriptor is an OSError."""
-        real = segments._libcSyncFileRange()
-        if not sys.platform.startswith("linux"):
-            self.assertIsNone(real)
-            return
-        assert real is not None
-        path = self.root.child("f").path
-        with open(path, "wb") as f:
-            f.write(b"x" * 8192)
-            real(f.fileno(), 0, 8192, segments.SYNC_FILE_RANGE_WRITE)
-        error = self.assertRaises(OSError, real, -1, 0, 1, segments.SYNC_FILE_RANGE_WRITE)
-        self.assertEqual(error.errno, errno.EBADF)
-
-    def test_noFsync(self) -> None:
-        """A store that never fsyncs starts no writeback either."""
-        store = self.store(fsync=False)
-        self.append(store, b"y" * segments.WRITEBACK_MIN)
-        self.assertEqual(self.started, [])
-
-    def test_hintFailureIgnored(self) -> None:
-        """The hint failing fails nothing: the fsync before the acknowledgement reports real errors."""
-
-        def broken(*args: object) -> None:
-            raise OSError(errno.EINVAL, "not here")
-
-        self.patch(segments, "_SYNC_FILE_RANGE", broken)
-        store = self.store()
-        extent = self.append(store, b"z" * segments.WRITEBACK_MIN)
-        self.assertEqual(self.successResultOf(store.readRange([extent], 0, 3)), b"zzz")
 
 
 class ReadTests(StoreTestCase):
