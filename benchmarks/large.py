@@ -116,6 +116,8 @@ if str(HERE) not in sys.path:
 import run as harness  # noqa: E402  (benchmarks/run.py: processes, clients, /proc CPU)
 from run import BenchError  # noqa: E402
 
+from fasterstore.durable import syncDirectory  # noqa: E402
+
 KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
@@ -235,14 +237,6 @@ def box_limits(data_dir: Path, quick: bool) -> dict[str, Any]:
 # body files: random bytes on disk and the MD5 of what will be sent
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BodyFile:
     """
     A file of ``size`` random bytes (``os.urandom`` in 1 MiB chunks), written
@@ -290,7 +284,7 @@ class BodyFile:
                 pos += len(chunk)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(path.parent)
+        syncDirectory(str(path.parent))
         self.whole = whole
         missing = wanted - set(self.prefix_states)
         if missing or len(self.part_md5) != self.parts:
@@ -1045,7 +1039,7 @@ def prepare_static(directory: Path) -> dict[str, str]:
             os.fsync(f.fileno())
         (directory / (filename + ".md5")).write_text(md5.hexdigest() + "\n")
         names[name] = filename
-    _fsync_dir(directory)
+    syncDirectory(str(directory))
     return names
 
 
