@@ -89,10 +89,8 @@ class Connection:
         self.channel = site.buildProtocol(None)
         self.channel.makeConnection(self.transport)
         self.responses = Responses()
-        if head:
-            # A HEAD answer carries Content-Length but no body: the parser
-            # must be told (httptools cannot know which request it answers).
-            self.responses.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        # A HEAD answer carries Content-Length but no body, which a response
+        # parser cannot know: HEAD answers are counted by their header blocks.
         self.head = head
 
     def send(self, data: bytes) -> None:
