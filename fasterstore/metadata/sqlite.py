@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -276,15 +277,35 @@ def _seqOf(versionId: str) -> int:
     return seq
 
 
+#: Rows whose C{record} text is at most this long are decoded once and
+#: kept (the decoded records are frozen, a pure function of the row's
+#: every column); longer ones (a multipart manifest) always anew, so the
+#: caches below hold at most a few MB however large records get.
+CACHED_TEXT = 2048
+
+
 def decodeObject(
     bucket: str, key: str, size: int, etag: str, modified: float, checksumType: Optional[str], text: str,
     seq: int = 0, nullVersion: int = 1, deleteMarker: int = 0,
 ) -> ObjectRecord:
     """An object record from its row (the L{_OBJECT_READ} or L{_VERSION_READ} columns)."""
+    if len(text) <= CACHED_TEXT:
+        return _decodeObjectCached(bucket, key, size, etag, modified, checksumType, text, seq, nullVersion, deleteMarker)
+    return _decodeObject(bucket, key, size, etag, modified, checksumType, text, seq, nullVersion, deleteMarker)
+
+
+def _decodeObject(
+    bucket: str, key: str, size: int, etag: str, modified: float, checksumType: Optional[str], text: str,
+    seq: int, nullVersion: int, deleteMarker: int,
+) -> ObjectRecord:
     d = json.loads(text)
     d.update(bucket=bucket, key=key, size=size, etag=etag, modified=modified, checksumType=checksumType,
              versionId=None if nullVersion else versionIdOf(seq), deleteMarker=bool(deleteMarker))
     return ObjectRecord.fromJSON(d)
+
+
+#: A hot object's GET and HEAD decode its same row again and again.
+_decodeObjectCached = functools.lru_cache(maxsize=1024, typed=True)(_decodeObject)
 
 
 @attrs.frozen
@@ -343,7 +364,16 @@ def encodeExtents(extents: Iterable[Extent]) -> str:
 
 
 def _decodeExtents(text: str) -> Tuple[Extent, ...]:
+    if len(text) <= CACHED_TEXT:
+        return _decodeExtentsCached(text)
+    return _decodeExtentsAnew(text)
+
+
+def _decodeExtentsAnew(text: str) -> Tuple[Extent, ...]:
     return tuple(Extent(s, o, n) for s, o, n in json.loads(text))
+
+
+_decodeExtentsCached = functools.lru_cache(maxsize=1024, typed=True)(_decodeExtentsAnew)
 
 
 def connect(path: str, readOnly: bool, fsync: bool) -> sqlite3.Connection:
@@ -1512,7 +1542,16 @@ def _noSuchUpload(uploadId: str) -> S3Error:
 
 def _bucket(db: sqlite3.Connection, name: str) -> Optional[BucketRecord]:
     row = db.execute("SELECT record FROM buckets WHERE name = ?", (name,)).fetchone()
-    return None if row is None else BucketRecord.fromJSON(json.loads(row[0]))
+    return None if row is None else decodeBucket(row[0])
+
+
+def _decodeBucket(text: str) -> BucketRecord:
+    return BucketRecord.fromJSON(json.loads(text))
+
+
+#: Every request to a bucket reads its row; a bucket's record (policy,
+#: lifecycle, CORS) can be tens of KB, hence few entries.
+decodeBucket = functools.lru_cache(maxsize=64)(_decodeBucket)
 
 
 def _totals(db: sqlite3.Connection) -> Totals:

@@ -105,6 +105,7 @@ class RangeProducer:
     _paused: bool = attrs.field(init=False, default=False)
     _stopped: bool = attrs.field(init=False, default=False)
     _started: bool = attrs.field(init=False, default=False)
+    _registered: bool = attrs.field(init=False, default=False)
     _finished: bool = attrs.field(init=False, default=False)
     _pumping: bool = attrs.field(init=False, default=False)
     _error: Optional[Failure] = attrs.field(init=False, default=None)
@@ -197,6 +198,15 @@ class RangeProducer:
             return fail(self._error)
         self._done = Deferred()
         d = self._done
+        pending = self._next
+        if pending is not None and self._position == self.end and len(pending) <= self.writeSize:
+            # A small range, read whole by prefetch: one write, and no
+            # producer to register (and unregister) for it.
+            self._next = None
+            self.consumer.write(pending)
+            self._finish(None)
+            return d
+        self._registered = True
         self.consumer.registerProducer(self, True)
         self._pump()
         return d
@@ -325,7 +335,7 @@ class RangeProducer:
         self._unpin()
         self._current = memoryview(b"")
         self._next = None
-        if not self._stopped:
+        if self._registered and not self._stopped:
             # After stopProducing the consumer may be gone (a Request whose
             # connection was lost has no channel to unregister from).
             self.consumer.unregisterProducer()

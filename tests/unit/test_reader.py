@@ -325,6 +325,20 @@ class PrefetchTests(ReaderTestCase):
         self.successResultOf(d)
         self.assertEqual(consumer.value(), self.data)
 
+    def test_smallRangeOneWrite(self) -> None:
+        """
+        A range no longer than one write, whole in memory after prefetch,
+        goes out in one write with no producer registered: there is nothing
+        to pace.
+        """
+        consumer = FakeConsumer()
+        producer = self.producer(consumer, 5, 5 + 1000)
+        self.successResultOf(producer.prefetch())
+        self.successResultOf(producer.start())
+        self.assertEqual(consumer.writes, [1000])
+        self.assertEqual(consumer.value(), self.data[5:1005])
+        self.assertEqual((consumer.registrations, consumer.unregistrations), ([], 0))
+
     def test_prefetchEmpty(self) -> None:
         """Prefetching an empty range succeeds at once."""
         consumer = FakeConsumer()
