@@ -105,8 +105,8 @@ class Digests:
     """
     Several digests of one byte stream, fed once.
 
-    Always includes C{md5} and C{blake3}.  Not thread-safe: feed it from one
-    thread at a time (the blob writer has one flush in flight per upload).
+    Always includes C{md5} and C{blake3}.  Not thread-safe: feed each hasher
+    from one thread at a time (see L{split}).
     """
 
     def __init__(self, algorithms: Iterable[str] = ()) -> None:
@@ -125,6 +125,22 @@ class Digests:
         """Feed the next bytes of the stream to every hasher."""
         for hasher in self._hashers.values():
             hasher.update(data)
+
+    def split(self, name: str) -> Tuple[Callable[[Buffer], object], Callable[[Buffer], object]]:
+        """
+        Two feeders that together do what L{update} does: one for hasher
+        C{name} alone, one for all the others.  Each may run on its own
+        thread (every hasher here releases the GIL on large inputs), so the
+        slowest hash need not wait for the rest.
+        """
+        alone = self._hashers[name]
+        others = [hasher for other, hasher in self._hashers.items() if other != name]
+
+        def updateOthers(data: Buffer) -> None:
+            for hasher in others:
+                hasher.update(data)
+
+        return alone.update, updateOthers
 
     def result(self) -> Dict[str, bytes]:
         """

@@ -1523,11 +1523,15 @@ class SQLiteMetadataStore:
         if self.metrics is None or self._reader is None:
             return
         try:
-            totals = _totals(self._reader)
+            # The two gauges' counters only: the garbage table (a row per
+            # segment) is not read after every round.
+            counters = dict(
+                self._reader.execute("SELECT name, value FROM counters WHERE name IN ('objects', 'logical_bytes')")
+            )
         except sqlite3.Error:
             return
-        self.metrics.objects.set(totals.objects)
-        self.metrics.storedBytes.set(totals.logicalBytes)
+        self.metrics.objects.set(counters.get("objects", 0))
+        self.metrics.storedBytes.set(counters.get("logical_bytes", 0))
 
 
 def _identity(record: ObjectRecord) -> Tuple[Any, ...]:

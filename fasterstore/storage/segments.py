@@ -71,6 +71,7 @@ from twisted.python.filepath import FilePath
 from fasterstore.durable import syncDirectory
 from fasterstore.files import makePrivateDirectory, openPrivateFile
 from fasterstore.metrics import Metrics
+from fasterstore.storage import dropbehind
 from fasterstore.storage.blob import Extent
 from fasterstore.storage.records import (
     HEADER_SIZE,
@@ -197,8 +198,14 @@ def _writeRecord(
     offset: int,
     parts: Sequence[Buffer],
     beforeWrite: Optional[Callable[[bytes], object]],
+    writeback: bool = False,
+    drops: Sequence[dropbehind.Range] = (),
 ) -> None:
-    """Worker-thread half of an append: assemble, checksum, write."""
+    """
+    Worker-thread half of an append: assemble, checksum, write; with
+    C{writeback}, start the record's writeback, then drop the earlier
+    C{drops} from the page cache (L{fasterstore.storage.dropbehind}).
+    """
     if len(parts) == 1 and type(parts[0]) is bytes:
         payload = parts[0]
     else:
@@ -207,6 +214,9 @@ def _writeRecord(
         beforeWrite(payload)
     header, table = encodeRecord(payload)
     _pwriteAll(fd, (header, payload, table), offset)
+    if writeback:
+        dropbehind.startWriteback(fd, offset, len(header) + len(payload) + len(table))
+        dropbehind.drop(drops)
 
 
 #: Reads of at most this many bytes try the page cache on the calling thread.
@@ -398,11 +408,21 @@ class SegmentStore:
         """
         return self.appendParts([payload])
 
+    def dropsBehind(self, length: int) -> bool:
+        """
+        Whether a record with this payload length starts its writeback once
+        written and may later be dropped from the page cache (see
+        L{fasterstore.storage.dropbehind}): large records, on a store that
+        fsyncs (without fsync nothing needs to reach the disk soon).
+        """
+        return self.fsync and length >= dropbehind.DROP_MIN and dropbehind.syncFileRange is not None
+
     def appendParts(
         self,
         parts: Sequence[Buffer],
         beforeWrite: Optional[Callable[[bytes], object]] = None,
         runner: Optional[BlockingRunner] = None,
+        dropBehind: Sequence[Extent] = (),
     ) -> "Deferred[Extent]":
         """
         Write one record whose payload is the concatenation of C{parts}.
@@ -412,6 +432,9 @@ class SegmentStore:
         reactor thread only reserves space.
 
         @param runner: run the job there instead of in C{self.runner}.
+        @param dropBehind: earlier records (of the same upload, not yet
+            synced) to wait for and drop from the page cache once this one
+            is written, if L{dropsBehind} this one.
 
         @raise ValueError: if the payload is empty or over L{RECORD_PAYLOAD}.
         @raise StoreClosed: after L{close}.
@@ -436,9 +459,20 @@ class SegmentStore:
         # Until the caller holds the extent (and pins it for its upload), a
         # record in flight looks dead to compaction: keep its segment.
         unpin = self.pin((segment,))
+        writeback = self.dropsBehind(length)
+        drops: List[Tuple[_Descriptor, int, int]] = []
+        if writeback:
+            with self._openLock:
+                for extent in dropBehind:
+                    held = self._fds.get(extent.segment)
+                    if held is not None and not held.closed:
+                        held.users += 1
+                        drops.append((held, extent.offset, recordLength(extent.length)))
 
         def written(result: Union[None, Failure]) -> Union[Extent, Failure]:
             unpin()
+            for held, _, _ in drops:
+                self._release(held)
             if isinstance(result, Failure):
                 self._release(descriptor)
                 return result
@@ -448,7 +482,9 @@ class SegmentStore:
                 self._release(descriptor)
             return Extent(segment, offset, length)
 
-        d = (runner or self.runner).run(_writeRecord, descriptor.fd, offset, parts, beforeWrite)
+        d = (runner or self.runner).run(
+            _writeRecord, descriptor.fd, offset, parts, beforeWrite, writeback, [(h.fd, o, n) for h, o, n in drops]
+        )
         return self._track(d.addBoth(written))
 
     def _create(self, segment: int) -> None:

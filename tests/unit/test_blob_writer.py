@@ -17,8 +17,9 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from fasterstore.checksums import ALGORITHMS, Digests
-from fasterstore.storage import segments
+from fasterstore.storage import dropbehind, segments
 from fasterstore.storage.blob import WrittenBlob
+from fasterstore.storage.records import recordLength
 from fasterstore.storage.segments import SegmentStore
 from fasterstore.storage.writer import BlobWriter
 from fasterstore.threads import ImmediateRunner
@@ -140,12 +141,12 @@ class BasicTests(WriterTestCase):
 
 
 class BackpressureTests(WriterTestCase):
-    """One flush in flight; memory bounded by about two records."""
+    """Two lanes, two records in them; memory bounded by about three records."""
 
     def test_pauseAndResume(self) -> None:
         """
-        With a flush in flight and a full record buffered, write() returns a
-        Deferred that fires once that flush finishes.
+        With a record in the lanes and a full one buffered, write() returns
+        a Deferred that fires once the write lane takes the buffered one.
         """
         runner = ManualRunner()
         store = self.makeStore(runner)
@@ -156,22 +157,48 @@ class BackpressureTests(WriterTestCase):
         while result is None:
             result = writer.write(chunk)
             accepted += len(chunk)
-            self.assertLessEqual(len(runner.jobs), 1, "one flush in flight per writer")
+            self.assertLessEqual(len(runner.jobs), 2, "one job per lane")
         self.assertEqual(accepted, 2 * MiB)
+        self.assertEqual([job[1].__name__ for job in runner.jobs], ["_hashParts", "_writeRecord"])
         self.assertNoResult(result)
-        runner.runOne()
+        runner.runOne(1)  # the first record's write: the next one may go in
         self.assertIsNone(self.successResultOf(result))
-        self.assertEqual(len(runner.jobs), 1)
+        self.assertEqual(len(runner.jobs), 2)
         d = writer.finish()
         runner.runAll()
         blob = self.successResultOf(d)
         self.assertEqual(blob.size, 2 * MiB)
         self.assertEqual(blob.digests["md5"], hashlib.md5(bytes(2 * MiB)).digest())
 
+    def test_lanesInOrder(self) -> None:
+        """
+        The write lane may run ahead of the md5 lane by one record, no more;
+        whatever order the pool runs the jobs in, each lane sees the records
+        in order and the digests are those of the whole blob.
+        """
+        runner = ManualRunner()
+        store = self.makeStore(runner)
+        writer = store.openWriter(["sha256"])
+        data = payloadOf(4 * MiB + 10)
+        writer.write(data)
+        finished = writer.finish()
+        names = lambda: [job[1].__name__ for job in runner.jobs]  # noqa: E731
+        self.assertEqual(names(), ["_hashParts", "_writeRecord"])
+        runner.runOne(1)  # record 1 written; record 2 goes in behind md5 of record 1
+        self.assertEqual(names(), ["_hashParts", "_writeRecord"])
+        runner.runOne(1)  # record 2 written; two records still in the md5 lane
+        self.assertEqual(names(), ["_hashParts"])
+        runner.runOne(0)  # md5 of record 1: record 3 may go in
+        self.assertEqual(names(), ["_hashParts", "_writeRecord"])
+        runner.runAll()
+        blob = self.successResultOf(finished)
+        self.assertEqual(blob.digests, expectedDigests(data, ("sha256",)))
+        self.assertEqual(self.readBack(store, blob), data)
+
     def test_boundedMemory(self) -> None:
         """
-        A caller honouring the Deferreds never has more than two records
-        (plus one chunk) accepted but not yet written.
+        A caller honouring the Deferreds never has more than three records
+        (plus one chunk) accepted but not yet through both lanes.
         """
         runner = ManualRunner()
         store = self.makeStore(runner)
@@ -179,17 +206,18 @@ class BackpressureTests(WriterTestCase):
         chunk = payloadOf(100_000)
         rng = random.Random(4)
         written = 0
-        stored = 0
+        jobsRun = 0
         for _ in range(100):
             d = writer.write(chunk)
             written += len(chunk)
-            self.assertLessEqual(written - stored, 2 * MiB + len(chunk))
+            # Jobs run first in, first out: two of them finish a record.
+            self.assertLessEqual(written - (jobsRun // 2) * MiB, 3 * MiB + len(chunk))
             while d is not None and not d.called:
                 runner.runOne()
-                stored += MiB
+                jobsRun += 1
             if runner.jobs and rng.random() < 0.3:
                 runner.runOne()
-                stored += MiB
+                jobsRun += 1
         finished = writer.finish()
         runner.runAll()
         blob = self.successResultOf(finished)
@@ -233,7 +261,7 @@ class FailureTests(WriterTestCase):
         paused = writer.write(bytes(MiB))
         assert paused is not None
         self.patch(segments.os, "pwritev", noSpace)
-        runner.runOne()
+        runner.runAll()
         self.assertIsNone(self.successResultOf(paused))
         self.assertEqual(runner.jobs, [])
         self.failureResultOf(writer.finish(), OSError)
@@ -251,25 +279,32 @@ class FailureTests(WriterTestCase):
 
     def test_smallTailInlineFullRecordsInPool(self) -> None:
         """
-        A tail of at most INLINE_LIMIT bytes is written at once, on the
-        calling thread; full records wait for the runner (the thread pool).
+        A blob of one record of at most INLINE_LIMIT bytes is hashed and
+        written at once, on the calling thread; bigger records take a job in
+        each lane of the runner (the thread pool), and a small tail behind
+        them is hashed and written on the calling thread in its turn.
         """
         from fasterstore.storage.writer import INLINE_LIMIT
 
         runner = ManualRunner()
         store = self.makeStore(runner)
         writer = store.openWriter()
+        writer.write(b"s" * INLINE_LIMIT)
+        self.assertEqual(self.successResultOf(writer.finish()).size, INLINE_LIMIT)
+        self.assertEqual(runner.jobs, [])
+        writer = store.openWriter()
         writer.write(bytes(MiB) + b"x" * INLINE_LIMIT)
         d = writer.finish()
-        self.assertEqual(len(runner.jobs), 1)
+        self.assertEqual(len(runner.jobs), 2)
         self.assertNoResult(d)
         runner.runAll()
         blob = self.successResultOf(d)
         self.assertEqual([e.length for e in blob.extents], [MiB, INLINE_LIMIT])
+        self.assertEqual(blob.digests, expectedDigests(bytes(MiB) + b"x" * INLINE_LIMIT))
         writer = store.openWriter()
         writer.write(b"y" * (INLINE_LIMIT + 1))
         d = writer.finish()
-        self.assertEqual(len(runner.jobs), 1)
+        self.assertEqual(len(runner.jobs), 2)
         runner.runAll()
         self.assertEqual(self.successResultOf(d).size, INLINE_LIMIT + 1)
 
@@ -361,3 +396,70 @@ class ConcurrentWritersTests(WriterTestCase):
     def test_sixteenWritersImmediate(self) -> None:
         """The same with every flush completing at once."""
         self.interleave(ImmediateRunner(), 3)
+
+
+class DropBehindTests(WriterTestCase):
+    """
+    Large records start their writeback when written; a few records later
+    their pages are waited for and dropped (L{fasterstore.storage.dropbehind}).
+    """
+
+    def setUp(self) -> None:
+        self.calls: List[Tuple[str, int, int, int]] = []
+
+        def syncFileRange(fd: int, offset: int, length: int, flags: int) -> int:
+            self.calls.append(("sync", offset, length, flags))
+            return 0
+
+        def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+            self.calls.append(("fadvise", offset, length, advice))
+
+        self.patch(dropbehind, "syncFileRange", syncFileRange)
+        self.patch(dropbehind.os, "posix_fadvise", fadvise)
+
+    def write(self, store: SegmentStore, data: bytes) -> WrittenBlob:
+        writer = store.openWriter()
+        blob = self.writeAll(writer, [data[i : i + 100_000] for i in range(0, len(data), 100_000)])
+        self.assertEqual(self.readBack(store, blob), data)
+        return blob
+
+    def test_largeRecords(self) -> None:
+        """
+        Every full record starts its writeback; all but the last WINDOW are
+        then waited for and dropped, each whole record once, in order.
+        """
+        store = self.makeStore()
+        blob = self.write(store, payloadOf(7 * MiB + 5))
+        full = [e for e in blob.extents if e.length >= dropbehind.DROP_MIN]
+        self.assertEqual(len(full), 7)
+        spans = [(e.offset, recordLength(e.length)) for e in full]
+        started = [(o, n) for kind, o, n, flags in self.calls if kind == "sync" and flags == dropbehind.WRITE]
+        self.assertEqual(started, spans)
+        waited = [(o, n) for kind, o, n, flags in self.calls if kind == "sync" and flags != dropbehind.WRITE]
+        dropped = [(o, n) for kind, o, n, advice in self.calls if kind == "fadvise"]
+        self.assertEqual(waited, spans[: 7 - dropbehind.WINDOW])
+        self.assertEqual(dropped, spans[: 7 - dropbehind.WINDOW])
+        self.assertEqual(
+            {flags for kind, _, _, flags in self.calls if kind == "sync" and flags != dropbehind.WRITE},
+            {dropbehind.WAIT_BEFORE | dropbehind.WRITE | dropbehind.WAIT_AFTER},
+        )
+
+    def test_smallRecordsStay(self) -> None:
+        """Records under DROP_MIN (small objects, tails) neither start writeback nor leave the cache."""
+        store = self.makeStore()
+        self.write(store, payloadOf(dropbehind.DROP_MIN - 1))
+        self.assertEqual(self.calls, [])
+
+    def test_noFsync(self) -> None:
+        """A store that does not fsync leaves writeback to the kernel."""
+        store = self.makeStore()
+        store.fsync = False
+        self.write(store, payloadOf(6 * MiB))
+        self.assertEqual(self.calls, [])
+
+    def test_elsewhere(self) -> None:
+        """Without sync_file_range (not Linux) nothing is attempted."""
+        self.patch(dropbehind, "syncFileRange", None)
+        store = self.makeStore()
+        self.write(store, payloadOf(6 * MiB))
+        self.assertEqual(self.calls, [])

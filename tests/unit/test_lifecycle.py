@@ -11,6 +11,7 @@ import base64
 import calendar
 import datetime
 import hashlib
+import math
 from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree
 
@@ -381,16 +382,27 @@ def versions(draw: Any) -> Version:
     )
 
 
+def _utc(when: float) -> datetime.datetime:
+    """
+    C{when} as a datetime, rounded down to the microsecond: C{fromtimestamp}
+    rounds to the nearest, which moves a time a fraction of a microsecond
+    before midnight onto the next day, where the float comparisons of the
+    code under test (rightly) do not.
+    """
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return epoch + datetime.timedelta(microseconds=math.floor(when * 1e6))
+
+
 def _midnightAfter(when: float, days: int) -> datetime.datetime:
     """A second formulation of AWS's rounding: the date of C{when} plus C{days} plus one, at 00:00 UTC."""
-    start = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).date()
+    start = _utc(when).date()
     due = start + datetime.timedelta(days=days + 1)
     return datetime.datetime(due.year, due.month, due.day, tzinfo=datetime.timezone.utc)
 
 
 def model(rules: List[Rule], v: Version, now: float, tags: Tuple[Tuple[str, str], ...]) -> Optional[str]:
     """What the rules do, written out longhand from AWS's documentation."""
-    moment = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    moment = _utc(now)
     for r in rules:
         if not r.enabled or not v.key.startswith(r.filter.prefix):
             continue
@@ -404,7 +416,7 @@ def model(rules: List[Rule], v: Version, now: float, tags: Tuple[Tuple[str, str]
                 continue
             if r.filter.lessThan is not None and v.size >= r.filter.lessThan:
                 continue
-        dated = r.date is not None and moment >= datetime.datetime.fromtimestamp(r.date, datetime.timezone.utc)
+        dated = r.date is not None and moment >= _utc(r.date)
         aged = r.days is not None and moment >= _midnightAfter(v.modified, r.days)
         if v.isLatest and not v.deleteMarker and (dated or aged):
             return EXPIRE_CURRENT
