@@ -512,21 +512,19 @@ class _Transaction:
         self._removed.clear()
 
     def flush(self) -> None:
-        """Write the round's deltas."""
-        self.db.executemany(
-            "UPDATE counters SET value = value + ? WHERE name = ?",
-            [(n, name) for name, n in self.counters.items() if n],
-        )
-        self.db.executemany(
-            "INSERT INTO garbage(segment, bytes) VALUES (?, ?) "
-            "ON CONFLICT(segment) DO UPDATE SET bytes = bytes + excluded.bytes",
-            [(segment, n) for segment, n in self.garbage.items() if n],
-        )
-        self.db.executemany(
-            "INSERT INTO segments(segment, live) VALUES (?, ?) "
-            "ON CONFLICT(segment) DO UPDATE SET live = live + excluded.live",
-            [(segment, n) for segment, n in self.live.items() if n],
-        )
+        """Write the round's deltas (no statement for a kind that has none)."""
+        for statement, deltas in (
+            ("UPDATE counters SET value = value + ? WHERE name = ?",
+             [(n, name) for name, n in self.counters.items() if n]),
+            ("INSERT INTO garbage(segment, bytes) VALUES (?, ?) "
+             "ON CONFLICT(segment) DO UPDATE SET bytes = bytes + excluded.bytes",
+             [(segment, n) for segment, n in self.garbage.items() if n]),
+            ("INSERT INTO segments(segment, live) VALUES (?, ?) "
+             "ON CONFLICT(segment) DO UPDATE SET live = live + excluded.live",
+             [(segment, n) for segment, n in self.live.items() if n]),
+        ):
+            if deltas:
+                self.db.executemany(statement, deltas)
         if self._seq is not None:
             self.db.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (self._seq,))
 
