@@ -10,13 +10,15 @@ on a machine that is not quiet (a wrk run's throughput moves with whatever
 else runs on the box).  It is not a throughput: ``profile_server.py`` and
 ``run.py`` measure those, over loopback, beside the floors.
 
-    .venv/bin/python benchmarks/inprocess.py [--operation GET,HEAD] [--requests 5000] [--rounds 5]
+    .venv/bin/python benchmarks/inprocess.py [--operation GET,HEAD] [--requests 5000] [--rounds 5] \
+        [--http-parser twisted|httptools]
 
 GET and HEAD read a seeded set of 4 KiB objects (one request answers
 within its own ``dataReceived``: metadata reads and cached segment reads
 are on the reactor thread); PUT writes fresh keys with fsync off (the CPU
 of a PUT, not the disk's latency), each request waited for.  Every answer's
-status is checked; a non-2xx stops the benchmark.
+status is checked; a non-2xx stops the benchmark.  ``--http-parser``
+picks the site's HTTP/1.1 channel, as the server option of that name does.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
 
     workdir = FilePath(tempfile.mkdtemp(prefix="fsinprocess-"))
     access, secret = "AK" + secrets.token_hex(8), secrets.token_hex(20)
-    store = FasterStore.create(reactor, workdir.child("data"), Credentials(access, secret, "bench", "bench"), fsync=False)
+    store = FasterStore.create(reactor, workdir.child("data"), Credentials(access, secret, "bench", "bench"), fsync=False,
+                               httpParser=args.http_parser)
     store.service.startService()
     try:
         assert store.storeService is not None
@@ -206,9 +209,9 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                         operation, conn.responses.complete, args.requests, conn.responses.bad[:5]))
                 perRequest.append(elapsed / args.requests * 1e6)
                 conn.channel.connectionLost(None)
-            print("%-5s %6.1f us/request CPU (best of %d rounds of %d; median %.1f, worst %.1f)" % (
+            print("%-5s %6.1f us/request CPU (best of %d rounds of %d; median %.1f, worst %.1f; %s parser)" % (
                 operation, min(perRequest), args.rounds, args.requests, statistics.median(perRequest),
-                max(perRequest)))
+                max(perRequest), args.http_parser))
     finally:
         await store.service.stopService()
         shutil.rmtree(workdir.path, ignore_errors=True)
@@ -222,6 +225,8 @@ def parseArgs(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--cprofile", default=None, metavar="PREFIX",
                         help="profile the last round of each operation into PREFIX.OPERATION (cProfile)")
     parser.add_argument("--keys", type=int, default=200, help="objects seeded for GET and HEAD (200)")
+    parser.add_argument("--http-parser", default="twisted", choices=("twisted", "httptools"),
+                        help="the site's HTTP/1.1 parser, as the server's --http-parser (twisted)")
     args = parser.parse_args(argv)
     args.operations = [op.strip().upper() for op in args.operation.split(",") if op.strip()]
     return args

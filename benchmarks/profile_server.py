@@ -4,7 +4,8 @@ CPU 0, wrk on CPU 1 driving presigned URLs, the bare twisted.web floor
 measured the same way right after, and optionally py-spy sampling the
 worker during the FasterStore run.
 
-    .venv/bin/python benchmarks/profile_server.py --operation GET --duration 10 [--py-spy OUT.txt]
+    .venv/bin/python benchmarks/profile_server.py --operation GET --duration 10 [--py-spy OUT.txt] \
+        [--http-parser twisted|httptools]
 
 It prints, per target, ops/s, p50/p99 and the server's CPU per request,
 and FasterStore/bare: the figure to watch while optimising the request
@@ -103,7 +104,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--httptools-floor", action="store_true",
                         help="also measure bare_httptools.py, the floor on httptools instead of twisted.web")
     parser.add_argument("--server-arg", action="append", default=[])
+    parser.add_argument("--http-parser", default=None, choices=("twisted", "httptools"),
+                        help="the server's --http-parser (its default when not given)")
     args = parser.parse_args(argv)
+    if args.http_parser is not None:
+        args.server_arg += ["--http-parser", args.http_parser]
     workdir = Path(tempfile.mkdtemp(prefix="fsprofile-"))
     if args.cprofile:
         plain = harness.twistd_command()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import attrs
 from twisted.application import strports
@@ -44,7 +44,8 @@ from fasterstore.metadata.sqlite import DATABASE_NAME, SQLiteMetadataStore
 from fasterstore.metrics import Metrics
 from fasterstore.s3.context import S3Context
 from fasterstore.http.redaction import redactURI
-from fasterstore.http.channel import ConnectionLimits, GuardedSite
+from fasterstore.http.channel import ChannelGuards, ConnectionLimits, GuardedChannel, GuardedSite
+from fasterstore.http.lean import LeanChannel
 from fasterstore.http.request import StreamingRequest
 from fasterstore.s3.resource import S3Resource
 from fasterstore.auth.identity import Credentials
@@ -61,6 +62,11 @@ log = Logger()
 #: Idle seconds before an HTTP connection is dropped (a stalled upload
 #: releases its writer instead of holding it forever).
 IDLE_TIMEOUT = 120
+
+#: The HTTP/1.1 channel of each C{--http-parser} value
+#: (L{fasterstore.config.HTTP_PARSERS}): twisted.web's own parser, or
+#: httptools (see L{fasterstore.http.lean}); both carry the same guards.
+CHANNELS: Dict[str, Type[ChannelGuards]] = {"twisted": GuardedChannel, "httptools": LeanChannel}
 
 
 @provider(ILogObserver)
@@ -174,6 +180,7 @@ class _Site(GuardedSite):
         *,
         limits: Optional[ConnectionLimits] = None,
         reactor: Any = None,
+        httpParser: str = "twisted",
     ) -> None:
         self._accessLog = logPath is not None
         super().__init__(
@@ -183,6 +190,7 @@ class _Site(GuardedSite):
             logFormatter=redactedLogFormatter,
             reactor=reactor,
             limits=limits,
+            protocol=CHANNELS[httpParser],
         )
 
     def log(self, request: Any) -> None:
@@ -207,6 +215,8 @@ class FasterStore:
     @ivar requestFactory: give it to your Site so uploads stream instead of
         being buffered by twisted.web (see L{site}).
     @ivar limits: what one client connection may cost, for L{site}.
+    @ivar httpParser: the HTTP/1.1 parser of L{site}'s channels, a key of
+        L{CHANNELS}.
     @ivar lock: the data directory's lock, held until the service stops.
     """
 
@@ -220,6 +230,7 @@ class FasterStore:
     shutdownTimeout: float
     requestFactory: Callable[..., StreamingRequest] = StreamingRequest
     limits: ConnectionLimits = attrs.field(factory=ConnectionLimits)
+    httpParser: str = "twisted"
     lock: Optional[DataDirectoryLock] = None
     compaction: Optional[CompactionService] = None
     storeService: Optional[StoreService] = None
@@ -252,6 +263,7 @@ class FasterStore:
         background: bool = True,
         lifecycleInterval: float = DEFAULT_LIFECYCLE_INTERVAL,
         serviceClock: Optional[IReactorTime] = None,
+        httpParser: str = "twisted",
     ) -> "FasterStore":
         """
         Build a server on a data directory (metadata) and a drive (object
@@ -266,7 +278,10 @@ class FasterStore:
         the single pair C{credentials}; one of them is required.
 
         C{limits} bounds what each client connection of L{site} may cost
-        (the L{ConnectionLimits} defaults when None).
+        (the L{ConnectionLimits} defaults when None).  C{httpParser} picks
+        the HTTP/1.1 parser of L{site}'s connections: C{"twisted"}
+        (twisted.web's L{HTTPChannel}) or C{"httptools"} (the leaner
+        L{fasterstore.http.lean.LeanChannel}); the guards are the same.
 
         C{reserve}: free bytes of the drive object data may not use; an
         upload that would leave less is refused with 507 before its body is
@@ -289,6 +304,8 @@ class FasterStore:
         L{OffsetClock}); requests always use the reactor's, which is what
         signatures are checked against.
         """
+        if httpParser not in CHANNELS:
+            raise ValueError(f"httpParser must be one of {', '.join(sorted(CHANNELS))}, not {httpParser!r}")
         if lookup is None:
             if credentials is None:
                 raise ValueError("FasterStore.create needs credentials or a lookup")
@@ -333,7 +350,7 @@ class FasterStore:
         service = MultiService()
         store = cls(
             reactor, pool, segments, metadata, context, resource, service, shutdownTimeout,
-            limits=limits if limits is not None else ConnectionLimits(), lock=lock,
+            limits=limits if limits is not None else ConnectionLimits(), httpParser=httpParser, lock=lock,
         )
         store.storeService = StoreService(store)
         store.storeService.setServiceParent(service)
@@ -361,7 +378,8 @@ class FasterStore:
         A Site serving C{root} (default: the S3 resource) with streaming
         uploads, under this store's C{limits} (a head deadline, a minimum
         upload rate, a bound on connections; see L{fasterstore.http.channel}),
-        its timers on this store's reactor.  C{accessLog}: a file for the combined access
+        its timers on this store's reactor, its connections parsed by
+        C{httpParser}.  C{accessLog}: a file for the combined access
         log (signatures redacted), C{"-"} for the twisted log, None (the
         default) for no access log.
         """
@@ -371,6 +389,7 @@ class FasterStore:
             timeout=IDLE_TIMEOUT,
             limits=self.limits,
             reactor=self.reactor,
+            httpParser=self.httpParser,
         )
         site.requestFactory = self.requestFactory  # type: ignore[assignment]
         return site
@@ -422,6 +441,7 @@ def makeStoreService(settings: Settings, pluginArguments: Sequence[str] = ()) ->
         ),
         lockDirectory=role is None,
         background=role is None or role.index == 0,
+        httpParser=settings.httpParser,
     )
     # Always: a SIGHUP (systemctl reload) must never kill the server, even
     # when there is no credentials file to reload.

@@ -7,7 +7,9 @@ resets: a client dripping a header line now and then, or a body at a byte a
 second, keeps its connection (and, for a body, a segment writer) for ever,
 and nothing bounds how many such connections there are.  Here:
 
- - L{GuardedChannel} gives the request head a deadline
+ - L{ChannelGuards}, the bounds themselves, shared by L{GuardedChannel}
+   (on twisted.web's L{HTTPChannel}) and L{fasterstore.http.lean.LeanChannel}
+   (on httptools, C{--http-parser httptools}), give the request head a deadline
    (L{ConnectionLimits.headerTimeout}), from connection open for the first
    request and from its first byte for later ones (an idle keep-alive
    connection between requests stays under the idle timeout); demands that a
@@ -21,15 +23,15 @@ and nothing bounds how many such connections there are.  Here:
    those past L{ConnectionLimits.maxConnections} with C{503 SlowDown}.
 
 All times come from the Site's reactor (an L{IReactorTime}), so tests use
-L{twisted.internet.task.Clock}.  HTTP/2 is not offered: the channel is the
-HTTP/1.1 one, without twisted's ALPN switch.
-Tests: tests/unit/test_channel.py.
+L{twisted.internet.task.Clock}.  HTTP/2 is not offered: either channel is
+HTTP/1.1 only, without twisted's ALPN switch.
+Tests: tests/unit/test_channel.py (every guard, on both channels).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Type, cast
 
 import attrs
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
@@ -181,12 +183,25 @@ class _BodyMeter:
             self._tooSlow()
 
 
-@implementer(IStreamingChannel)
-class GuardedChannel(HTTPChannel):
+class ChannelGuards:
     """
-    An L{HTTPChannel} with a deadline for each request head, a minimum
-    body rate, and no patience for bare LF.  Built by L{GuardedSite}, which
-    sets L{clock} and L{limits}.
+    The bounds both HTTP channels enforce, written once: L{GuardedChannel}
+    (on twisted.web's L{HTTPChannel}) and
+    L{fasterstore.http.lean.LeanChannel} (on httptools) each drive these
+    from their own parsing.
+
+    The head deadline (L{_startHead}, L{_headDone}), the body rate meter
+    (L{_startMeter}, L{_stopMeter}), the server's own pauses not counted
+    against the client (L{IStreamingChannel}'s L{bodyPaused} and
+    L{bodyResumed}), and every refusal: a complete S3 error, then read no
+    more, close once it is written and abort if the peer never takes it
+    (L{_refuse}, L{_closeAfterAnswer}).
+
+    A channel using it is a protocol with a C{transport}, twisted's
+    L{twisted.protocols.policies.TimeoutMixin} C{setTimeout} (the idle
+    timeout), C{loseConnection}, C{abortTimeout}, C{_abortingCall} and
+    C{forceAbortClient}, as L{HTTPChannel} has them.  Built by
+    L{GuardedSite}, which sets L{clock} and L{limits}.
 
     @ivar clock: the Site's reactor, for every timer here.
     @ivar limits: the bounds to apply.
@@ -200,10 +215,172 @@ class GuardedChannel(HTTPChannel):
     limits: ConnectionLimits = ConnectionLimits(maxConnections=0)
     phase = "head"
     _headCall: Optional[IDelayedCall] = None
+    _headDue = False
     _meter: Optional[_BodyMeter] = None
     _closing = False
+    # The server paused reading the body (between bodyPaused and bodyResumed).
+    _bodyHeld = False
     _idleWhilePaused: Optional[float] = None
     _onClose: Optional[Callable[[], None]] = None
+
+    if TYPE_CHECKING:
+        # What the channel using these guards provides (see the class docstring).
+        transport: Any
+        abortTimeout: Any  # seconds, or None for never
+        _abortingCall: Optional[IDelayedCall]
+
+        def setTimeout(self, period: Optional[float]) -> Optional[float]:
+            """The idle timeout (TimeoutMixin): set C{period}, return the previous one."""
+
+        def loseConnection(self) -> None:
+            """Close once what was written is sent."""
+
+        def forceAbortClient(self) -> None:
+            """Abort the connection at once."""
+
+    # -- IStreamingChannel ---------------------------------------------------
+
+    def bodyPaused(self) -> None:
+        """
+        The server stopped reading the body: its time is not the client's,
+        neither for the rate nor for the idle timeout.
+        """
+        self._bodyHeld = True
+        if self._meter is not None:
+            self._meter.pause()
+        if not self._closing and self._idleWhilePaused is None:
+            self._idleWhilePaused = self.setTimeout(None)
+
+    def bodyResumed(self) -> None:
+        """The server reads the body again: both clocks run on."""
+        self._bodyHeld = False
+        if self._meter is not None:
+            self._meter.resume()
+        idle, self._idleWhilePaused = self._idleWhilePaused, None
+        if idle is not None and not self._closing:
+            self.setTimeout(idle)
+
+    def answeredEarly(self) -> None:
+        """The request answered before its body ended: close after the answer."""
+        self._closeAfterAnswer()
+
+    # -- the guards ----------------------------------------------------------
+
+    def _startHead(self) -> None:
+        """A request head is due: its deadline runs from now (unless one already does)."""
+        self.phase = "head"
+        timeout = self.limits.headerTimeout
+        if timeout <= 0 or self._headDue or self._closing:
+            return
+        self._headDue = True
+        call = self._headCall
+        if call is not None and call.active():
+            # The timer of an earlier head, idle since it completed: moved
+            # on, which is cheaper than a new timer for every request.
+            call.reset(timeout)
+        else:
+            self._headCall = self.clock.callLater(timeout, self._headTimedOut)
+
+    def _headDone(self) -> None:
+        """The head is complete in time: no deadline (its timer stays, for the next head to move on)."""
+        self._headDue = False
+
+    def _cancelHead(self) -> None:
+        """The connection is closing: no deadline, no timer."""
+        self._headDue = False
+        call, self._headCall = self._headCall, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _startMeter(self) -> None:
+        """
+        A body follows its head: meter its rate from now, the meter's clock
+        stopped if the server has already paused reading (a receiver still
+        being chosen).
+        """
+        limits = self.limits
+        if self._closing or limits.minUploadRate <= 0 or limits.uploadRateWindow <= 0:
+            return
+        self._meter = _BodyMeter(self.clock, limits.minUploadRate, limits.uploadRateWindow, self._bodyTooSlow)
+        self._meter.start()
+        if self._bodyHeld:
+            self._meter.pause()
+
+    def _stopMeter(self) -> None:
+        """The body is over: no more metering."""
+        if self._meter is not None:
+            self._meter.stop()
+            self._meter = None
+
+    def _headTimedOut(self) -> None:
+        self._headCall = None
+        if not self._headDue:
+            return  # the timer of a head completed in time
+        log.info("Request head not complete within {timeout}s: closing {peer}", timeout=self.limits.headerTimeout, peer=self._peer())
+        self._refuse(400, "RequestTimeout", TIMEOUT_MESSAGE)
+
+    def _bodyTooSlow(self) -> None:
+        self._meter = None
+        log.info(
+            "Request body slower than {rate} bytes/s over {window}s: closing {peer}",
+            rate=self.limits.minUploadRate,
+            window=self.limits.uploadRateWindow,
+            peer=self._peer(),
+        )
+        self._refuse(400, "RequestTimeout", TIMEOUT_MESSAGE)
+
+    def _refuseBareLineEnd(self) -> None:
+        self._refuse(400, "BadRequest", "Request line and header lines must end with CRLF.")
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Malformed HTTP (twisted.web's own refusals too), as a complete S3 error."""
+        self._refuse(400, "BadRequest", "The request is not valid HTTP/1.1.")
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer with an S3 error (nothing else is on the wire for this request) and close."""
+        if self._closing:
+            return
+        self.transport.write(errorResponse(status, code, message))
+        self._closeAfterAnswer()
+
+    def _closeAfterAnswer(self) -> None:
+        """Read no more; close once the answer is written; abort if it never is."""
+        if self._closing:
+            return
+        self._closing = True
+        self._cancelHead()
+        self._stopMeter()
+        self.setTimeout(None)
+        if self.abortTimeout is not None and self._abortingCall is None:
+            self._abortingCall = self.clock.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
+
+    def _peer(self) -> str:
+        try:
+            return str(self.transport.getPeer())
+        except Exception:
+            return "?"
+
+    def _stopGuards(self) -> None:
+        """The connection is gone: read no more, no deadline, no meter."""
+        self._closing = True
+        self._cancelHead()
+        self._stopMeter()
+
+    def _closed(self) -> None:
+        """The site counts one connection fewer (once, however often the loss is reported)."""
+        onClose, self._onClose = self._onClose, None
+        if onClose is not None:
+            onClose()
+
+
+@implementer(IStreamingChannel)
+class GuardedChannel(ChannelGuards, HTTPChannel):
+    """
+    An L{HTTPChannel} with a deadline for each request head, a minimum
+    body rate, and no patience for bare LF (see L{ChannelGuards}).  Built
+    by L{GuardedSite}, which sets L{clock} and L{limits}.
+    """
 
     # -- the phases of a request -------------------------------------------
 
@@ -243,17 +420,22 @@ class GuardedChannel(HTTPChannel):
             self._startHead()
         super().lineReceived(line)
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        A head line longer than twisted.web allows (16 KiB): answered like a
+        head over twisted.web's total size, not just closed.
+        """
+        self._respondToBadRequestAndDisconnect()
+
     def allHeadersReceived(self) -> None:
         """The head is complete in time: its body, if any, is metered."""
-        self._cancelHead()
+        self._headDone()
         self.phase = "body"
         super().allHeadersReceived()
         if self._closing or getattr(self.transport, "disconnecting", False):
             return
-        limits = self.limits
-        if self.length != 0 and limits.minUploadRate > 0 and limits.uploadRateWindow > 0:
-            self._meter = _BodyMeter(self.clock, limits.minUploadRate, limits.uploadRateWindow, self._bodyTooSlow)
-            self._meter.start()
+        if self.length != 0:
+            self._startMeter()
 
     def rawDataReceived(self, data: bytes) -> None:
         """Body bytes count towards the rate."""
@@ -274,109 +456,16 @@ class GuardedChannel(HTTPChannel):
 
     def requestDone(self, request: Any) -> None:
         """Between requests only the idle timeout applies, until a byte comes."""
+        self._bodyHeld = False
         if self.persistent:
             self.phase = "idle"
         super().requestDone(request)
 
-    # -- IStreamingChannel ---------------------------------------------------
-
-    def bodyPaused(self) -> None:
-        """
-        The server stopped reading the body: its time is not the client's,
-        neither for the rate nor for the idle timeout.
-        """
-        if self._meter is not None:
-            self._meter.pause()
-        if not self._closing and self._idleWhilePaused is None:
-            self._idleWhilePaused = self.setTimeout(None)
-
-    def bodyResumed(self) -> None:
-        """The server reads the body again: both clocks run on."""
-        if self._meter is not None:
-            self._meter.resume()
-        idle, self._idleWhilePaused = self._idleWhilePaused, None
-        if idle is not None and not self._closing:
-            self.setTimeout(idle)
-
-    def answeredEarly(self) -> None:
-        """The request answered before its body ended: close after the answer."""
-        self._closeAfterAnswer()
-
-    # -- refusals ----------------------------------------------------------
-
-    def _startHead(self) -> None:
-        self.phase = "head"
-        timeout = self.limits.headerTimeout
-        if timeout > 0 and self._headCall is None and not self._closing:
-            self._headCall = self.clock.callLater(timeout, self._headTimedOut)
-
-    def _cancelHead(self) -> None:
-        if self._headCall is not None:
-            if self._headCall.active():
-                self._headCall.cancel()
-            self._headCall = None
-
-    def _stopMeter(self) -> None:
-        if self._meter is not None:
-            self._meter.stop()
-            self._meter = None
-
-    def _headTimedOut(self) -> None:
-        self._headCall = None
-        log.info("Request head not complete within {timeout}s: closing {peer}", timeout=self.limits.headerTimeout, peer=self._peer())
-        self._refuse(400, "RequestTimeout", TIMEOUT_MESSAGE)
-
-    def _bodyTooSlow(self) -> None:
-        self._meter = None
-        log.info(
-            "Request body slower than {rate} bytes/s over {window}s: closing {peer}",
-            rate=self.limits.minUploadRate,
-            window=self.limits.uploadRateWindow,
-            peer=self._peer(),
-        )
-        self._refuse(400, "RequestTimeout", TIMEOUT_MESSAGE)
-
-    def _refuseBareLineEnd(self) -> None:
-        self._refuse(400, "BadRequest", "Request line and header lines must end with CRLF.")
-
-    def _respondToBadRequestAndDisconnect(self) -> None:
-        """twisted.web's own refusals, as complete S3 errors too."""
-        self._refuse(400, "BadRequest", "The request is not valid HTTP/1.1.")
-
-    def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer with an S3 error (nothing else is on the wire for this request) and close."""
-        if self._closing:
-            return
-        cast(Any, self.transport).write(errorResponse(status, code, message))
-        self._closeAfterAnswer()
-
-    def _closeAfterAnswer(self) -> None:
-        """Read no more; close once the answer is written; abort if it never is."""
-        if self._closing:
-            return
-        self._closing = True
-        self._cancelHead()
-        self._stopMeter()
-        self.setTimeout(None)
-        if self.abortTimeout is not None and self._abortingCall is None:
-            self._abortingCall = self.clock.callLater(self.abortTimeout, self.forceAbortClient)
-        self.loseConnection()
-
-    def _peer(self) -> str:
-        try:
-            return str(cast(Any, self.transport).getPeer())
-        except Exception:
-            return "?"
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Stop every timer; the site counts one connection fewer."""
-        self._closing = True
-        self._cancelHead()
-        self._stopMeter()
+        self._stopGuards()
         super().connectionLost(reason)
-        onClose, self._onClose = self._onClose, None
-        if onClose is not None:
-            onClose()
+        self._closed()
 
 
 class _Overloaded(Protocol):
@@ -436,6 +525,10 @@ class GuardedSite(Site):
     L{OVERFLOW_LINGERING} refusals are still closing, a new connection past
     the limit is closed at once, unanswered.
 
+    The channel is L{GuardedChannel} (twisted.web's HTTP/1.1 parser), or
+    whichever C{protocol} is given: L{fasterstore.http.lean.LeanChannel},
+    on httptools, is the other one that carries these guards.
+
     @ivar limits: the bounds every channel gets.
     @ivar openConnections: connections being served now.
     @ivar refusingConnections: connections refused and not yet closed.
@@ -443,8 +536,17 @@ class GuardedSite(Site):
 
     protocol = GuardedChannel  # type: ignore[assignment]
 
-    def __init__(self, resource: Any, *args: Any, limits: Optional[ConnectionLimits] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: Any,
+        *args: Any,
+        limits: Optional[ConnectionLimits] = None,
+        protocol: Optional[Type[ChannelGuards]] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(resource, *args, **kwargs)
+        if protocol is not None:
+            self.protocol = protocol  # type: ignore[assignment]
         self.limits = limits if limits is not None else ConnectionLimits()
         self.openConnections = 0
         self.refusingConnections = 0

@@ -10,6 +10,10 @@ restarts it on the same data directory and port.  Its stdout and stderr go to
 a log file next to the data directory; L{ServerTestCase} prints the tail of
 every server a test used when that test fails or errors.
 
+C{FASTERSTORE_TEST_WORKERS} and C{FASTERSTORE_TEST_HTTP_PARSER} run every
+server with that C{--workers} or C{--http-parser}, so that the whole suite
+can be run against each.
+
 L{ServerTestCase.sharedServer} gives one server per test class (trial has no
 C{setUpClass}, so a module-level registry keeps the current class's server and
 stops it when the next class asks for its own, or at exit).
@@ -59,6 +63,9 @@ REGION = "us-east-1"
 #: How long a server may take to become ready after start.
 READY_TIMEOUT = float(os.environ.get("FASTERSTORE_TEST_READY_TIMEOUT", "60"))
 WORKERS = os.environ.get("FASTERSTORE_TEST_WORKERS", "1")
+#: C{FASTERSTORE_TEST_HTTP_PARSER=httptools} runs every server of the suite
+#: with C{--http-parser httptools} (unset: the server's default).
+HTTP_PARSER = os.environ.get("FASTERSTORE_TEST_HTTP_PARSER", "").strip()
 
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -274,6 +281,8 @@ class Server:
             # suite on N workers instead (tests that read the server's pid
             # then read the supervisor's).
             command += ["--workers", WORKERS]
+        if HTTP_PARSER and "--http-parser" not in self.extraArgs:
+            command += ["--http-parser", HTTP_PARSER]
         return command + self.extraArgs
 
     def _environment(self) -> Dict[str, str]:

@@ -1,8 +1,13 @@
 """
 Tests for L{fasterstore.http.channel} (head deadline, minimum upload rate,
-bare-LF refusal, connection bound) and the access log of
+bare-LF refusal, head size, connection bound) and the access log of
 L{fasterstore.service._Site}, driven through a real Site, channel and
 L{StreamingRequest} over a L{StringTransport} with a L{MemoryReactorClock}.
+
+Every suite runs against both HTTP channels, twisted.web's
+(L{GuardedChannel}) and httptools' (L{fasterstore.http.lean.LeanChannel}):
+each C{...TestsMixin} holds the behaviour, and a C{...TwistedTests} and a
+C{...LeanTests} class run it on one channel each.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from fasterstore.http.channel import (
     defaultMaxConnections,
 )
 from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource, StreamingRequest
+from fasterstore.service import CHANNELS
 
 IDLE = 120.0
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
@@ -68,9 +74,15 @@ class Leaf(Resource):
         super().__init__()
         self.receiver = Receiver()
         self.rendered: List[bytes] = []
+        #: When set, PUT's receiver is chosen asynchronously: this fires with it.
+        self.choosing: Optional[Deferred[Optional[IBodyReceiver]]] = None
 
-    def bodyReceiver(self, request: StreamingRequest) -> Optional[IBodyReceiver]:
-        return self.receiver if request.method == b"PUT" else None
+    def bodyReceiver(self, request: StreamingRequest) -> Any:
+        if request.method != b"PUT":
+            return None
+        if self.choosing is not None:
+            return self.choosing
+        return self.receiver
 
     def render(self, request: StreamingRequest) -> object:
         self.rendered.append(request.uri)
@@ -87,12 +99,12 @@ class Leaf(Resource):
 
 
 class Connected:
-    """One site, its clock and one connection to it."""
+    """One site, its clock and one connection to it, on channels of class C{protocol}."""
 
-    def __init__(self, limits: ConnectionLimits, resource: Optional[Leaf] = None) -> None:
+    def __init__(self, limits: ConnectionLimits, resource: Optional[Leaf] = None, protocol: Any = GuardedChannel) -> None:
         self.clock = MemoryReactorClock()
         self.leaf = resource if resource is not None else Leaf()
-        self.site = GuardedSite(self.leaf, limits=limits, reactor=self.clock, timeout=IDLE)
+        self.site = GuardedSite(self.leaf, limits=limits, reactor=self.clock, timeout=IDLE, protocol=protocol)
         self.site.requestFactory = StreamingRequest
         self.channel, self.transport = self.connect()
 
@@ -108,6 +120,24 @@ class Connected:
 
     def output(self) -> bytes:
         return self.transport.value()
+
+
+class ChannelTestsMixin:
+    """
+    What a suite run on each channel needs: C{httpParser} (set by each
+    concrete test case) names the channel, as C{--http-parser} does.
+    """
+
+    httpParser = "twisted"
+
+    @property
+    def protocol(self) -> Any:
+        """The channel class under test."""
+        return CHANNELS[self.httpParser]
+
+    def connected(self, limits: ConnectionLimits, resource: Optional[Leaf] = None) -> Connected:
+        """A site on the channel under test, and one connection to it."""
+        return Connected(limits, resource, self.protocol)
 
 
 def limits(**kw: Any) -> ConnectionLimits:
@@ -140,7 +170,7 @@ def errorCode(body: bytes) -> Optional[str]:
 HEAD = b"GET /b/k HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-class HeadDeadlineTests(SynchronousTestCase):
+class HeadDeadlineTestsMixin(ChannelTestsMixin):
     """A request head must be complete within --header-timeout."""
 
     def assertTimedOut(self, c: Connected, already: bytes = b"") -> None:
@@ -155,7 +185,7 @@ class HeadDeadlineTests(SynchronousTestCase):
 
     def test_silentConnection(self) -> None:
         """A connection that never sends a head is refused when the deadline passes, not before."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.clock.advance(19.9)
         self.assertEqual(c.output(), b"")
         self.assertFalse(c.transport.disconnecting)
@@ -167,7 +197,7 @@ class HeadDeadlineTests(SynchronousTestCase):
         A byte every 5 s resets the idle timeout but not the deadline: the
         drip is cut off 20 s after the connection opened.
         """
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"GET /b/k HTTP/1.1\r\n")
         for byte in b"X-Slow: 0123":
             c.clock.advance(1.5)
@@ -180,7 +210,7 @@ class HeadDeadlineTests(SynchronousTestCase):
 
     def test_headInTime(self) -> None:
         """A head completed in time is served; the expired deadline does nothing after."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.clock.advance(19.0)
         c.send(HEAD)
         self.assertEqual(c.leaf.rendered, [b"/b/k"])
@@ -193,7 +223,7 @@ class HeadDeadlineTests(SynchronousTestCase):
         Between keep-alive requests only the idle timeout applies; the next
         request's deadline runs from its first byte.
         """
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(HEAD)
         served = c.output()
         c.clock.advance(100.0)
@@ -207,7 +237,7 @@ class HeadDeadlineTests(SynchronousTestCase):
 
     def test_idleTimeoutStillApplies(self) -> None:
         """An idle keep-alive connection is closed by the idle timeout, without an answer."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(HEAD)
         served = c.output()
         c.clock.advance(IDLE + 0.1)
@@ -216,7 +246,7 @@ class HeadDeadlineTests(SynchronousTestCase):
 
     def test_pipelinedHead(self) -> None:
         """A partial head that arrived with the previous request is under a deadline too."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(HEAD + b"GET /b/other HTTP/1.1\r\nHo")
         self.assertEqual(c.leaf.rendered, [b"/b/k"])
         served = c.output()
@@ -225,7 +255,7 @@ class HeadDeadlineTests(SynchronousTestCase):
 
     def test_deadlineOff(self) -> None:
         """C{headerTimeout=0} turns the deadline off."""
-        c = Connected(limits(headerTimeout=0.0))
+        c = self.connected(limits(headerTimeout=0.0))
         c.send(b"GET /b/k HTTP/1.1\r\n")
         c.clock.advance(IDLE - 1)
         self.assertEqual(c.output(), b"")
@@ -233,22 +263,22 @@ class HeadDeadlineTests(SynchronousTestCase):
 
     def test_abortedIfAnswerNotTaken(self) -> None:
         """A refused client that never reads its answer is aborted abortTimeout seconds later."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.clock.advance(20.1)
         self.assertTrue(c.transport.disconnecting)
         self.assertFalse(c.transport.disconnected)
-        c.clock.advance(GuardedChannel.abortTimeout + 0.1)
+        c.clock.advance(self.protocol.abortTimeout + 0.1)
         self.assertTrue(c.transport.disconnected)
 
     def test_timersStopOnConnectionLost(self) -> None:
         """A connection that goes away leaves no timer of ours behind."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
         c.channel.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(c.clock.getDelayedCalls(), [])
 
 
-class BareLineFeedTests(SynchronousTestCase):
+class BareLineFeedTestsMixin(ChannelTestsMixin):
     """Lines of a request head must end with CRLF; a bare LF is refused at once."""
 
     def assertRefused(self, c: Connected) -> None:
@@ -262,7 +292,7 @@ class BareLineFeedTests(SynchronousTestCase):
 
     def test_bareLF(self) -> None:
         """A request written with LF only is answered 400 at once, without waiting for any timeout."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"GET /b/k HTTP/1.1\nHost: x\n\n")
         self.assertRefused(c)
 
@@ -271,7 +301,7 @@ class BareLineFeedTests(SynchronousTestCase):
         request = b"GET /b/k HTTP/1.1\nHost: x\n\n"
         first = request.index(b"\n")
         for cut in range(1, len(request)):
-            c = Connected(limits())
+            c = self.connected(limits())
             c.send(request[:cut])
             if cut <= first:
                 self.assertEqual(c.output(), b"", cut)
@@ -280,7 +310,7 @@ class BareLineFeedTests(SynchronousTestCase):
 
     def test_byteByByte(self) -> None:
         """A bare LF sent as a chunk of its own after a CR-less line is refused."""
-        c = Connected(limits())
+        c = self.connected(limits())
         for byte in b"GET /b/k HTTP/1.1\nHost: x\n\n":
             c.send(bytes([byte]))
             if c.transport.disconnecting:
@@ -290,7 +320,7 @@ class BareLineFeedTests(SynchronousTestCase):
     def test_crlfSplitAnywhere(self) -> None:
         """A proper CRLF request split anywhere (a CR ending one chunk) is served."""
         for cut in range(1, len(HEAD)):
-            c = Connected(limits())
+            c = self.connected(limits())
             c.send(HEAD[:cut])
             c.send(HEAD[cut:])
             self.assertEqual(c.leaf.rendered, [b"/b/k"], cut)
@@ -298,25 +328,42 @@ class BareLineFeedTests(SynchronousTestCase):
 
     def test_bareLFInLaterHeader(self) -> None:
         """A bare LF between CRLF-terminated lines is refused too."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"GET /b/k HTTP/1.1\r\nHost: x\nX-Other: y\r\n\r\n")
         self.assertRefused(c)
 
     def test_bareLFInRequestLine(self) -> None:
         """A bare LF inside a CRLF-terminated request line is refused with a complete S3 error."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"GET /b/k\nX HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertRefused(c)
+
+    def test_bareLFAfterTarget(self) -> None:
+        """
+        A request line ended by a bare LF right after its target (HTTP/0.9
+        style, which llhttp would take) is refused when the LF arrives.
+        """
+        c = self.connected(limits())
+        c.send(b"GET /b/k\n")
         self.assertRefused(c)
 
     def test_bareCR(self) -> None:
         """A bare CR inside a head line is refused."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"GET /b/k HTTP/1.1\r\nHost: x\rX: y\r\n\r\n")
+        self.assertRefused(c)
+
+    def test_bareCRSplit(self) -> None:
+        """A bare CR is refused as soon as what follows it arrives, before the head is complete."""
+        c = self.connected(limits())
+        c.send(b"GET /b/k HTTP/1.1\r\nHost: x\r")
+        self.assertEqual(c.output(), b"")
+        c.send(b"X: y\r\n")
         self.assertRefused(c)
 
     def test_pipelinedBareLF(self) -> None:
         """A bare-LF request after a good one on the same connection is refused once the first is served."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(HEAD + b"GET /b/two HTTP/1.1\nHost: x\n\n")
         self.assertEqual(c.leaf.rendered, [b"/b/k"])
         self.assertIn(b"BadRequest", c.output())
@@ -324,7 +371,7 @@ class BareLineFeedTests(SynchronousTestCase):
 
     def test_lineFeedsInBody(self) -> None:
         """LF bytes in a body are data, not line ends."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\na\nb\n\n\n")
         self.assertEqual(b"".join(c.leaf.receiver.chunks), b"a\nb\n\n\n")
         self.assertTrue(c.output().endswith(b"\r\n\r\n6"))
@@ -332,7 +379,7 @@ class BareLineFeedTests(SynchronousTestCase):
 
     def test_twistedRefusalsComplete(self) -> None:
         """twisted.web's own 400s (a malformed header) are complete S3 errors as well."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"GET /b/k HTTP/1.1\r\nno colon here\r\n\r\n")
         self.assertRefused(c)
 
@@ -340,7 +387,7 @@ class BareLineFeedTests(SynchronousTestCase):
 PUT_HEAD = b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
 
 
-class UploadRateTests(SynchronousTestCase):
+class UploadRateTestsMixin(ChannelTestsMixin):
     """A body must average --min-upload-rate over each --upload-rate-window."""
 
     def assertCutOff(self, c: Connected) -> None:
@@ -361,7 +408,7 @@ class UploadRateTests(SynchronousTestCase):
 
     def test_tooSlow(self) -> None:
         """50 B/s against a 100 B/s minimum is cut off at the end of the first window, and the receiver told."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(PUT_HEAD)
         self.trickle(c, 50, 9)
         self.assertEqual(c.output(), b"")
@@ -372,7 +419,7 @@ class UploadRateTests(SynchronousTestCase):
 
     def test_fastEnough(self) -> None:
         """A body at twice the minimum runs for many windows and completes."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n")
         self.trickle(c, 200, 50)
         self.assertFalse(c.transport.disconnecting)
@@ -380,7 +427,7 @@ class UploadRateTests(SynchronousTestCase):
 
     def test_stallAfterGoodWindows(self) -> None:
         """Good windows earn nothing for later ones: a stall is cut off within a window."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(PUT_HEAD)
         self.trickle(c, 200, 30)
         self.assertEqual(c.output(), b"")
@@ -393,7 +440,7 @@ class UploadRateTests(SynchronousTestCase):
         stops (and so does the idle timeout); it runs on, for what was left
         of the window, once reading resumes.
         """
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(PUT_HEAD)
         c.clock.advance(3.0)
         wait: Deferred[None] = Deferred()
@@ -423,7 +470,7 @@ class UploadRateTests(SynchronousTestCase):
             return NOT_DONE_YET
 
         leaf.render = render  # type: ignore[method-assign]
-        c = Connected(limits(), leaf)
+        c = self.connected(limits(), leaf)
         wait: Deferred[None] = Deferred()
         leaf.receiver.wait = wait
         c.send(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
@@ -441,7 +488,7 @@ class UploadRateTests(SynchronousTestCase):
 
     def test_smallBodyCompletesLate(self) -> None:
         """A body that completes before the window ends is never cut off, however slow."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
         c.clock.advance(9.0)
         c.send(b"0123456789")
@@ -451,32 +498,52 @@ class UploadRateTests(SynchronousTestCase):
 
     def test_bufferedBodies(self) -> None:
         """Bodies twisted.web buffers itself (no receiver) are metered too."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"POST /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
         self.trickle(c, 10, 11)
         self.assertCutOff(c)
 
     def test_chunkedBodies(self) -> None:
         """A chunked body that stalls is cut off like any other."""
-        c = Connected(limits())
+        c = self.connected(limits())
         c.send(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         c.clock.advance(10.1)
         self.assertCutOff(c)
 
     def test_rateOff(self) -> None:
         """C{minUploadRate=0} turns the check off."""
-        c = Connected(limits(minUploadRate=0))
+        c = self.connected(limits(minUploadRate=0))
         c.send(PUT_HEAD)
         self.trickle(c, 1, 100)
         self.assertEqual(c.output(), b"")
         self.assertFalse(c.transport.disconnecting)
+
+    def test_receiverBeingChosen(self) -> None:
+        """
+        While the resource is still choosing the body's receiver (its I/O,
+        not the client's), the window's clock stands still; it runs once
+        the receiver is chosen and reading resumes.
+        """
+        leaf = Leaf()
+        leaf.choosing = Deferred()
+        c = self.connected(limits(), leaf)
+        c.send(PUT_HEAD)
+        self.assertEqual(c.transport.producerState, "paused")
+        c.clock.advance(500.0)
+        self.assertFalse(c.transport.disconnecting)
+        leaf.choosing.callback(leaf.receiver)
+        self.assertEqual(c.transport.producerState, "producing")
+        c.clock.advance(9.9)
+        self.assertEqual(c.output().count(b"RequestTimeout"), 0)
+        c.clock.advance(0.2)
+        self.assertCutOff(c)
 
     def test_earlyAnswerStopsMeter(self) -> None:
         """
         A receiver refusing the body mid-way closes through the channel: the
         meter stops, and a client that never takes the answer is aborted.
         """
-        c = Connected(limits())
+        c = self.connected(limits())
         c.leaf.receiver.refuseAt = 3
         c.send(PUT_HEAD + b"abc")
         status, _, body = parseResponse(c.output())
@@ -486,11 +553,11 @@ class UploadRateTests(SynchronousTestCase):
         c.clock.advance(11.0)
         self.assertEqual(c.output(), answered)
         self.assertFalse(c.transport.disconnected)
-        c.clock.advance(GuardedChannel.abortTimeout)
+        c.clock.advance(self.protocol.abortTimeout)
         self.assertTrue(c.transport.disconnected)
 
 
-class ConnectionLimitTests(SynchronousTestCase):
+class ConnectionLimitTestsMixin(ChannelTestsMixin):
     """Past --max-connections a new connection gets 503 SlowDown; open ones carry on."""
 
     def test_overLimit(self) -> None:
@@ -499,11 +566,11 @@ class ConnectionLimitTests(SynchronousTestCase):
         SlowDown with Retry-After, without its request being parsed, and
         closed after the linger; the first two still serve requests.
         """
-        c = Connected(limits(maxConnections=2))
+        c = self.connected(limits(maxConnections=2))
         second, secondTransport = c.connect()
         self.assertEqual(c.site.openConnections, 2)
         third, thirdTransport = c.connect()
-        self.assertNotIsInstance(third, GuardedChannel)
+        self.assertNotIsInstance(third, self.protocol)
         status, headers, body = parseResponse(thirdTransport.value())
         self.assertEqual(status, 503)
         self.assertEqual(errorCode(body), "SlowDown")
@@ -523,17 +590,17 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_slotFreed(self) -> None:
         """A closed connection frees its slot: the next one is served."""
-        c = Connected(limits(maxConnections=1))
+        c = self.connected(limits(maxConnections=1))
         c.channel.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(c.site.openConnections, 0)
         channel, transport = c.connect()
-        self.assertIsInstance(channel, GuardedChannel)
+        self.assertIsInstance(channel, self.protocol)
         channel.dataReceived(HEAD)
         self.assertTrue(transport.value().endswith(b"\r\n\r\n0"))
 
     def test_countedOnce(self) -> None:
         """A channel lost twice still frees exactly one slot."""
-        c = Connected(limits(maxConnections=3))
+        c = self.connected(limits(maxConnections=3))
         c.connect()
         c.channel.connectionLost(Failure(ConnectionDone()))
         c.channel.connectionLost(Failure(ConnectionDone()))
@@ -541,7 +608,7 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_refusalAborted(self) -> None:
         """A refused client that never takes its answer is aborted."""
-        c = Connected(limits(maxConnections=1))
+        c = self.connected(limits(maxConnections=1))
         _, transport = c.connect()
         c.clock.advance(OVERFLOW_LINGER)
         self.assertTrue(transport.disconnecting)
@@ -552,7 +619,7 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_refusalsBounded(self) -> None:
         """Past OVERFLOW_LINGERING refusals still closing, a new one is closed at once, unanswered."""
-        c = Connected(limits(maxConnections=1))
+        c = self.connected(limits(maxConnections=1))
         for _ in range(OVERFLOW_LINGERING):
             _, transport = c.connect()
             self.assertIn(b"SlowDown", transport.value())
@@ -562,10 +629,79 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_unlimited(self) -> None:
         """C{maxConnections=0} serves any number."""
-        c = Connected(limits(maxConnections=0))
+        c = self.connected(limits(maxConnections=0))
         for _ in range(100):
             channel, _ = c.connect()
-            self.assertIsInstance(channel, GuardedChannel)
+            self.assertIsInstance(channel, self.protocol)
+
+
+class HeadSizeTestsMixin(ChannelTestsMixin):
+    """
+    A request head may hold 16384 bytes of lines (CRLFs not counted) and
+    500 header lines, twisted.web's bounds; past them it is refused with a
+    complete 400 S3 error.
+    """
+
+    def assertRefused(self, c: Connected) -> None:
+        """A 400 BadRequest S3 error went out, nothing was rendered, and the connection is closing."""
+        status, headers, body = parseResponse(c.output())
+        self.assertEqual((status, errorCode(body)), (400, "BadRequest"))
+        self.assertEqual(headers[b"connection"], [b"close"])
+        self.assertTrue(c.transport.disconnecting)
+        self.assertEqual(c.leaf.rendered, [])
+
+    def headers(self, count: int, size: int = 1) -> bytes:
+        """A GET head with C{count} headers of C{size}-byte values."""
+        return b"GET /b/k HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * size) for i in range(count)) + b"\r\n"
+
+    def test_headerCount(self) -> None:
+        """500 header lines are served; 501 are refused."""
+        c = self.connected(limits())
+        c.send(self.headers(500))
+        self.assertEqual(c.leaf.rendered, [b"/b/k"])
+        c = self.connected(limits())
+        c.send(self.headers(501))
+        self.assertRefused(c)
+
+    def test_totalSize(self) -> None:
+        """Lines of 16384 bytes in all are served; one byte more is refused."""
+        line = b"GET /b/k HTTP/1.1"
+        fits = line + b"\r\nX: " + b"v" * (16384 - len(line) - 3) + b"\r\n\r\n"
+        c = self.connected(limits())
+        c.send(fits)
+        self.assertEqual(c.leaf.rendered, [b"/b/k"])
+        c = self.connected(limits())
+        c.send(fits.replace(b"vv", b"vvv", 1))
+        self.assertRefused(c)
+
+    def test_manySmallHeaders(self) -> None:
+        """The size bound is over all lines together, not per line."""
+        c = self.connected(limits())
+        c.send(self.headers(17, 1000))
+        self.assertRefused(c)
+
+    def test_longLine(self) -> None:
+        """
+        One header line longer than 16 KiB is refused with an answer (stock
+        twisted.web would close without one).
+        """
+        c = self.connected(limits())
+        c.send(b"GET /b/k HTTP/1.1\r\nX: " + b"v" * 17000 + b"\r\n\r\n")
+        self.assertRefused(c)
+
+    def test_longLineDripped(self) -> None:
+        """
+        An unfinished head is refused as soon as it is too long, whatever
+        its pieces: it never gets to be buffered whole.
+        """
+        c = self.connected(limits())
+        c.send(b"GET /b/k HTTP/1.1\r\nX: ")
+        sent = 0
+        while not c.transport.disconnecting and sent < 40:
+            c.send(b"v" * 1000)
+            sent += 1
+        self.assertRefused(c)
+        self.assertLessEqual(sent, 17)
 
 
 class DefaultMaxConnectionsTests(SynchronousTestCase):
@@ -598,7 +734,7 @@ class DefaultMaxConnectionsTests(SynchronousTestCase):
         )
 
 
-class AccessLogTests(SynchronousTestCase):
+class AccessLogTestsMixin(ChannelTestsMixin):
     """The access log of FasterStore's Site never shows a signature."""
 
     def test_presignedRedacted(self) -> None:
@@ -606,7 +742,7 @@ class AccessLogTests(SynchronousTestCase):
         from fasterstore.service import _Site
 
         clock = MemoryReactorClock()
-        site = _Site(Leaf(), "-", IDLE, limits=limits(), reactor=clock)
+        site = _Site(Leaf(), "-", IDLE, limits=limits(), reactor=clock, httpParser=self.httpParser)
         site.requestFactory = StreamingRequest
         site.startFactory()
         self.addCleanup(site.stopFactory)
@@ -632,7 +768,7 @@ class AccessLogTests(SynchronousTestCase):
         """Without an access log path nothing is logged."""
         from fasterstore.service import _Site
 
-        site = _Site(Leaf(), None, IDLE, limits=limits(), reactor=MemoryReactorClock())
+        site = _Site(Leaf(), None, IDLE, limits=limits(), reactor=MemoryReactorClock(), httpParser=self.httpParser)
         site.requestFactory = StreamingRequest
         logged = io.StringIO()
         site.logFile = logged
@@ -651,7 +787,80 @@ class AccessLogTests(SynchronousTestCase):
         previous = os.umask(0o022)
         self.addCleanup(os.umask, previous)
         path = os.path.abspath(self.mktemp())
-        site = _Site(Leaf(), path, IDLE, limits=limits(), reactor=MemoryReactorClock())
+        site = _Site(Leaf(), path, IDLE, limits=limits(), reactor=MemoryReactorClock(), httpParser=self.httpParser)
         site.startFactory()
         self.addCleanup(site.stopFactory)
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+
+
+class HeadDeadlineTwistedTests(HeadDeadlineTestsMixin, SynchronousTestCase):
+    """The request-head deadline, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class HeadDeadlineLeanTests(HeadDeadlineTestsMixin, SynchronousTestCase):
+    """The request-head deadline, on the httptools channel."""
+
+    httpParser = "httptools"
+
+
+class BareLineFeedTwistedTests(BareLineFeedTestsMixin, SynchronousTestCase):
+    """The bare-LF refusal, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class BareLineFeedLeanTests(BareLineFeedTestsMixin, SynchronousTestCase):
+    """The bare-LF refusal, on the httptools channel."""
+
+    httpParser = "httptools"
+
+
+class UploadRateTwistedTests(UploadRateTestsMixin, SynchronousTestCase):
+    """The minimum upload rate, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class UploadRateLeanTests(UploadRateTestsMixin, SynchronousTestCase):
+    """The minimum upload rate, on the httptools channel."""
+
+    httpParser = "httptools"
+
+
+class ConnectionLimitTwistedTests(ConnectionLimitTestsMixin, SynchronousTestCase):
+    """The connection bound, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class ConnectionLimitLeanTests(ConnectionLimitTestsMixin, SynchronousTestCase):
+    """The connection bound, on the httptools channel."""
+
+    httpParser = "httptools"
+
+
+class HeadSizeTwistedTests(HeadSizeTestsMixin, SynchronousTestCase):
+    """The head size bounds, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class HeadSizeLeanTests(HeadSizeTestsMixin, SynchronousTestCase):
+    """The head size bounds, on the httptools channel."""
+
+    httpParser = "httptools"
+
+
+class AccessLogTwistedTests(AccessLogTestsMixin, SynchronousTestCase):
+    """The access log, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class AccessLogLeanTests(AccessLogTestsMixin, SynchronousTestCase):
+    """The access log, on the httptools channel."""
+
+    httpParser = "httptools"

@@ -667,3 +667,39 @@ class LifecycleSettingsTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, resolve, {}, {"FASTERSTORE_LIFECYCLE_INTERVAL": "0"})
         self.assertIn("lifecycle-interval", str(e))
         self.assertRaises(ConfigError, Settings, lifecycleInterval=0)
+
+
+class HTTPParserSettingsTests(SynchronousTestCase):
+    """--http-parser: which HTTP/1.1 channel serves client connections."""
+
+    def test_default(self) -> None:
+        """twisted.web's own parser, until the figures say otherwise."""
+        self.assertEqual(Settings().httpParser, "twisted")
+        self.assertEqual(resolve({}).httpParser, "twisted")
+
+    def test_everySource(self) -> None:
+        """Command line, environment and config file all set it."""
+        self.assertEqual(resolve({"http-parser": "httptools"}).httpParser, "httptools")
+        self.assertEqual(resolve({}, {"FASTERSTORE_HTTP_PARSER": "httptools"}).httpParser, "httptools")
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        config = directory.child("c.toml")
+        config.setContent(b'http-parser = "httptools"\n')
+        self.assertEqual(resolve({"config": config.path}).httpParser, "httptools")
+        self.assertEqual(
+            resolve({"http-parser": "twisted"}, {"FASTERSTORE_HTTP_PARSER": "httptools"}).httpParser, "twisted"
+        )
+
+    def test_unknown(self) -> None:
+        """Any other value is refused, naming the option and the choices."""
+        e = self.assertRaises(ConfigError, resolve, {"http-parser": "h11"})
+        self.assertIn("http-parser", str(e))
+        self.assertIn("httptools", str(e))
+        self.assertRaises(ConfigError, Settings, httpParser="Twisted")
+
+    def test_everyValueHasAChannel(self) -> None:
+        """Each value names a channel of the service, and every channel has a value."""
+        from fasterstore.config import HTTP_PARSERS
+        from fasterstore.service import CHANNELS
+
+        self.assertEqual(sorted(HTTP_PARSERS), sorted(CHANNELS))

@@ -216,3 +216,23 @@ class ConnectionLimitOptionsTests(SynchronousTestCase):
         """Bad values are usage errors."""
         for argv in [["--max-connections", "-1"], ["--header-timeout", "soon"], ["--upload-rate-window", "0"]]:
             self.assertRaises(UsageError, parse, argv)
+
+
+class HTTPParserOptionTests(SynchronousTestCase):
+    """--http-parser on the twistd command line."""
+
+    def test_parsed(self) -> None:
+        """It lands in Settings.httpParser; twisted by default."""
+        self.assertEqual(parse(["--http-parser", "httptools"]).settings.httpParser, "httptools")
+        self.assertEqual(parse([]).settings.httpParser, "twisted")
+
+    def test_help(self) -> None:
+        """--help names it, its values and its default."""
+        text = " ".join(str(Options(environ={})).split())
+        self.assertIn("--http-parser=", text)
+        self.assertIn("'httptools'", text)
+        self.assertIn("[default: twisted]", text)
+
+    def test_usageError(self) -> None:
+        """An unknown parser is a usage error."""
+        self.assertRaises(UsageError, parse, ["--http-parser", "nginx"])
