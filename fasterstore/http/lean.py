@@ -438,7 +438,7 @@ class LeanChannel(ChannelGuards, TimeoutMixin, Protocol):
                 self._sendContinue()
             self._allContentReceived()
             return
-        self._startMeter()
+        self._startMeter(length)
         if self._continueOwed and not self._bodyHeld:
             self._sendContinue()
 

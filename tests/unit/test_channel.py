@@ -20,6 +20,7 @@ from unittest import mock
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -30,6 +31,8 @@ from zope.interface import implementer
 from fasterstore.http.channel import (
     OVERFLOW_ABORT,
     OVERFLOW_LINGER,
+    LARGE_BODY,
+    LARGE_READ,
     OVERFLOW_LINGERING,
     ConnectionLimits,
     GuardedChannel,
@@ -862,5 +865,69 @@ class AccessLogTwistedTests(AccessLogTestsMixin, SynchronousTestCase):
 
 class AccessLogLeanTests(AccessLogTestsMixin, SynchronousTestCase):
     """The access log, on the httptools channel."""
+
+    httpParser = "httptools"
+
+
+@implementer(ITCPTransport)
+class _TCPStringTransport(StringTransport):
+    """A memory transport that says it is TCP, with twisted's read size."""
+
+    bufferSize = 65536
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        """No Nagle to turn off in memory."""
+
+
+class ReadSizeTestsMixin(ChannelTestsMixin):
+    """A large body is read in LARGE_READ pieces; everything else in twisted's."""
+
+    def tcpConnection(self) -> Tuple[Connected, Any, _TCPStringTransport]:
+        """A site, and a connection to it over a TCP-like transport."""
+        connected = self.connected(limits())
+        channel = connected.site.buildProtocol(PEER)
+        transport = _TCPStringTransport(peerAddress=PEER)
+        channel.makeConnection(transport)
+        return connected, channel, transport
+
+    def test_largeBody(self) -> None:
+        """From the head of a body of LARGE_BODY bytes to its end, reads are LARGE_READ."""
+        connected, channel, transport = self.tcpConnection()
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (LARGE_BODY,))
+        self.assertEqual(transport.bufferSize, LARGE_READ)
+        channel.dataReceived(b"x" * LARGE_BODY)
+        self.assertEqual(transport.bufferSize, 65536)
+        self.assertEqual(parseResponse(transport.value())[2], b"%d" % (LARGE_BODY,))
+
+    def test_chunkedBody(self) -> None:
+        """A chunked body (of unknown length) is read in LARGE_READ pieces too."""
+        connected, channel, transport = self.tcpConnection()
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        self.assertEqual(transport.bufferSize, LARGE_READ)
+        channel.dataReceived(b"3\r\nabc\r\n0\r\n\r\n")
+        self.assertEqual(transport.bufferSize, 65536)
+
+    def test_smallBody(self) -> None:
+        """A body under LARGE_BODY leaves the read size alone."""
+        connected, channel, transport = self.tcpConnection()
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (LARGE_BODY - 1,))
+        self.assertEqual(transport.bufferSize, 65536)
+
+    def test_lostDuringBody(self) -> None:
+        """A connection lost during a large body gives its read size back."""
+        connected, channel, transport = self.tcpConnection()
+        channel.dataReceived(b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (LARGE_BODY,))
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(transport.bufferSize, 65536)
+
+
+class ReadSizeTwistedTests(ReadSizeTestsMixin, SynchronousTestCase):
+    """The read size of bodies, on twisted.web's channel."""
+
+    httpParser = "twisted"
+
+
+class ReadSizeLeanTests(ReadSizeTestsMixin, SynchronousTestCase):
+    """The read size of bodies, on the httptools channel."""
 
     httpParser = "httptools"
