@@ -30,7 +30,6 @@ Tests: tests/unit/test_channel.py (every guard, on both channels).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Type, cast
 
 import attrs
@@ -42,7 +41,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from fasterstore.http.request import IStreamingChannel, formatResponse
+from fasterstore.http.request import IStreamingChannel, formatResponse, newRequestId
 
 log = Logger()
 
@@ -114,7 +113,7 @@ class ConnectionLimits:
 
 def errorResponse(status: int, code: str, message: str, headers: Optional[Dict[bytes, bytes]] = None) -> bytes:
     """A complete S3 error response that closes the connection."""
-    requestId = os.urandom(8).hex().upper()
+    requestId = newRequestId()
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{code}</Code><Message>{message}</Message>"

@@ -31,8 +31,8 @@ from fasterstore.s3.body import ObjectBody
 from fasterstore.s3.context import S3Context
 from fasterstore.s3.operations import ADMIN, SUBRESOURCES, Operation, levelOf, select
 from fasterstore.s3.names import validateBucketName, validateKey
-from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource
-from fasterstore.s3.responses import errorBody, newRequestId, sendError, setHeaders, useS3Headers
+from fasterstore.http.request import EarlyResponse, IBodyReceiver, IStreamingBodyResource, newRequestId
+from fasterstore.s3.responses import errorBody, sendError, setHeaders, useS3Headers
 from fasterstore.s3.routing import Route, route
 from fasterstore.auth.admission import admit, refuseUnsigned
 from fasterstore.auth.canonical import RequestHead, headerValue

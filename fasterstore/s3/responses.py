@@ -6,8 +6,6 @@ Tests: tests/unit/test_resource.py.
 
 from __future__ import annotations
 
-import itertools
-import os
 from typing import Iterator, Mapping, Optional, Sequence, Tuple
 
 from twisted.web.http_headers import Headers
@@ -38,16 +36,6 @@ def useS3Headers(request: Request) -> None:
         request.responseHeaders = headers
 
 
-#: Request ids count up from a random start, with no system call per
-#: request: unique within a process; two workers' counts overlap with a
-#: chance of 2N/2**64 after N requests each.  Nothing relies on an id
-#: being unguessable.
-_requestIds = itertools.count(int.from_bytes(os.urandom(8), "big"))
-
-
-def newRequestId() -> str:
-    """A fresh request id (16 hex digits, like S3's)."""
-    return "%016X" % (next(_requestIds) & 0xFFFFFFFFFFFFFFFF)
 
 
 def setHeaders(request: Request, headers: Mapping[str, str]) -> None:
